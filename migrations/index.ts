@@ -1,0 +1,12 @@
+import type { Migration, MigrationProvider } from "kysely";
+import * as m0001 from "./0001-initial.js";
+
+/** All migrations in order. Names sort lexically; append, never rename. */
+export const migrations: Record<string, Migration> = {
+  "0001-initial": m0001,
+};
+
+/** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

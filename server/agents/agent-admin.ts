@@ -1,0 +1,70 @@
+import type { Kysely } from "kysely";
+import { appendAudit } from "../audit/audit-log.js";
+import type { Bus } from "../bus/bus.js";
+import type { AgentStateName, Schema } from "../db/schema.js";
+import { FailedPreconditionError, NotFoundError } from "../errors/errors.js";
+import type { Operator } from "../operators/operator-auth.js";
+import { normalizeVerificationCode } from "../protocol/verification-code.js";
+import { type AgentRecord, getAgent, setAgentState } from "./agent-store.js";
+
+/** An operator's change to an agent's lifecycle. */
+export type AgentTransition =
+  | { kind: "approve"; expectedVerificationCode: string }
+  | { kind: "reject"; reason: string }
+  | { kind: "revoke"; reason: string }
+  | { kind: "unrevoke"; note: string }
+  | { kind: "retire"; reason: string };
+
+const RULES: Record<AgentTransition["kind"], { from: AgentStateName[]; to: AgentStateName; action: string; endsSessions: boolean }> = {
+  approve: { from: ["PENDING_APPROVAL"], to: "ACTIVE", action: "agent.approved", endsSessions: false },
+  reject: { from: ["PENDING_APPROVAL"], to: "REJECTED", action: "agent.rejected", endsSessions: true },
+  revoke: { from: ["ACTIVE", "PENDING_APPROVAL"], to: "REVOKED", action: "agent.revoked", endsSessions: true },
+  unrevoke: { from: ["REVOKED"], to: "ACTIVE", action: "agent.unrevoked", endsSessions: false },
+  retire: { from: ["ACTIVE", "PENDING_APPROVAL", "REJECTED", "REVOKED"], to: "RETIRED", action: "agent.retired", endsSessions: true },
+};
+
+/**
+ * Applies a lifecycle transition in one transaction: the state change, the end of the agent's
+ * sessions and challenges (for revoke, reject, retire) and the audit record commit together.
+ * After commit the change is announced on the bus, so every replica drops cached sessions and
+ * closes the agent's stream. Repeating a transition that already happened is a no-op.
+ */
+export async function transitionAgent(
+  db: Kysely<Schema>,
+  bus: Bus,
+  operator: Operator,
+  agentId: string,
+  transition: AgentTransition,
+): Promise<AgentRecord> {
+  const rule = RULES[transition.kind];
+  const result = await db.transaction().execute(async (trx) => {
+    const agent = await getAgent(trx, operator.tenantId, agentId, true);
+    if (!agent) throw new NotFoundError(`no agent ${agentId}`);
+    if (agent.state === rule.to) return { agent, changed: false };
+    if (!rule.from.includes(agent.state)) {
+      throw new FailedPreconditionError(`cannot ${transition.kind} an agent in state ${agent.state}`);
+    }
+    if (transition.kind === "approve" && transition.expectedVerificationCode) {
+      const expected = normalizeVerificationCode(transition.expectedVerificationCode);
+      if (expected !== normalizeVerificationCode(agent.verificationCode)) {
+        throw new FailedPreconditionError("verification code does not match the agent's: do not approve, the key may have been substituted");
+      }
+    }
+    const reason = "reason" in transition ? transition.reason : "note" in transition ? transition.note : "";
+    const updated = await setAgentState(trx, { tenantId: operator.tenantId, id: agentId, state: rule.to, reason });
+    if (rule.endsSessions) {
+      await trx.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
+      await trx.deleteFrom("auth_challenges").where("agent_id", "=", agentId).execute();
+    }
+    await appendAudit(trx, {
+      tenantId: operator.tenantId,
+      actor: { kind: "operator", keyId: operator.keyId },
+      action: rule.action,
+      target: `agent:${agentId}`,
+      data: { from: agent.state, to: rule.to, ...(reason ? { [transition.kind === "unrevoke" ? "note" : "reason"]: reason } : {}) },
+    });
+    return { agent: updated, changed: true };
+  });
+  if (result.changed) await bus.publish("agent_changed", agentId);
+  return result.agent;
+}

@@ -1,0 +1,157 @@
+import { sql } from "kysely";
+import type { Executor } from "../db/database.js";
+import type { AgentStateName } from "../db/schema.js";
+
+/** An agent as the services see it. */
+export interface AgentRecord {
+  id: string;
+  tenantId: string;
+  name: string;
+  identityPublicKey: Uint8Array;
+  verificationCode: string;
+  state: AgentStateName;
+  labels: Record<string, string>;
+  hostname: string;
+  os: string;
+  arch: string;
+  agentVersion: string;
+  enrollmentTokenId: string | null;
+  createdAt: Date;
+  approvedAt: Date | null;
+  revokedAt: Date | null;
+  revokeReason: string | null;
+  lastSeenAt: Date | null;
+}
+
+const COLUMNS = [
+  "id", "tenant_id", "name", "identity_public_key", "verification_code", "state", "labels", "hostname", "os", "arch",
+  "agent_version", "enrollment_token_id", "created_at", "approved_at", "revoked_at", "revoke_reason", "last_seen_at",
+] as const;
+
+/** Inserts a new agent. A concurrent registration of the same key fails on the unique index. */
+export async function insertAgent(
+  db: Executor,
+  input: {
+    id: string; tenantId: string; name: string; identityPublicKey: Uint8Array; verificationCode: string; state: AgentStateName;
+    labels: Record<string, string>; hostname: string; os: string; arch: string; agentVersion: string; enrollmentTokenId: string;
+  },
+): Promise<AgentRecord> {
+  const row = await db
+    .insertInto("agents")
+    .values({
+      id: input.id,
+      tenant_id: input.tenantId,
+      name: input.name,
+      identity_public_key: input.identityPublicKey,
+      verification_code: input.verificationCode,
+      state: input.state,
+      labels: JSON.stringify(input.labels),
+      hostname: input.hostname,
+      os: input.os,
+      arch: input.arch,
+      agent_version: input.agentVersion,
+      enrollment_token_id: input.enrollmentTokenId,
+      approved_at: input.state === "ACTIVE" ? new Date() : null,
+    })
+    .returning(COLUMNS)
+    .executeTakeFirstOrThrow();
+  return toAgent(row);
+}
+
+/** The live (not rejected, not retired) agent holding this key, in any tenant. */
+export async function findLiveAgentByKey(db: Executor, key: Uint8Array): Promise<AgentRecord | undefined> {
+  const row = await db.selectFrom("agents").select(COLUMNS).where("identity_public_key", "=", key).where("state", "not in", ["REJECTED", "RETIRED"]).executeTakeFirst();
+  return row ? toAgent(row) : undefined;
+}
+
+/** An agent by id, in any tenant (agent-facing calls, where the id comes with a proof). */
+export async function getAgentById(db: Executor, id: string): Promise<AgentRecord | undefined> {
+  const row = await db.selectFrom("agents").select(COLUMNS).where("id", "=", id).executeTakeFirst();
+  return row ? toAgent(row) : undefined;
+}
+
+/** An agent of the tenant; another tenant's agent is as good as missing. */
+export async function getAgent(db: Executor, tenantId: string, id: string, forUpdate = false): Promise<AgentRecord | undefined> {
+  let query = db.selectFrom("agents").select(COLUMNS).where("tenant_id", "=", tenantId).where("id", "=", id);
+  if (forUpdate) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toAgent(row) : undefined;
+}
+
+/** Filters for listing agents. */
+export interface AgentFilter {
+  tenantId: string;
+  states: AgentStateName[];
+  labels: Record<string, string>;
+  namePrefix: string;
+  lastSeen?: { after?: Date; notAfter?: Date; never?: boolean };
+  afterId?: string;
+  limit: number;
+}
+
+/** The tenant's agents matching the filter, ordered by id (keyset pagination). */
+export async function listAgents(db: Executor, filter: AgentFilter): Promise<AgentRecord[]> {
+  let query = db.selectFrom("agents").select(COLUMNS).where("tenant_id", "=", filter.tenantId);
+  if (filter.states.length > 0) query = query.where("state", "in", filter.states);
+  if (Object.keys(filter.labels).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(filter.labels)}::jsonb`);
+  if (filter.namePrefix) query = query.where("name", "like", `${filter.namePrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  const seen = filter.lastSeen;
+  if (seen?.after) query = query.where("last_seen_at", ">", seen.after);
+  if (seen?.notAfter) {
+    const notAfter = seen.notAfter;
+    query = seen.never
+      ? query.where((eb) => eb.or([eb("last_seen_at", "<=", notAfter), eb("last_seen_at", "is", null)]))
+      : query.where("last_seen_at", "<=", notAfter);
+  }
+  if (filter.afterId) query = query.where("id", ">", filter.afterId);
+  const rows = await query.orderBy("id").limit(filter.limit).execute();
+  return rows.map(toAgent);
+}
+
+/** Sets an agent's state (and the matching timestamps); returns the updated agent. */
+export async function setAgentState(
+  db: Executor,
+  input: { tenantId: string; id: string; state: AgentStateName; reason?: string | null },
+): Promise<AgentRecord> {
+  const now = new Date();
+  const row = await db
+    .updateTable("agents")
+    .set({
+      state: input.state,
+      ...(input.state === "ACTIVE" ? { approved_at: now, revoked_at: null, revoke_reason: null } : {}),
+      ...(input.state === "REVOKED" ? { revoked_at: now, revoke_reason: input.reason ?? "" } : {}),
+    })
+    .where("tenant_id", "=", input.tenantId)
+    .where("id", "=", input.id)
+    .returning(COLUMNS)
+    .executeTakeFirstOrThrow();
+  return toAgent(row);
+}
+
+type Row = {
+  id: string; tenant_id: string; name: string; identity_public_key: Uint8Array; verification_code: string; state: AgentStateName;
+  labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;
+  created_at: Date; approved_at: Date | null; revoked_at: Date | null; revoke_reason: string | null; last_seen_at: Date | null;
+};
+
+function toAgent(row: Row): AgentRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    identityPublicKey: new Uint8Array(row.identity_public_key),
+    verificationCode: row.verification_code,
+    state: row.state,
+    labels: row.labels,
+    hostname: row.hostname,
+    os: row.os,
+    arch: row.arch,
+    agentVersion: row.agent_version,
+    enrollmentTokenId: row.enrollment_token_id,
+    createdAt: row.created_at,
+    approvedAt: row.approved_at,
+    revokedAt: row.revoked_at,
+    revokeReason: row.revoke_reason,
+    lastSeenAt: row.last_seen_at,
+  };
+}

@@ -1,0 +1,16 @@
+import { createContextKey, createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+
+/** The remote address of the connection a call arrived on (for per-source rate limits). */
+export const peerAddressKey = createContextKey<string>("unknown", { description: "peer address" });
+
+/** Context values for connectNodeAdapter: records the peer address of each call. */
+export function peerContextValues(req: IncomingMessage | Http2ServerRequest): ContextValues {
+  return createContextValues().set(peerAddressKey, req.socket?.remoteAddress ?? "unknown");
+}
+
+/** The peer address of a call. */
+export function peerOf(ctx: HandlerContext): string {
+  return ctx.values.get(peerAddressKey);
+}

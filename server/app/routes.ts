@@ -1,0 +1,50 @@
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { AgentService } from "../../gen/agentgateway/admin/v1/agents_pb.js";
+import { ApiKeyService, file_agentgateway_admin_v1_api_keys } from "../../gen/agentgateway/admin/v1/api_keys_pb.js";
+import { AuditService, file_agentgateway_admin_v1_audit } from "../../gen/agentgateway/admin/v1/audit_pb.js";
+import { file_agentgateway_admin_v1_agents } from "../../gen/agentgateway/admin/v1/agents_pb.js";
+import { EnrollmentTokenService, file_agentgateway_admin_v1_enrollment_tokens } from "../../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
+import { file_agentgateway_admin_v1_release_keys, ReleaseKeyService } from "../../gen/agentgateway/admin/v1/release_keys_pb.js";
+import { file_agentgateway_admin_v1_rollouts, RolloutService } from "../../gen/agentgateway/admin/v1/rollouts_pb.js";
+import { AgentGatewayService, file_agentgateway_v1_gateway } from "../../gen/agentgateway/v1/gateway_pb.js";
+import { agentService } from "../agents/agent-admin-handler.js";
+import { auditService } from "../audit/audit-handler.js";
+import { handshakeHandlers } from "../auth/handshake-handler.js";
+import { registerHandler } from "../enrollment/register-handler.js";
+import { enrollmentTokenService } from "../enrollment/token-admin-handler.js";
+import { registerHealth } from "../grpc/health.js";
+import { registerReflection } from "../grpc/reflection.js";
+import { heartbeatHandler } from "../ingest/heartbeat-handler.js";
+import { apiKeyService } from "../operators/api-key-handler.js";
+import type { AppContext } from "./context.js";
+
+/** Every proto file whose services this gateway serves (for reflection). */
+export const SERVED_FILES = [
+  file_agentgateway_v1_gateway,
+  file_agentgateway_admin_v1_agents,
+  file_agentgateway_admin_v1_api_keys,
+  file_agentgateway_admin_v1_audit,
+  file_agentgateway_admin_v1_enrollment_tokens,
+  file_agentgateway_admin_v1_release_keys,
+  file_agentgateway_admin_v1_rollouts,
+];
+
+/**
+ * Registers every service. RPCs whose capability has not landed are left out of the partial
+ * implementations, and Connect answers them with UNIMPLEMENTED.
+ */
+export function registerRoutes(router: ConnectRouter, app: AppContext): void {
+  router.service(AgentGatewayService, {
+    ...registerHandler(app),
+    ...handshakeHandlers(app),
+    ...heartbeatHandler(app),
+  } satisfies Partial<ServiceImpl<typeof AgentGatewayService>>);
+  router.service(EnrollmentTokenService, enrollmentTokenService(app));
+  router.service(ApiKeyService, apiKeyService(app));
+  router.service(AgentService, agentService(app));
+  router.service(AuditService, auditService(app));
+  router.service(ReleaseKeyService, {});
+  router.service(RolloutService, {});
+  registerHealth(router, app.health);
+  registerReflection(router, SERVED_FILES);
+}

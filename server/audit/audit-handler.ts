@@ -1,0 +1,40 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
+import type { AppContext } from "../app/context.js";
+import { pageSize } from "../admin/pagination.js";
+import { operatorOf } from "../operators/operator-auth.js";
+import { verifyAuditChain } from "./verify.js";
+
+/** agentgateway.admin.v1.AuditService. */
+export function auditService(app: AppContext): ServiceImpl<typeof AuditService> {
+  const db = app.database.db;
+  return {
+    async listAuditEvents(req, ctx) {
+      const operator = operatorOf(ctx);
+      const limit = pageSize(req.pageSize, 100, 1000);
+      let query = db.selectFrom("audit_events").selectAll().where("tenant_id", "=", operator.tenantId).where("seq", ">", Number(req.afterSeq));
+      if (req.action) query = query.where("action", "=", req.action);
+      const rows = await query.orderBy("seq").limit(limit).execute();
+      const last = rows.at(-1);
+      return {
+        events: rows.map((r) => ({
+          seq: BigInt(r.seq),
+          actor: r.actor,
+          action: r.action,
+          target: r.target,
+          data: r.data as JsonObject,
+          createdAt: timestampFromDate(r.created_at),
+          prevHash: new Uint8Array(r.prev_hash),
+          hash: new Uint8Array(r.hash),
+        })),
+        nextAfterSeq: rows.length === limit && last ? BigInt(last.seq) : 0n,
+      };
+    },
+    async verifyAuditChain(_req, ctx) {
+      const result = await verifyAuditChain(db, operatorOf(ctx).tenantId);
+      return { ok: result.ok, checked: BigInt(result.checked), firstBadSeq: BigInt(result.firstBadSeq), message: result.message };
+    },
+  };
+}

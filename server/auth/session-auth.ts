@@ -1,0 +1,113 @@
+import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import type { Kysely } from "kysely";
+import type { Bus } from "../bus/bus.js";
+import type { Schema } from "../db/schema.js";
+import { PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
+import { hashSecret, parseSecret } from "../protocol/secrets.js";
+import { bearerToken } from "./bearer.js";
+
+/** The authenticated agent of a post-handshake call. */
+export interface AgentIdentity {
+  agentId: string;
+  tenantId: string;
+  sessionId: string;
+  expiresAt: Date;
+}
+
+/** Set by the session interceptor; read with `agentOf`. */
+export const agentIdentityKey = createContextKey<AgentIdentity | undefined>(undefined, { description: "agent identity" });
+
+/** RPCs of AgentGatewayService that run before a session exists. */
+const PUBLIC_METHODS = new Set(["Register", "BeginAuthHandshake", "CompleteAuthHandshake"]);
+const AGENT_SERVICE = "agentgateway.v1.AgentGatewayService";
+
+interface CacheEntry {
+  identity: AgentIdentity;
+  cachedUntil: number;
+}
+
+/**
+ * Resolves session tokens to agent identities, with a short cache so hot paths (uploads) do not
+ * pay a database round trip per call. Any change to an agent or its session — revocation, a
+ * newer handshake — is announced on the bus, and drops the agent's cache entries at once on
+ * every replica.
+ */
+export class SessionResolver {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly byAgent = new Map<string, Set<string>>();
+  private readonly unsubscribe: Array<() => void>;
+
+  constructor(
+    private readonly db: Kysely<Schema>,
+    bus: Bus,
+    private readonly cacheMs = 5_000,
+    private readonly maxEntries = 100_000,
+  ) {
+    const drop = (agentId: string) => this.forgetAgent(agentId);
+    this.unsubscribe = [bus.subscribe("agent_changed", drop), bus.subscribe("session_changed", drop)];
+  }
+
+  /** The identity behind a session token; throws UNAUTHENTICATED or PERMISSION_DENIED. */
+  async resolve(token: string | undefined): Promise<AgentIdentity> {
+    if (!token || !parseSecret(token, "session")) {
+      throw new UnauthenticatedError("missing or malformed session token: send Authorization: Bearer <session token>");
+    }
+    const hashKey = Buffer.from(hashSecret(token)).toString("base64");
+    const now = Date.now();
+    const hit = this.cache.get(hashKey);
+    if (hit && hit.cachedUntil > now) return hit.identity;
+    const row = await this.db
+      .selectFrom("sessions")
+      .innerJoin("agents", "agents.id", "sessions.agent_id")
+      .select(["sessions.id", "sessions.agent_id", "sessions.tenant_id", "sessions.expires_at", "agents.state"])
+      .where("sessions.token_hash", "=", hashSecret(token))
+      .executeTakeFirst();
+    if (!row) throw new UnauthenticatedError("session is not valid (expired or replaced by a newer handshake): handshake again");
+    if (row.state === "REVOKED") throw new PermissionDeniedError("this agent is revoked");
+    if (row.state !== "ACTIVE") throw new UnauthenticatedError(`session is not valid: agent is ${row.state}`);
+    if (row.expires_at.getTime() <= now) throw new UnauthenticatedError("session has expired: handshake again");
+    const identity: AgentIdentity = { agentId: row.agent_id, tenantId: row.tenant_id, sessionId: row.id, expiresAt: row.expires_at };
+    this.remember(hashKey, identity, Math.min(now + this.cacheMs, identity.expiresAt.getTime()));
+    return identity;
+  }
+
+  /** Drops every cached session of the agent (called on revocation and new sessions). */
+  forgetAgent(agentId: string): void {
+    for (const hashKey of this.byAgent.get(agentId) ?? []) this.cache.delete(hashKey);
+    this.byAgent.delete(agentId);
+  }
+
+  close(): void {
+    for (const off of this.unsubscribe) off();
+  }
+
+  private remember(hashKey: string, identity: AgentIdentity, cachedUntil: number): void {
+    if (this.cache.size >= this.maxEntries) {
+      this.cache.clear();
+      this.byAgent.clear();
+    }
+    this.cache.set(hashKey, { identity, cachedUntil });
+    let keys = this.byAgent.get(identity.agentId);
+    if (!keys) {
+      keys = new Set();
+      this.byAgent.set(identity.agentId, keys);
+    }
+    keys.add(hashKey);
+  }
+}
+
+/** Requires a valid session on every AgentGatewayService call except Register and the handshake. */
+export function sessionAuthInterceptor(sessions: SessionResolver): Interceptor {
+  return (next) => async (req) => {
+    if (req.service.typeName !== AGENT_SERVICE || PUBLIC_METHODS.has(req.method.name)) return next(req);
+    req.contextValues.set(agentIdentityKey, await sessions.resolve(bearerToken(req.header)));
+    return next(req);
+  };
+}
+
+/** The agent of a post-handshake call; the interceptor guarantees it is set. */
+export function agentOf(ctx: HandlerContext): AgentIdentity {
+  const identity = ctx.values.get(agentIdentityKey);
+  if (!identity) throw new UnauthenticatedError("missing session");
+  return identity;
+}

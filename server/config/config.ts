@@ -1,0 +1,193 @@
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+
+/**
+ * Every setting of the gateway, read from the environment and overridable by flags. This table
+ * is the single source of truth: the README's configuration table is printed from it
+ * (`agentgateway config-table`) and a test checks the README lists every variable.
+ */
+export const SETTINGS = [
+  setting("listen", "AGW_LISTEN", "127.0.0.1:7070", "host:port to listen on (gRPC, gRPC-Web and Connect on one port). Use port 0 for a random free port."),
+  setting("databaseUrl", "DATABASE_URL", "", "External PostgreSQL, e.g. `postgres://user:pass@host/db`. When empty, an embedded PostgreSQL (PGlite) in `AGW_DATA_DIR` is used."),
+  setting("dataDir", "AGW_DATA_DIR", ".agw-data", "Directory of the embedded database (ignored when `DATABASE_URL` is set)."),
+  setting("bootstrapAdminKey", "AGW_BOOTSTRAP_ADMIN_KEY", "", "On first start only: use this string (32+ characters) as the default tenant's admin API key instead of a generated one. Never logged."),
+  setting("defaultTenant", "AGW_DEFAULT_TENANT", "default", "Name of the tenant created on first start."),
+  setting("tlsCert", "AGW_TLS_CERT", "", "PEM certificate file. When set (with `AGW_TLS_KEY`) the port serves TLS with ALPN (h2 and http/1.1); otherwise cleartext h2c and HTTP/1.1."),
+  setting("tlsKey", "AGW_TLS_KEY", "", "PEM private key file for `AGW_TLS_CERT`."),
+  setting("logLevel", "AGW_LOG_LEVEL", "info", "pino level: trace, debug, info, warn, error, fatal, silent."),
+  setting("replicaId", "AGW_REPLICA_ID", "", "Name of this gateway process in logs and stream welcomes (default: hostname-pid)."),
+  setting("sessionTtl", "AGW_SESSION_TTL", "1h", "Lifetime of an agent session token."),
+  setting("challengeTtl", "AGW_CHALLENGE_TTL", "30s", "Lifetime of a handshake challenge."),
+  setting("enrollmentTokenTtl", "AGW_ENROLLMENT_TOKEN_TTL", "1h", "Default lifetime of an enrollment token when the request names none."),
+  setting("heartbeatInterval", "AGW_HEARTBEAT_INTERVAL", "30s", "How often agents are asked to send heartbeats."),
+  setting("staleAfter", "AGW_STALE_AFTER", "90s", "An agent with no heartbeat for this long is STALE."),
+  setting("offlineAfter", "AGW_OFFLINE_AFTER", "5m", "An agent with no heartbeat for this long is OFFLINE."),
+  setting("shutdownGrace", "AGW_SHUTDOWN_GRACE", "10s", "On SIGTERM, how long open calls and streams may take to finish before they are cut."),
+  setting("maxMessageBytes", "AGW_MAX_MESSAGE_BYTES", "4194304", "Largest request message accepted, in bytes (an event payload may be 1 MiB)."),
+  setting("dbPoolSize", "AGW_DB_POOL_SIZE", "20", "PostgreSQL connections per gateway process."),
+  setting("registerRatePerSource", "AGW_REGISTER_RATE", "5/s:20", "Register calls allowed per source address: `rate/s:burst`."),
+  setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshake calls (Begin + Complete) allowed per agent id: `rate/s:burst`."),
+  setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
+] as const;
+
+/** The validated configuration the gateway runs with. Tests build it with `loadConfig({...})`. */
+export interface Config {
+  listen: { host: string; port: number };
+  databaseUrl: string | undefined;
+  dataDir: string;
+  bootstrapAdminKey: string | undefined;
+  defaultTenant: string;
+  tls: { cert: string; key: string } | undefined;
+  logLevel: string;
+  replicaId: string;
+  sessionTtlMs: number;
+  challengeTtlMs: number;
+  enrollmentTokenTtlMs: number;
+  heartbeatIntervalMs: number;
+  staleAfterMs: number;
+  offlineAfterMs: number;
+  shutdownGraceMs: number;
+  maxMessageBytes: number;
+  dbPoolSize: number;
+  registerRatePerSource: RateSpec;
+  handshakeRatePerAgent: RateSpec;
+  handshakeRatePerSource: RateSpec;
+}
+
+/** Token-bucket parameters: `perSecond` refill, `burst` capacity. */
+export interface RateSpec {
+  perSecond: number;
+  burst: number;
+}
+
+type SettingKey = (typeof SETTINGS)[number]["key"];
+type RawSettings = Record<SettingKey, string>;
+
+/** Thrown for a setting that does not parse; the message names the variable and the flag. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Builds the configuration: defaults, then the environment, then `--flag value` arguments, then
+ * `overrides` (for tests). Throws ConfigError naming the setting on any bad value.
+ */
+export function loadConfig(
+  overrides: Partial<RawSettings> = {},
+  env: NodeJS.ProcessEnv = process.env,
+  argv: string[] = [],
+): Config {
+  const raw = {} as RawSettings;
+  const options: Record<string, { type: "string" }> = {};
+  for (const s of SETTINGS) {
+    raw[s.key] = env[s.env] ?? s.defaultValue;
+    options[s.flag] = { type: "string" };
+  }
+  const { values } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  for (const s of SETTINGS) {
+    const flagValue = values[s.flag];
+    if (typeof flagValue === "string") raw[s.key] = flagValue;
+    const override = overrides[s.key];
+    if (override !== undefined) raw[s.key] = override;
+  }
+  const tls = raw.tlsCert || raw.tlsKey ? { cert: raw.tlsCert, key: raw.tlsKey } : undefined;
+  if (tls && (!tls.cert || !tls.key)) throw new ConfigError("AGW_TLS_CERT and AGW_TLS_KEY must be set together");
+  const bootstrapAdminKey = raw.bootstrapAdminKey || undefined;
+  if (bootstrapAdminKey !== undefined && bootstrapAdminKey.length < 32) {
+    throw new ConfigError("AGW_BOOTSTRAP_ADMIN_KEY must be at least 32 characters");
+  }
+  const config: Config = {
+    listen: parseListen(raw.listen),
+    databaseUrl: raw.databaseUrl || undefined,
+    dataDir: raw.dataDir,
+    bootstrapAdminKey,
+    defaultTenant: nonEmpty("defaultTenant", raw.defaultTenant),
+    tls,
+    logLevel: parseLogLevel(raw.logLevel),
+    replicaId: raw.replicaId || `${hostname()}-${process.pid}`,
+    sessionTtlMs: durationMs("sessionTtl", raw.sessionTtl),
+    challengeTtlMs: durationMs("challengeTtl", raw.challengeTtl),
+    enrollmentTokenTtlMs: durationMs("enrollmentTokenTtl", raw.enrollmentTokenTtl),
+    heartbeatIntervalMs: durationMs("heartbeatInterval", raw.heartbeatInterval),
+    staleAfterMs: durationMs("staleAfter", raw.staleAfter),
+    offlineAfterMs: durationMs("offlineAfter", raw.offlineAfter),
+    shutdownGraceMs: durationMs("shutdownGrace", raw.shutdownGrace),
+    maxMessageBytes: positiveInt("maxMessageBytes", raw.maxMessageBytes),
+    dbPoolSize: positiveInt("dbPoolSize", raw.dbPoolSize),
+    registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
+    handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
+    handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),
+  };
+  if (config.offlineAfterMs <= config.staleAfterMs) {
+    throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");
+  }
+  return config;
+}
+
+/** The README's configuration table, printed from SETTINGS. */
+export function configTableMarkdown(): string {
+  const rows = SETTINGS.map((s) => `| \`${s.env}\` | \`--${s.flag}\` | ${s.defaultValue ? `\`${s.defaultValue}\`` : "(empty)"} | ${s.doc} |`);
+  return ["| Variable | Flag | Default | Meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
+}
+
+function setting<K extends string>(key: K, env: string, defaultValue: string, doc: string) {
+  const flag = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return { key, env, flag, defaultValue, doc };
+}
+
+function describe(key: SettingKey): string {
+  const s = SETTINGS.find((x) => x.key === key);
+  return s ? `${s.env} (--${s.flag})` : key;
+}
+
+function parseListen(value: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match?.[1] || !(port >= 0 && port <= 65535)) {
+    throw new ConfigError(`${describe("listen")} must be host:port, got "${value}"`);
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ""), port };
+}
+
+const LOG_LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
+
+function parseLogLevel(value: string): string {
+  if (!LOG_LEVELS.has(value)) throw new ConfigError(`${describe("logLevel")} must be one of ${[...LOG_LEVELS].join(", ")}`);
+  return value;
+}
+
+function nonEmpty(key: SettingKey, value: string): string {
+  if (!value.trim()) throw new ConfigError(`${describe(key)} must not be empty`);
+  return value.trim();
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses "250ms", "30s", "5m", "1h", "2d" or a plain number of seconds. */
+export function parseDurationMs(value: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!match?.[1]) return undefined;
+  return Math.round(Number(match[1]) * (UNIT_MS[match[2] ?? "s"] ?? 1000));
+}
+
+function durationMs(key: SettingKey, value: string): number {
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms <= 0) throw new ConfigError(`${describe(key)} must be a duration like 30s, 5m or 1h, got "${value}"`);
+  return ms;
+}
+
+function positiveInt(key: SettingKey, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${describe(key)} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+function rate(key: SettingKey, value: string): RateSpec {
+  const match = /^(\d+(?:\.\d+)?)\/s:(\d+)$/.exec(value.trim());
+  const perSecond = Number(match?.[1]);
+  const burst = Number(match?.[2]);
+  if (!match || !(perSecond > 0) || !(burst >= 1)) {
+    throw new ConfigError(`${describe(key)} must look like 5/s:20 (rate per second : burst), got "${value}"`);
+  }
+  return { perSecond, burst };
+}

@@ -1,0 +1,66 @@
+import { mkdirSync } from "node:fs";
+import { Kysely, Migrator, PostgresDialect, type Transaction } from "kysely";
+import pg from "pg";
+import type { Logger } from "pino";
+import { migrationProvider } from "../../migrations/index.js";
+import type { Schema } from "./schema.js";
+
+/** The database handle the gateway uses; `kind` says which engine is behind it. */
+export interface Database {
+  db: Kysely<Schema>;
+  kind: "postgres" | "pglite";
+  /** Connection string of the external server (undefined for the embedded engine). */
+  url: string | undefined;
+  close(): Promise<void>;
+}
+
+/** A Kysely handle or an open transaction: queries accept either. */
+export type Executor = Kysely<Schema> | Transaction<Schema>;
+
+/** Options for opening the database. */
+export interface OpenDatabaseOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolSize: number;
+  logger: Logger;
+}
+
+/**
+ * Opens PostgreSQL via `pg` when a URL is given, else an embedded PostgreSQL (PGlite) in
+ * `dataDir`, so `npm start` works on a bare machine. Both speak the same SQL and run the same
+ * migrations.
+ */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  if (options.databaseUrl) {
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize });
+    // A dropped connection must not crash the process; the pool replaces it.
+    pool.on("error", (err) => options.logger.warn({ err }, "idle PostgreSQL connection failed"));
+    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+    return { db, kind: "postgres", url: options.databaseUrl, close: () => db.destroy() };
+  }
+  mkdirSync(options.dataDir, { recursive: true });
+  // Loaded lazily: the WASM engine is large and unused when an external server is configured.
+  const [{ PGlite }, { PGliteDialect }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("kysely-pglite-dialect"),
+  ]);
+  const pglite = await PGlite.create(options.dataDir);
+  const db = new Kysely<Schema>({ dialect: new PGliteDialect(pglite) });
+  return {
+    db,
+    kind: "pglite",
+    url: undefined,
+    close: async () => {
+      await db.destroy();
+      if (!pglite.closed) await pglite.close();
+    },
+  };
+}
+
+/** Applies every pending migration; returns the names applied. Throws on the first failure. */
+export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

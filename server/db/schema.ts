@@ -1,0 +1,112 @@
+import type { ColumnType, Generated } from "kysely";
+
+// Row types of the current schema (the sum of migrations/). Queries use these; services map
+// them to domain objects and never hand them to handlers.
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Json<T> = ColumnType<T, string, string>;
+/** PostgreSQL bigint arrives as a string from `pg`; we convert at the query edge. */
+type BigIntColumn = ColumnType<string | number | bigint, number | string | bigint, number | string | bigint>;
+
+export interface TenantTable {
+  id: string;
+  name: string;
+  created_at: CreatedAt;
+  audit_seq: Generated<BigIntColumn>;
+  audit_head: Generated<Uint8Array>;
+}
+
+export type RoleName = "admin" | "editor" | "viewer";
+
+export interface ApiKeyTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  role: RoleName;
+  key_hash: Uint8Array;
+  display_prefix: string;
+  created_by: string;
+  created_at: CreatedAt;
+  revoked_at: Timestamp | null;
+  last_used_at: Timestamp | null;
+}
+
+export interface EnrollmentTokenTable {
+  id: string;
+  tenant_id: string;
+  token_hash: Uint8Array;
+  display_prefix: string;
+  description: string;
+  pinned_agent_name: string | null;
+  labels: Json<Record<string, string>>;
+  requires_approval: boolean;
+  max_uses: number;
+  uses: Generated<number>;
+  expires_at: Timestamp;
+  revoked_at: Timestamp | null;
+  created_by: string;
+  created_at: CreatedAt;
+}
+
+export type AgentStateName = "PENDING_APPROVAL" | "ACTIVE" | "REJECTED" | "REVOKED" | "RETIRED";
+
+export interface AgentTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  identity_public_key: Uint8Array;
+  verification_code: string;
+  state: AgentStateName;
+  labels: Json<Record<string, string>>;
+  hostname: Generated<string>;
+  os: Generated<string>;
+  arch: Generated<string>;
+  agent_version: Generated<string>;
+  enrollment_token_id: string | null;
+  created_at: CreatedAt;
+  approved_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+  revoke_reason: string | null;
+  last_seen_at: Timestamp | null;
+}
+
+export interface AuthChallengeTable {
+  id: string;
+  tenant_id: string;
+  agent_id: string;
+  nonce: Uint8Array;
+  expires_at: Timestamp;
+}
+
+export interface SessionTable {
+  agent_id: string;
+  id: string;
+  tenant_id: string;
+  token_hash: Uint8Array;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+}
+
+export interface AuditEventTable {
+  tenant_id: string;
+  seq: BigIntColumn;
+  actor: string;
+  action: string;
+  target: string;
+  data: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+  prev_hash: Uint8Array;
+  hash: Uint8Array;
+}
+
+/** The whole database as Kysely sees it. */
+export interface Schema {
+  tenants: TenantTable;
+  api_keys: ApiKeyTable;
+  enrollment_tokens: EnrollmentTokenTable;
+  agents: AgentTable;
+  auth_challenges: AuthChallengeTable;
+  sessions: SessionTable;
+  audit_events: AuditEventTable;
+}

@@ -1,0 +1,48 @@
+/**
+ * Domain errors. Services throw these; `toConnectError` (server/errors/connect-errors.ts) is the
+ * one place that maps them to Connect codes. Messages are safe to show to the caller: they
+ * never contain secrets.
+ */
+export abstract class DomainError extends Error {
+  /** How retries should be paced, for rate limits. */
+  retryAfterMs?: number;
+}
+
+/** The caller's credential (token, session, API key, challenge, signature) is not acceptable. */
+export class UnauthenticatedError extends DomainError {
+  override name = "UnauthenticatedError";
+}
+
+/** The caller is known but not allowed: wrong role, revoked identity, pinned name mismatch. */
+export class PermissionDeniedError extends DomainError {
+  override name = "PermissionDeniedError";
+}
+
+/** The object does not exist, or belongs to another tenant (indistinguishable on purpose). */
+export class NotFoundError extends DomainError {
+  override name = "NotFoundError";
+}
+
+/** The object exists already (e.g. a key bound to a live agent). */
+export class AlreadyExistsError extends DomainError {
+  override name = "AlreadyExistsError";
+}
+
+/** The object is in a state that does not allow the operation (e.g. awaiting approval). */
+export class FailedPreconditionError extends DomainError {
+  override name = "FailedPreconditionError";
+}
+
+/** The request is well-formed but its values do not make sense together. */
+export class InvalidInputError extends DomainError {
+  override name = "InvalidInputError";
+}
+
+/** Too many requests; `retryAfterMs` says when to come back. */
+export class RateLimitedError extends DomainError {
+  override name = "RateLimitedError";
+  constructor(message: string, retryAfterMs: number) {
+    super(message);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
