@@ -81,6 +81,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .unique()
     .where(sql.ref("state"), "not in", ["REJECTED", "RETIRED"])
     .execute();
+  // Every agent that ever held a key, for the revocation check, which outlives retirement.
+  await db.schema.createIndex("agents_key_idx").on("agents").column("identity_public_key").execute();
   await db.schema.createIndex("agents_tenant_idx").on("agents").columns(["tenant_id", "id"]).execute();
   await db.schema.createIndex("agents_tenant_state_idx").on("agents").columns(["tenant_id", "state"]).execute();
 

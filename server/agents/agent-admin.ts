@@ -18,8 +18,11 @@ export type AgentTransition =
 const RULES: Record<AgentTransition["kind"], { from: AgentStateName[]; to: AgentStateName; action: string; endsSessions: boolean }> = {
   approve: { from: ["PENDING_APPROVAL"], to: "ACTIVE", action: "agent.approved", endsSessions: false },
   reject: { from: ["PENDING_APPROVAL"], to: "REJECTED", action: "agent.rejected", endsSessions: true },
-  revoke: { from: ["ACTIVE", "PENDING_APPROVAL"], to: "REVOKED", action: "agent.revoked", endsSessions: true },
-  unrevoke: { from: ["REVOKED"], to: "ACTIVE", action: "agent.unrevoked", endsSessions: false },
+  // A revoked agent's session row stays so that its calls answer PERMISSION_DENIED (the state
+  // check in SessionResolver) rather than a vague UNAUTHENTICATED; un-revoke deletes it, so the
+  // agent must handshake again.
+  revoke: { from: ["ACTIVE", "PENDING_APPROVAL"], to: "REVOKED", action: "agent.revoked", endsSessions: false },
+  unrevoke: { from: ["REVOKED"], to: "ACTIVE", action: "agent.unrevoked", endsSessions: true },
   retire: { from: ["ACTIVE", "PENDING_APPROVAL", "REJECTED", "REVOKED"], to: "RETIRED", action: "agent.retired", endsSessions: true },
 };
 
@@ -52,10 +55,8 @@ export async function transitionAgent(
     }
     const reason = "reason" in transition ? transition.reason : "note" in transition ? transition.note : "";
     const updated = await setAgentState(trx, { tenantId: operator.tenantId, id: agentId, state: rule.to, reason });
-    if (rule.endsSessions) {
-      await trx.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
-      await trx.deleteFrom("auth_challenges").where("agent_id", "=", agentId).execute();
-    }
+    if (rule.endsSessions) await trx.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
+    await trx.deleteFrom("auth_challenges").where("agent_id", "=", agentId).execute();
     await appendAudit(trx, {
       tenantId: operator.tenantId,
       actor: { kind: "operator", keyId: operator.keyId },

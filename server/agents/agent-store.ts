@@ -64,6 +64,15 @@ export async function findLiveAgentByKey(db: Executor, key: Uint8Array): Promise
   return row ? toAgent(row) : undefined;
 }
 
+/**
+ * Whether the key was revoked and never un-revoked: true for REVOKED agents and for revoked
+ * agents that were later retired, so retiring does not launder a revoked key.
+ */
+export async function isKeyRevoked(db: Executor, key: Uint8Array): Promise<boolean> {
+  const row = await db.selectFrom("agents").select("id").where("identity_public_key", "=", key).where("revoked_at", "is not", null).limit(1).executeTakeFirst();
+  return row !== undefined;
+}
+
 /** An agent by id, in any tenant (agent-facing calls, where the id comes with a proof). */
 export async function getAgentById(db: Executor, id: string): Promise<AgentRecord | undefined> {
   const row = await db.selectFrom("agents").select(COLUMNS).where("id", "=", id).executeTakeFirst();

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import { appendAudit } from "../audit/audit-log.js";
-import { findLiveAgentByKey, insertAgent } from "../agents/agent-store.js";
+import { findLiveAgentByKey, insertAgent, isKeyRevoked } from "../agents/agent-store.js";
 import type { AgentRecord } from "../agents/agent-store.js";
 import { isUniqueViolation } from "../db/errors.js";
 import type { Schema } from "../db/schema.js";
@@ -39,8 +39,8 @@ export async function registerAgent(db: Kysely<Schema>, input: RegisterInput): P
   const tokenHash = hashSecret(input.enrollmentToken);
   try {
     return await db.transaction().execute(async (trx) => {
+      if (await isKeyRevoked(trx, input.identityPublicKey)) throw new PermissionDeniedError("this identity key is revoked");
       const existing = await findLiveAgentByKey(trx, input.identityPublicKey);
-      if (existing?.state === "REVOKED") throw new PermissionDeniedError("this identity key is revoked");
       if (existing) throw new AlreadyExistsError(`this identity key is already bound to agent ${existing.id}`);
       const token = await redeemToken(trx, tokenHash);
       if (!token) throw await tokenRefusal(trx, tokenHash);

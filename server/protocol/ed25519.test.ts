@@ -84,6 +84,22 @@ describe("ed25519", () => {
     expect(verifyEd25519(offCurve, message, signature)).toBe(false);
   });
 
+  it("refuses a malleated signature (S + L), as RFC 8032 requires", () => {
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    const { privateKey, publicKey } = generateKeyPair();
+    const signature = sign(privateKey, message);
+    let s = 0n;
+    for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(signature[32 + i] ?? 0);
+    const malleated = signature.slice();
+    let v = s + L; // still fits 256 bits because S < L < 2^253
+    for (let i = 0; i < 32; i++) {
+      malleated[32 + i] = Number(v & 0xffn);
+      v >>= 8n;
+    }
+    expect(verifyEd25519(publicKey, message, signature)).toBe(true);
+    expect(verifyEd25519(publicKey, message, malleated)).toBe(false);
+  });
+
   it("works with keys that are views into a larger buffer (cache keys by content)", () => {
     const { privateKey, publicKey } = generateKeyPair();
     const signature = sign(privateKey, message);

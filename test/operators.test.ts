@@ -1,0 +1,104 @@
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
+import { ApiKeyService, Role } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
+import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
+import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
+import { RolloutService } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
+import { gatewayClient, register } from "../agent/lib/direct.js";
+import { createTenant, enrollAgent, newIdentity } from "./support/agents.js";
+import { expectCode } from "./support/expect-code.js";
+import { startTestGateway, type TestGateway } from "./support/gateway.js";
+
+let gw: TestGateway;
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+});
+
+afterAll(async () => {
+  await gw?.stop();
+});
+
+async function keyWithRole(role: Role): Promise<string> {
+  const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: `${Role[role]} key`, role });
+  return secret;
+}
+
+describe("operator API keys and roles", () => {
+  it("refuses admin calls without a key or with an unknown one", async () => {
+    await expectCode(gw.admin(EnrollmentTokenService, "").listEnrollmentTokens({}), Code.Unauthenticated, /missing/);
+    await expectCode(gw.admin(EnrollmentTokenService, `agwk_${"C".repeat(43)}`).listEnrollmentTokens({}), Code.Unauthenticated, /not valid/);
+  });
+
+  it("lets a viewer read but not change, and an editor manage tokens but not keys or audit", async () => {
+    const viewer = await keyWithRole(Role.VIEWER);
+    const editor = await keyWithRole(Role.EDITOR);
+    await gw.admin(EnrollmentTokenService, viewer).listEnrollmentTokens({});
+    await expectCode(gw.admin(EnrollmentTokenService, viewer).createEnrollmentToken({}), Code.PermissionDenied, /needs role editor/);
+    await gw.admin(EnrollmentTokenService, editor).createEnrollmentToken({});
+    await expectCode(gw.admin(ApiKeyService, editor).createApiKey({ name: "x", role: Role.ADMIN }), Code.PermissionDenied, /needs role admin/);
+    await expectCode(gw.admin(AuditService, editor).listAuditEvents({}), Code.PermissionDenied);
+    const me = await gw.admin(ApiKeyService, viewer).whoAmI({});
+    expect(me.key?.role).toBe(Role.VIEWER);
+  });
+
+  it("refuses a revoked key at once, and a key cannot revoke itself", async () => {
+    const editor = await keyWithRole(Role.EDITOR);
+    const me = await gw.admin(ApiKeyService, editor).whoAmI({});
+    const adminMe = await gw.admin(ApiKeyService).whoAmI({});
+    await expectCode(gw.admin(ApiKeyService).revokeApiKey({ id: adminMe.key?.id ?? "" }), Code.FailedPrecondition, /itself/);
+    await gw.admin(ApiKeyService).revokeApiKey({ id: me.key?.id ?? "" });
+    await expectCode(gw.admin(EnrollmentTokenService, editor).listEnrollmentTokens({}), Code.Unauthenticated);
+    const { keys } = await gw.admin(ApiKeyService).listApiKeys({ includeRevoked: true });
+    expect(keys.find((k) => k.id === me.key?.id)?.revokedAt).toBeDefined();
+    expect(JSON.stringify(keys, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(editor);
+  });
+
+  it("answers Unimplemented for RPCs whose capability has not landed", async () => {
+    await expectCode(gw.admin(RolloutService).listRollouts({}), Code.Unimplemented);
+  });
+});
+
+describe("tenancy", () => {
+  it("keeps tenants apart: another tenant's operator cannot see or change an agent", async () => {
+    const other = await createTenant(gw, "other-tenant");
+    const agent = await enrollAgent(gw);
+    const foreign = gw.admin(AgentService, other.adminKey);
+    await expectCode(foreign.getAgent({ id: agent.registration.agentId }), Code.NotFound);
+    await expectCode(foreign.revokeAgent({ id: agent.registration.agentId, reason: "x" }), Code.NotFound);
+    const { agents } = await foreign.listAgents({});
+    expect(agents).toHaveLength(0);
+  });
+
+  it("puts an agent in the tenant of the token it redeemed", async () => {
+    const other = await createTenant(gw, "tenant-b");
+    const { secret } = await gw.admin(EnrollmentTokenService, other.adminKey).createEnrollmentToken({});
+    const reg = await register(gatewayClient(gw.transport), { token: secret, identity: newIdentity(), name: "b-agent" });
+    expect(reg.tenantId).toBe(other.tenantId);
+    await expectCode(gw.admin(AgentService).getAgent({ id: reg.agentId }), Code.NotFound);
+  });
+});
+
+describe("audit", () => {
+  it("records every state change in a hash chain that verifies", async () => {
+    const agent = await enrollAgent(gw, "audited", { requiresApproval: true });
+    await gw.admin(AgentService).revokeAgent({ id: agent.registration.agentId, reason: "test" });
+    const { events } = await gw.admin(AuditService).listAuditEvents({ pageSize: 1000 });
+    const actions = events.map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(["tenant.created", "enrollment_token.created", "agent.registered", "agent.approved", "agent.revoked"]));
+    expect(events.map((e) => Number(e.seq))).toEqual(events.map((_, i) => i + 1));
+    const verdict = await gw.admin(AuditService).verifyAuditChain({});
+    expect(verdict.ok).toBe(true);
+    expect(Number(verdict.checked)).toBe(events.length);
+  });
+
+  it("detects a tampered record", async () => {
+    const { db } = gw.gateway.context.database;
+    const me = await gw.admin(ApiKeyService).whoAmI({});
+    await db.updateTable("audit_events").set({ action: "agent.forged" }).where("tenant_id", "=", me.tenantId).where("seq", "=", 2).execute();
+    const verdict = await gw.admin(AuditService).verifyAuditChain({});
+    expect(verdict.ok).toBe(false);
+    expect(Number(verdict.firstBadSeq)).toBe(2);
+  });
+});
