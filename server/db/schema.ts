@@ -69,6 +69,34 @@ export interface AgentTable {
   revoked_at: Timestamp | null;
   revoke_reason: string | null;
   last_seen_at: Timestamp | null;
+  /** The liveness the sweeper last recorded (migration 0002). */
+  liveness: Generated<LivenessName>;
+}
+
+export type LivenessName = "ONLINE" | "STALE" | "OFFLINE";
+
+export interface TelemetryPointTable {
+  tenant_id: string;
+  agent_id: string;
+  point_id: string;
+  name: string;
+  labels: Json<Record<string, string>>;
+  value: number;
+  observed_at: Timestamp;
+  received_at: Generated<Date>;
+}
+
+export interface AgentEventTable {
+  tenant_id: string;
+  agent_id: string;
+  event_id: string;
+  type: string;
+  severity: number;
+  message: string;
+  attributes: Json<Record<string, string>>;
+  payload: Uint8Array;
+  occurred_at: Timestamp;
+  received_at: Generated<Date>;
 }
 
 export interface AuthChallengeTable {
@@ -109,4 +137,6 @@ export interface Schema {
   auth_challenges: AuthChallengeTable;
   sessions: SessionTable;
   audit_events: AuditEventTable;
+  telemetry_points: TelemetryPointTable;
+  agent_events: AgentEventTable;
 }
