@@ -1,6 +1,8 @@
 import type { Kysely } from "kysely";
 import { appendAudit } from "../audit/audit-log.js";
 import type { Bus } from "../bus/bus.js";
+import { enqueueForTenant } from "../control/command-store.js";
+import { peerRevokedBody } from "../control/commands.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError } from "../errors/errors.js";
 import type { Operator } from "../operators/operator-auth.js";
@@ -57,6 +59,12 @@ export async function transitionAgent(
     const updated = await setAgentState(trx, { tenantId: operator.tenantId, id: agentId, state: rule.to, reason });
     if (rule.endsSessions) await trx.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
     await trx.deleteFrom("auth_challenges").where("agent_id", "=", agentId).execute();
+    if (transition.kind === "revoke") {
+      // Peers learn the revoked identity through the same persisted, acknowledged channel as
+      // every other command, so an agent offline now still hears of it when it reconnects.
+      const body = peerRevokedBody({ id: agentId, identityPublicKey: agent.identityPublicKey, revokedAt: updated.revokedAt ?? new Date() });
+      await enqueueForTenant(trx, { tenantId: operator.tenantId, exceptAgentId: agentId, kind: "peer_revoked", body });
+    }
     await appendAudit(trx, {
       tenantId: operator.tenantId,
       actor: { kind: "operator", keyId: operator.keyId },
@@ -66,6 +74,9 @@ export async function transitionAgent(
     });
     return { agent: updated, changed: true };
   });
-  if (result.changed) await bus.publish("agent_changed", agentId);
+  if (result.changed) {
+    await bus.publish("agent_changed", agentId);
+    if (transition.kind === "revoke") await bus.publish("commands_queued", `tenant:${operator.tenantId}`);
+  }
   return result.agent;
 }

@@ -1,9 +1,15 @@
+import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
+import type { RolloutProgress } from "../../gen/agentgateway/v1/control_pb.js";
+import { ControlHub } from "../control/control-hub.js";
 import { SessionResolver } from "../auth/session-auth.js";
 import type { Bus } from "../bus/bus.js";
 import type { Config } from "../config/config.js";
 import type { Database } from "../db/database.js";
 import { HealthStatus } from "../grpc/health.js";
+import { HeartbeatCoalescer } from "../ingest/heartbeat-coalescer.js";
+import { readReportedVersion, writeHeartbeats } from "../ingest/heartbeat-store.js";
+import { LivenessSweeper } from "../ingest/liveness-sweeper.js";
 import { ApiKeyStore } from "../operators/api-key-store.js";
 import { TokenBuckets } from "../ratelimit/token-bucket.js";
 
@@ -19,11 +25,24 @@ export interface AppContext {
   sessions: SessionResolver;
   apiKeys: ApiKeyStore;
   health: HealthStatus;
+  /** Latest heartbeat per agent, written in batches; `reportedVersion()` is the version an agent last reported. */
+  heartbeats: HeartbeatCoalescer;
+  /** Records ONLINE/STALE/OFFLINE transitions in the audit log (started by the gateway). */
+  liveness: LivenessSweeper;
+  /** The ControlStreams this replica holds. */
+  control: ControlHub;
+  /** In-process hooks between capabilities (e.g. rollout progress reported on a stream). */
+  events: EventEmitter<AppEvents>;
   rateLimits: {
     registerPerSource: TokenBuckets;
     handshakePerAgent: TokenBuckets;
     handshakePerSource: TokenBuckets;
   };
+}
+
+/** In-process events and their arguments. */
+export interface AppEvents {
+  rolloutProgress: [{ agentId: string; tenantId: string; progress: RolloutProgress }];
 }
 
 /** Wires the context's parts together from config and the opened database and bus. */
@@ -36,6 +55,23 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     sessions: new SessionResolver(database.db, bus),
     apiKeys: new ApiKeyStore(database.db),
     health: new HealthStatus(),
+    heartbeats: new HeartbeatCoalescer(
+      { write: (reports) => writeHeartbeats(database.db, reports), readVersion: (agentId) => readReportedVersion(database.db, agentId) },
+      { intervalMs: config.heartbeatFlushIntervalMs, logger },
+    ),
+    liveness: new LivenessSweeper(database.db, {
+      intervalMs: config.livenessSweepIntervalMs,
+      staleAfterMs: config.staleAfterMs,
+      offlineAfterMs: config.offlineAfterMs,
+      logger,
+    }),
+    control: new ControlHub(database.db, bus, logger, {
+      replicaId: config.replicaId,
+      maxStreamAgeMs: config.streamMaxAgeMs,
+      pingIntervalMs: config.streamPingIntervalMs,
+      drainSpreadMs: config.drainSpreadMs,
+    }),
+    events: new EventEmitter<AppEvents>(),
     rateLimits: {
       registerPerSource: new TokenBuckets(config.registerRatePerSource),
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),

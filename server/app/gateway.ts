@@ -4,7 +4,8 @@ import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
 import { sessionAuthInterceptor } from "../auth/session-auth.js";
 import { deleteExpiredChallenges } from "../auth/handshake.js";
-import { MemoryBus } from "../bus/bus.js";
+import { type Bus, MemoryBus } from "../bus/bus.js";
+import { PgBus } from "../bus/pg-bus.js";
 import type { Config } from "../config/config.js";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
@@ -34,8 +35,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) logger.info({ migrations: applied }, "database migrated");
-  const bus = new MemoryBus();
+  // Replicas share PostgreSQL, so they share its LISTEN/NOTIFY; the embedded database has one
+  // process by construction. A bus reconnect resynchronises the hub from the tables.
+  let onResync = () => {};
+  const bus: Bus = database.url ? await PgBus.start(database.url, logger, () => onResync()) : new MemoryBus();
   const app = createAppContext(config, logger, database, bus);
+  onResync = () => app.control.resync();
   const bootstrap = await bootstrapTenant(database.db, app.apiKeys, {
     tenantName: config.defaultTenant,
     bootstrapAdminKey: config.bootstrapAdminKey,
@@ -51,6 +56,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler, ...(tls ? { tls } : {}) });
   app.health.set("", ServingStatus.SERVING);
+  app.heartbeats.start();
+  app.liveness.start();
   const sweeper = setInterval(() => {
     deleteExpiredChallenges(database.db).catch((err) => logger.warn({ err }, "challenge sweep failed"));
   }, 60_000);
@@ -66,7 +73,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       stopping ??= (async () => {
         clearInterval(sweeper);
         app.health.shutdown();
+        // Streams first: agents get a jittered reconnect hint instead of a cut connection.
+        app.control.drain();
         await listener.close(config.shutdownGraceMs);
+        // No more calls can arrive: write the last heartbeats before the database closes.
+        await app.liveness.stop();
+        await app.heartbeats.stop().catch((err) => logger.warn({ err, pending: app.heartbeats.size }, "final heartbeat flush failed"));
+        await app.control.close();
         app.sessions.close();
         await bus.close();
         await database.close();

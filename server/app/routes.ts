@@ -14,7 +14,10 @@ import { registerHandler } from "../enrollment/register-handler.js";
 import { enrollmentTokenService } from "../enrollment/token-admin-handler.js";
 import { registerHealth } from "../grpc/health.js";
 import { registerReflection } from "../grpc/reflection.js";
+import { controlStreamHandler } from "../control/control-stream-handler.js";
 import { heartbeatHandler } from "../ingest/heartbeat-handler.js";
+import { ingestAdminHandlers } from "../ingest/ingest-admin-handler.js";
+import { ingestHandlers } from "../ingest/ingest-handler.js";
 import { apiKeyService } from "../operators/api-key-handler.js";
 import type { AppContext } from "./context.js";
 
@@ -38,10 +41,12 @@ export function registerRoutes(router: ConnectRouter, app: AppContext): void {
     ...registerHandler(app),
     ...handshakeHandlers(app),
     ...heartbeatHandler(app),
+    ...ingestHandlers(app),
+    ...controlStreamHandler(app),
   } satisfies Partial<ServiceImpl<typeof AgentGatewayService>>);
   router.service(EnrollmentTokenService, enrollmentTokenService(app));
   router.service(ApiKeyService, apiKeyService(app));
-  router.service(AgentService, agentService(app));
+  router.service(AgentService, { ...agentService(app), ...ingestAdminHandlers(app) });
   router.service(AuditService, auditService(app));
   router.service(ReleaseKeyService, {});
   router.service(RolloutService, {});

@@ -9,7 +9,7 @@ export interface Bus {
 }
 
 /** The topics the gateway uses. Keep payloads small: PostgreSQL NOTIFY caps them at 8000 bytes. */
-export type BusTopic = "agent_changed" | "session_changed" | "commands_queued" | "rollout_changed";
+export type BusTopic = "agent_changed" | "session_changed" | "commands_queued" | "stream_opened" | "rollout_changed";
 
 /** In-process bus: the single-process gateway, and the local half of the PostgreSQL bus. */
 export class MemoryBus implements Bus {

@@ -22,7 +22,12 @@ export const SETTINGS = [
   setting("heartbeatInterval", "AGW_HEARTBEAT_INTERVAL", "30s", "How often agents are asked to send heartbeats."),
   setting("staleAfter", "AGW_STALE_AFTER", "90s", "An agent with no heartbeat for this long is STALE."),
   setting("offlineAfter", "AGW_OFFLINE_AFTER", "5m", "An agent with no heartbeat for this long is OFFLINE."),
+  setting("heartbeatFlushInterval", "AGW_HEARTBEAT_FLUSH_INTERVAL", "1s", "How often heartbeats collected in memory are written to the database (one statement per flush)."),
+  setting("livenessSweepInterval", "AGW_LIVENESS_SWEEP_INTERVAL", "10s", "How often ONLINE/STALE/OFFLINE transitions are detected and written to the audit log (one replica at a time)."),
   setting("shutdownGrace", "AGW_SHUTDOWN_GRACE", "10s", "On SIGTERM, how long open calls and streams may take to finish before they are cut."),
+  setting("streamMaxAge", "AGW_STREAM_MAX_AGE", "30m", "A ControlStream is closed with GoAway MAX_AGE after about this long (±10 % jitter), so agents rebalance across replicas."),
+  setting("streamPingInterval", "AGW_STREAM_PING_INTERVAL", "30s", "How often the gateway pings an idle ControlStream; a stream that does not answer within the next interval is closed."),
+  setting("drainSpread", "AGW_DRAIN_SPREAD", "30s", "When a replica drains (shutdown), agents are told to reconnect after a random delay up to this long, so they spread over the other replicas."),
   setting("maxMessageBytes", "AGW_MAX_MESSAGE_BYTES", "4194304", "Largest request message accepted, in bytes (an event payload may be 1 MiB)."),
   setting("dbPoolSize", "AGW_DB_POOL_SIZE", "20", "PostgreSQL connections per gateway process."),
   setting("registerRatePerSource", "AGW_REGISTER_RATE", "5/s:20", "Register calls allowed per source address: `rate/s:burst`."),
@@ -46,7 +51,12 @@ export interface Config {
   heartbeatIntervalMs: number;
   staleAfterMs: number;
   offlineAfterMs: number;
+  heartbeatFlushIntervalMs: number;
+  livenessSweepIntervalMs: number;
   shutdownGraceMs: number;
+  streamMaxAgeMs: number;
+  streamPingIntervalMs: number;
+  drainSpreadMs: number;
   maxMessageBytes: number;
   dbPoolSize: number;
   registerRatePerSource: RateSpec;
@@ -111,7 +121,12 @@ export function loadConfig(
     heartbeatIntervalMs: durationMs("heartbeatInterval", raw.heartbeatInterval),
     staleAfterMs: durationMs("staleAfter", raw.staleAfter),
     offlineAfterMs: durationMs("offlineAfter", raw.offlineAfter),
+    heartbeatFlushIntervalMs: durationMs("heartbeatFlushInterval", raw.heartbeatFlushInterval),
+    livenessSweepIntervalMs: durationMs("livenessSweepInterval", raw.livenessSweepInterval),
     shutdownGraceMs: durationMs("shutdownGrace", raw.shutdownGrace),
+    streamMaxAgeMs: durationMs("streamMaxAge", raw.streamMaxAge),
+    streamPingIntervalMs: durationMs("streamPingInterval", raw.streamPingInterval),
+    drainSpreadMs: durationMs("drainSpread", raw.drainSpread),
     maxMessageBytes: positiveInt("maxMessageBytes", raw.maxMessageBytes),
     dbPoolSize: positiveInt("dbPoolSize", raw.dbPoolSize),
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),

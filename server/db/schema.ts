@@ -71,6 +71,8 @@ export interface AgentTable {
   last_seen_at: Timestamp | null;
   /** The liveness the sweeper last recorded (migration 0002). */
   liveness: Generated<LivenessName>;
+  /** Last command sequence number handed out (migration 0003). */
+  command_seq: Generated<BigIntColumn>;
 }
 
 export type LivenessName = "ONLINE" | "STALE" | "OFFLINE";
@@ -128,6 +130,21 @@ export interface AuditEventTable {
   hash: Uint8Array;
 }
 
+export type AckStatusName = "OK" | "FAILED" | "UNSUPPORTED";
+
+export interface AgentCommandTable {
+  agent_id: string;
+  sequence: BigIntColumn;
+  tenant_id: string;
+  command_id: string;
+  kind: string;
+  body: Uint8Array;
+  created_at: CreatedAt;
+  acked_at: Timestamp | null;
+  ack_status: AckStatusName | null;
+  ack_reason: string | null;
+}
+
 /** The whole database as Kysely sees it. */
 export interface Schema {
   tenants: TenantTable;
@@ -137,6 +154,7 @@ export interface Schema {
   auth_challenges: AuthChallengeTable;
   sessions: SessionTable;
   audit_events: AuditEventTable;
+  agent_commands: AgentCommandTable;
   telemetry_points: TelemetryPointTable;
   agent_events: AgentEventTable;
 }

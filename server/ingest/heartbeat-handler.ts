@@ -4,22 +4,24 @@ import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.j
 import type { AppContext } from "../app/context.js";
 import { agentOf } from "../auth/session-auth.js";
 
-/** AgentGatewayService.UploadHeartbeat: records liveness and the facts the agent reports. */
+/**
+ * AgentGatewayService.UploadHeartbeat: records liveness and the facts the agent reports. No
+ * database write per call: the report goes to the coalescer (app.heartbeats), which writes all
+ * agents' latest reports in one statement per flush interval.
+ */
 export function heartbeatHandler(app: AppContext): Pick<ServiceImpl<typeof AgentGatewayService>, "uploadHeartbeat"> {
+  const interval = durationFromMs(app.config.heartbeatIntervalMs);
   return {
     async uploadHeartbeat(req, ctx) {
       const agent = agentOf(ctx);
-      await app.database.db
-        .updateTable("agents")
-        .set({
-          last_seen_at: new Date(),
-          ...(req.agentVersion ? { agent_version: req.agentVersion } : {}),
-          ...(req.host ? { hostname: req.host.hostname, os: req.host.os, arch: req.host.arch } : {}),
-        })
-        .where("id", "=", agent.agentId)
-        .where("tenant_id", "=", agent.tenantId)
-        .execute();
-      return { serverTime: timestampNow(), nextHeartbeatInterval: durationFromMs(app.config.heartbeatIntervalMs) };
+      const version = req.agentVersion || req.host?.agentVersion || "";
+      app.heartbeats.record(agent.agentId, {
+        tenantId: agent.tenantId,
+        seenAt: new Date(),
+        agentVersion: version ? version : undefined,
+        host: req.host ? { hostname: req.host.hostname, os: req.host.os, arch: req.host.arch } : undefined,
+      });
+      return { serverTime: timestampNow(), nextHeartbeatInterval: interval };
     },
   };
 }

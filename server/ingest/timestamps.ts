@@ -16,6 +16,11 @@ export function timestampMicros(ts: Timestamp): bigint | undefined {
   return ts.seconds * 1_000_000n + BigInt(Math.floor(ts.nanos / 1000));
 }
 
+/** Whether microseconds since the epoch fall in the range google.protobuf.Timestamp allows. */
+export function isValidMicros(micros: bigint): boolean {
+  return micros >= MIN_SECONDS * 1_000_000n && micros <= MAX_SECONDS * 1_000_000n + 999_999n;
+}
+
 /** A Timestamp from microseconds since the epoch. */
 export function timestampFromMicros(micros: bigint): Timestamp {
   let seconds = micros / 1_000_000n;

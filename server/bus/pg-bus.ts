@@ -1,0 +1,95 @@
+import pg from "pg";
+import type { Logger } from "pino";
+import { type Bus, type BusTopic, MemoryBus } from "./bus.js";
+
+const CHANNEL = "agentgateway_events";
+
+/**
+ * Cross-replica fan-out over PostgreSQL LISTEN/NOTIFY. Every replica (this one included)
+ * receives each notification from the database, so there is one delivery path. The listening
+ * connection is re-opened with backoff when it drops; because notifications sent meanwhile are
+ * lost, `onResync` then runs so the owner can catch up from the tables (the source of truth).
+ */
+export class PgBus implements Bus {
+  private readonly local = new MemoryBus();
+  private client: pg.Client | undefined;
+  private closed = false;
+  private reconnectDelayMs = 250;
+
+  private constructor(
+    private readonly url: string,
+    private readonly publisher: pg.Pool,
+    private readonly logger: Logger,
+    private readonly onResync: () => void,
+  ) {}
+
+  /** Connects the listening client; resolves once LISTEN is active. */
+  static async start(url: string, logger: Logger, onResync: () => void): Promise<PgBus> {
+    const publisher = new pg.Pool({ connectionString: url, max: 2 });
+    publisher.on("error", (err) => logger.warn({ err }, "bus publisher connection failed"));
+    const bus = new PgBus(url, publisher, logger, onResync);
+    await bus.connect();
+    return bus;
+  }
+
+  async publish(topic: BusTopic, payload: string): Promise<void> {
+    await this.publisher.query("select pg_notify($1, $2)", [CHANNEL, `${topic}|${payload}`]);
+  }
+
+  subscribe(topic: BusTopic, listener: (payload: string) => void): () => void {
+    return this.local.subscribe(topic, listener);
+  }
+
+  /** Whether the listening connection is up (for health). */
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => {});
+    await this.publisher.end().catch(() => {});
+    await this.local.close();
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url });
+    client.on("notification", (msg) => {
+      const text = msg.payload ?? "";
+      const bar = text.indexOf("|");
+      if (bar > 0) this.local.deliver(text.slice(0, bar) as BusTopic, text.slice(bar + 1));
+    });
+    client.on("error", (err) => {
+      this.logger.warn({ err }, "bus listener connection failed; reconnecting");
+      this.dropAndReconnect(client);
+    });
+    client.on("end", () => this.dropAndReconnect(client));
+    await client.connect();
+    await client.query(`listen ${CHANNEL}`);
+    this.client = client;
+    this.reconnectDelayMs = 250;
+  }
+
+  private dropAndReconnect(client: pg.Client): void {
+    if (this.client !== client || this.closed) return;
+    this.client = undefined;
+    client.end().catch(() => {});
+    const retry = () => {
+      if (this.closed) return;
+      this.connect().then(
+        () => {
+          this.logger.info("bus listener reconnected; resynchronising from the database");
+          this.onResync();
+        },
+        (err) => {
+          this.logger.warn({ err, retryInMs: this.reconnectDelayMs }, "bus listener reconnect failed");
+          this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 10_000);
+          setTimeout(retry, this.reconnectDelayMs).unref();
+        },
+      );
+    };
+    setTimeout(retry, this.reconnectDelayMs).unref();
+  }
+}

@@ -1,0 +1,108 @@
+import { sql } from "kysely";
+import type { Executor } from "../db/database.js";
+import type { AckStatusName } from "../db/schema.js";
+
+/** A persisted command, as read for delivery. */
+export interface StoredCommand {
+  agentId: string;
+  sequence: number;
+  commandId: string;
+  body: Uint8Array;
+  createdAt: Date;
+}
+
+/**
+ * Queues one command for one agent: the sequence comes from the agent row's counter, so it is
+ * strictly increasing per agent even with several replicas writing.
+ */
+export async function enqueueForAgent(db: Executor, input: { tenantId: string; agentId: string; kind: string; body: Uint8Array }): Promise<number> {
+  const result = await sql<{ sequence: string }>`
+    with target as (
+      update agents set command_seq = command_seq + 1
+      where id = ${input.agentId} and tenant_id = ${input.tenantId}
+      returning id, tenant_id, command_seq
+    )
+    insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, body)
+    select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.body}::bytea from target
+    returning sequence`.execute(db);
+  return Number(result.rows[0]?.sequence ?? 0);
+}
+
+/**
+ * Queues the same command for every ACTIVE agent of a tenant (but `exceptAgentId`) in one
+ * statement, however large the fleet. Returns how many agents got it.
+ */
+export async function enqueueForTenant(
+  db: Executor,
+  input: { tenantId: string; exceptAgentId?: string; kind: string; body: Uint8Array },
+): Promise<number> {
+  const except = input.exceptAgentId ?? "00000000-0000-0000-0000-000000000000";
+  const result = await sql`
+    with targets as (
+      update agents set command_seq = command_seq + 1
+      where tenant_id = ${input.tenantId} and state = 'ACTIVE' and id <> ${except}
+      returning id, tenant_id, command_seq
+    )
+    insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, body)
+    select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.body}::bytea from targets`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * Unacknowledged commands after each agent's cursor, in sequence order, for many agents in one
+ * round trip (a broadcast to thousands of local streams costs one query per chunk).
+ */
+export async function pendingCommands(db: Executor, cursors: Array<{ agentId: string; after: number }>, limitPerAgent = 100): Promise<StoredCommand[]> {
+  if (cursors.length === 0) return [];
+  const ids = cursors.map((c) => c.agentId);
+  const afters = cursors.map((c) => String(c.after));
+  const result = await sql<{ agent_id: string; sequence: string; command_id: string; body: Uint8Array; created_at: Date }>`
+    select c.agent_id, c.sequence, c.command_id, c.body, c.created_at
+    from unnest(${ids}::uuid[], ${afters}::bigint[]) as t(agent_id, after)
+    cross join lateral (
+      select agent_id, sequence, command_id, body, created_at from agent_commands
+      where agent_id = t.agent_id and sequence > t.after and acked_at is null
+      order by sequence limit ${limitPerAgent}
+    ) c
+    order by c.agent_id, c.sequence`.execute(db);
+  return result.rows.map((r) => ({
+    agentId: r.agent_id,
+    sequence: Number(r.sequence),
+    commandId: r.command_id,
+    body: new Uint8Array(r.body),
+    createdAt: r.created_at,
+  }));
+}
+
+/** One acknowledgement from an agent. */
+export interface Ack {
+  agentId: string;
+  sequence: number;
+  status: AckStatusName;
+  reason: string;
+}
+
+/** Records many acknowledgements in one statement; an ack of an acked command changes nothing. */
+export async function recordAcks(db: Executor, acks: Ack[]): Promise<void> {
+  if (acks.length === 0) return;
+  await sql`
+    update agent_commands c set acked_at = now(), ack_status = a.status, ack_reason = a.reason
+    from unnest(${acks.map((a) => a.agentId)}::uuid[], ${acks.map((a) => String(a.sequence))}::bigint[],
+                ${acks.map((a) => a.status)}::text[], ${acks.map((a) => a.reason)}::text[]) as a(agent_id, sequence, status, reason)
+    where c.agent_id = a.agent_id and c.sequence = a.sequence and c.acked_at is null`.execute(db);
+}
+
+/**
+ * The agent's hello says it applied everything up to `sequence`: those commands count as
+ * acknowledged (OK), so a reconnect never redelivers them.
+ */
+export async function ackThrough(db: Executor, agentId: string, sequence: number): Promise<void> {
+  if (sequence <= 0) return;
+  await db
+    .updateTable("agent_commands")
+    .set({ acked_at: new Date(), ack_status: "OK", ack_reason: "applied (reported in hello)" })
+    .where("agent_id", "=", agentId)
+    .where("sequence", "<=", sequence)
+    .where("acked_at", "is", null)
+    .execute();
+}

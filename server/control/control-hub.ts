@@ -1,0 +1,276 @@
+import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import { GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
+import type { AgentIdentity } from "../auth/session-auth.js";
+import type { Bus } from "../bus/bus.js";
+import type { Schema } from "../db/schema.js";
+import { type Ack, pendingCommands, recordAcks } from "./command-store.js";
+import { toWireCommand } from "./commands.js";
+import { AgentConnection } from "./connection.js";
+
+/** Timing knobs of the hub (from config; tests shrink them). */
+export interface HubOptions {
+  replicaId: string;
+  maxStreamAgeMs: number;
+  pingIntervalMs: number;
+  drainSpreadMs: number;
+  tickMs?: number;
+  ackFlushMs?: number;
+}
+
+const DELIVERY_CHUNK = 1000;
+
+/**
+ * The streams this replica holds, and everything that reaches them: command delivery (read from
+ * the database, so a replica that missed a notification catches up on the next pull), acks
+ * (coalesced into one UPDATE per flush), go-aways on revocation, fencing, supersession, maximum
+ * age and drain, and keepalive pings — all driven by one shared timer, not one per stream.
+ */
+export class ControlHub {
+  private readonly byAgent = new Map<string, AgentConnection>();
+  private readonly dirty = new Set<string>();
+  private deliveryRunning = false;
+  private deliveryScheduled = false;
+  private acks: Ack[] = [];
+  private readonly ticker: NodeJS.Timeout;
+  private readonly ackTimer: NodeJS.Timeout;
+  private readonly unsubscribe: Array<() => void>;
+  private nextPingNonce = 1n;
+
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly bus: Bus,
+    private readonly logger: Logger,
+    private readonly options: HubOptions,
+  ) {
+    this.ticker = setInterval(() => this.tick(Date.now()), options.tickMs ?? 1000);
+    this.ticker.unref();
+    this.ackTimer = setInterval(() => void this.flushAcks(), options.ackFlushMs ?? 200);
+    this.ackTimer.unref();
+    this.unsubscribe = [
+      bus.subscribe("commands_queued", (payload) => this.onCommandsQueued(payload)),
+      bus.subscribe("agent_changed", (agentId) => void this.recheckAgents([agentId])),
+      bus.subscribe("session_changed", (agentId) => void this.recheckAgents([agentId])),
+      bus.subscribe("stream_opened", (payload) => this.onStreamOpened(payload)),
+    ];
+  }
+
+  /** Number of open streams on this replica. */
+  get size(): number {
+    return this.byAgent.size;
+  }
+
+  /**
+   * Registers a new stream for an authenticated agent. The newest connection wins: an older
+   * stream of the same agent here is closed now, and other replicas are told to close theirs.
+   */
+  async open(identity: AgentIdentity, lastAppliedSequence: number): Promise<AgentConnection> {
+    const now = Date.now();
+    const jitter = 1 + (Math.random() * 0.2 - 0.1);
+    const conn = new AgentConnection(identity.agentId, identity.tenantId, identity.sessionId, identity.expiresAt.getTime(), now, now + this.options.maxStreamAgeMs * jitter);
+    conn.lastSent = lastAppliedSequence;
+    this.byAgent.get(identity.agentId)?.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
+    this.byAgent.set(identity.agentId, conn);
+    await this.bus.publish("stream_opened", `${identity.agentId}|${conn.id}`);
+    return conn;
+  }
+
+  /** The welcome message for a new stream. */
+  welcome(heartbeatIntervalMs: number) {
+    return {
+      kind: {
+        case: "welcome" as const,
+        value: {
+          serverTime: timestampNow(),
+          replicaId: this.options.replicaId,
+          heartbeatInterval: durationFromMs(heartbeatIntervalMs),
+          maxStreamAge: durationFromMs(this.options.maxStreamAgeMs),
+        },
+      },
+    };
+  }
+
+  /** Forgets a stream that ended (only if it is still the agent's current one). */
+  remove(conn: AgentConnection): void {
+    conn.close();
+    if (this.byAgent.get(conn.agentId) === conn) this.byAgent.delete(conn.agentId);
+  }
+
+  /** Schedules delivery of the agent's pending commands. */
+  markDirty(agentId: string): void {
+    if (!this.byAgent.has(agentId)) return;
+    this.dirty.add(agentId);
+    this.scheduleDelivery();
+  }
+
+  /** Buffers an acknowledgement from a stream; acks for commands never sent are ignored. */
+  ack(conn: AgentConnection, ack: Omit<Ack, "agentId">): boolean {
+    if (ack.sequence > conn.lastSent) return false;
+    this.acks.push({ agentId: conn.agentId, ...ack });
+    if (this.acks.length >= 500) void this.flushAcks();
+    return true;
+  }
+
+  /** Records a pong. */
+  pong(conn: AgentConnection, nonce: bigint): void {
+    if (conn.pingNonce === nonce) conn.pingNonce = undefined;
+  }
+
+  /**
+   * Tells every agent to reconnect after a random delay up to the drain spread (so they spread
+   * over the other replicas instead of stampeding one), then ends the streams.
+   */
+  drain(): void {
+    for (const conn of this.byAgent.values()) {
+      conn.close(this.goAway(GoAwayReason.DRAIN, Math.random() * this.options.drainSpreadMs, "this gateway replica is shutting down"));
+    }
+    this.byAgent.clear();
+  }
+
+  /** After a lost bus connection: re-check every local stream against the database. */
+  resync(): void {
+    const agentIds = [...this.byAgent.keys()];
+    void this.recheckAgents(agentIds);
+    for (const id of agentIds) this.dirty.add(id);
+    this.scheduleDelivery();
+  }
+
+  /** Stops timers and flushes buffered acks. */
+  async close(): Promise<void> {
+    clearInterval(this.ticker);
+    clearInterval(this.ackTimer);
+    for (const off of this.unsubscribe) off();
+    await this.flushAcks();
+  }
+
+  /** Writes buffered acks in one statement; on failure they are kept for the next flush. */
+  async flushAcks(): Promise<void> {
+    if (this.acks.length === 0) return;
+    const batch = this.acks;
+    this.acks = [];
+    try {
+      await recordAcks(this.db, batch);
+    } catch (err) {
+      this.logger.warn({ err, count: batch.length }, "recording acks failed; will retry");
+      this.acks = batch.concat(this.acks);
+    }
+  }
+
+  private goAway(reason: GoAwayReason, reconnectAfterMs: number, message: string) {
+    return { kind: { case: "goAway" as const, value: { reason, reconnectAfter: durationFromMs(Math.round(reconnectAfterMs)), message } } };
+  }
+
+  private onCommandsQueued(payload: string): void {
+    const [scope, id] = payload.split(":");
+    if (scope === "agent" && id) {
+      this.markDirty(id);
+    } else if (scope === "tenant" && id) {
+      for (const conn of this.byAgent.values()) if (conn.tenantId === id) this.dirty.add(conn.agentId);
+      this.scheduleDelivery();
+    }
+  }
+
+  private onStreamOpened(payload: string): void {
+    const [agentId, connId] = payload.split("|");
+    const conn = agentId ? this.byAgent.get(agentId) : undefined;
+    if (conn && conn.id !== connId) {
+      conn.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
+      this.byAgent.delete(conn.agentId);
+    }
+  }
+
+  /** Closes local streams whose agent is no longer ACTIVE or whose session was replaced. */
+  private async recheckAgents(agentIds: string[]): Promise<void> {
+    const local = agentIds.filter((id) => this.byAgent.has(id));
+    if (local.length === 0) return;
+    try {
+      const rows = await this.db
+        .selectFrom("agents")
+        .leftJoin("sessions", "sessions.agent_id", "agents.id")
+        .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id"])
+        .where("agents.id", "in", local)
+        .execute();
+      for (const row of rows) {
+        const conn = this.byAgent.get(row.id);
+        if (!conn) continue;
+        if (row.state === "REVOKED") {
+          conn.close(this.goAway(GoAwayReason.REVOKED, 0, row.revoke_reason ?? "revoked"));
+        } else if (row.state !== "ACTIVE" || row.session_id !== conn.sessionId) {
+          conn.close(this.goAway(GoAwayReason.SESSION_ENDED, 0, "the session ended: handshake again"));
+        } else {
+          continue;
+        }
+        this.byAgent.delete(row.id);
+      }
+    } catch (err) {
+      this.logger.warn({ err }, "re-checking agents failed");
+    }
+  }
+
+  private scheduleDelivery(): void {
+    if (this.deliveryScheduled) return;
+    this.deliveryScheduled = true;
+    setImmediate(() => {
+      this.deliveryScheduled = false;
+      void this.deliver();
+    });
+  }
+
+  /** Pulls pending commands for dirty agents, a chunk at a time, and writes them in order. */
+  private async deliver(): Promise<void> {
+    if (this.deliveryRunning) return;
+    this.deliveryRunning = true;
+    let chunk: AgentConnection[] = [];
+    try {
+      while (this.dirty.size > 0) {
+        chunk = [];
+        for (const agentId of this.dirty) {
+          this.dirty.delete(agentId);
+          const conn = this.byAgent.get(agentId);
+          if (conn && !conn.closed) chunk.push(conn);
+          if (chunk.length >= DELIVERY_CHUNK) break;
+        }
+        const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })));
+        for (const stored of commands) {
+          const conn = this.byAgent.get(stored.agentId);
+          if (!conn || stored.sequence <= conn.lastSent) continue;
+          conn.send({ kind: { case: "command", value: toWireCommand(stored) } });
+          conn.lastSent = stored.sequence;
+        }
+      }
+    } catch (err) {
+      // Put the chunk back: the shared tick schedules another attempt.
+      for (const conn of chunk) this.dirty.add(conn.agentId);
+      this.logger.warn({ err }, "command delivery failed; will retry on the next tick");
+    } finally {
+      this.deliveryRunning = false;
+    }
+  }
+
+  /** The shared timer: maximum age, session expiry, keepalive pings and dead-peer detection. */
+  private tick(now: number): void {
+    const ping = this.options.pingIntervalMs;
+    for (const conn of this.byAgent.values()) {
+      let last: ReturnType<ControlHub["goAway"]> | undefined;
+      if (now >= conn.sessionExpiresAt) last = this.goAway(GoAwayReason.SESSION_ENDED, 0, "the session expired: handshake again");
+      else if (now >= conn.maxAgeAt) last = this.goAway(GoAwayReason.MAX_AGE, Math.random() * 1000, "maximum stream age reached: reconnect");
+      if (last) {
+        conn.close(last);
+        this.byAgent.delete(conn.agentId);
+        continue;
+      }
+      if (conn.pingNonce !== undefined && now - conn.pingSentAt >= ping) {
+        this.logger.info({ agentId: conn.agentId }, "control stream peer did not answer a ping; closing");
+        conn.close();
+        this.byAgent.delete(conn.agentId);
+      } else if (conn.pingNonce === undefined && now - conn.lastPingAt >= ping) {
+        conn.pingNonce = this.nextPingNonce++;
+        conn.pingSentAt = now;
+        conn.lastPingAt = now;
+        conn.send({ kind: { case: "ping", value: { nonce: conn.pingNonce } } });
+      }
+    }
+    if (this.dirty.size > 0) this.scheduleDelivery();
+  }
+}

@@ -1,0 +1,81 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
+import { AckStatus, type ControlStreamRequest } from "../../gen/agentgateway/v1/control_pb.js";
+import type { AppContext } from "../app/context.js";
+import { agentOf } from "../auth/session-auth.js";
+import type { AckStatusName } from "../db/schema.js";
+import { InvalidInputError } from "../errors/errors.js";
+import { ackThrough } from "./command-store.js";
+import type { AgentConnection } from "./connection.js";
+
+const ACK_STATUS: Partial<Record<AckStatus, AckStatusName>> = {
+  [AckStatus.OK]: "OK",
+  [AckStatus.FAILED]: "FAILED",
+  [AckStatus.UNSUPPORTED]: "UNSUPPORTED",
+};
+
+/**
+ * AgentGatewayService.ControlStream. The agent's hello comes first; the gateway answers with a
+ * welcome, then writes whatever the hub queues (commands, pings, a final go-away) while a reader
+ * handles acks, pongs and rollout progress. Protocol: docs/protocol.md, "ControlStream".
+ */
+export function controlStreamHandler(app: AppContext): Pick<ServiceImpl<typeof AgentGatewayService>, "controlStream"> {
+  return {
+    async *controlStream(requests, ctx) {
+      const identity = agentOf(ctx);
+      const incoming = requests[Symbol.asyncIterator]();
+      const first = await incoming.next();
+      if (first.done || first.value.kind.case !== "hello") {
+        throw new InvalidInputError("the first ControlStream message must be a hello");
+      }
+      const hello = first.value.kind.value;
+      const lastApplied = Number(hello.lastAppliedSequence);
+      await ackThrough(app.database.db, identity.agentId, lastApplied);
+      const conn = await app.control.open(identity, lastApplied);
+      app.logger.debug({ agentId: identity.agentId, lastApplied, version: hello.agentVersion }, "control stream opened");
+      const stop = () => conn.close();
+      ctx.signal.addEventListener("abort", stop, { once: true });
+      readRequests(app, conn, incoming).finally(stop);
+      try {
+        yield app.control.welcome(app.config.heartbeatIntervalMs);
+        app.control.markDirty(identity.agentId);
+        yield* conn.outgoing();
+      } finally {
+        ctx.signal.removeEventListener("abort", stop);
+        app.control.remove(conn);
+      }
+    },
+  };
+}
+
+/** Handles the agent's messages after the hello until it closes its side. */
+async function readRequests(app: AppContext, conn: AgentConnection, incoming: AsyncIterator<ControlStreamRequest>): Promise<void> {
+  try {
+    for (;;) {
+      const next = await incoming.next();
+      if (next.done || conn.closed) return;
+      const kind = next.value.kind;
+      switch (kind.case) {
+        case "ack": {
+          const status = ACK_STATUS[kind.value.status];
+          if (status) app.control.ack(conn, { sequence: Number(kind.value.sequence), status, reason: kind.value.reason });
+          break;
+        }
+        case "pong":
+          app.control.pong(conn, kind.value.nonce);
+          break;
+        case "rolloutProgress":
+          app.events.emit("rolloutProgress", { agentId: conn.agentId, tenantId: conn.tenantId, progress: kind.value });
+          break;
+        case "hello":
+          conn.close(); // a second hello is a protocol error; the agent will reconnect
+          return;
+        default:
+          break;
+      }
+    }
+  } catch (err) {
+    // The client went away or sent garbage; the stream ends either way.
+    app.logger.debug({ err, agentId: conn.agentId }, "control stream reader ended");
+  }
+}
