@@ -13,6 +13,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("tenant_id", "uuid", (c) => c.notNull().references("tenants.id"))
     .addColumn("command_id", "uuid", (c) => c.notNull().unique())
     .addColumn("kind", "text", (c) => c.notNull())
+    // What the command belongs to (e.g. the rollout id), so it can be withdrawn while unsent.
+    .addColumn("ref", "text")
     // The serialized agentgateway.v1.Command (payload only; sequence and id are added on send).
     .addColumn("body", "bytea", (c) => c.notNull())
     .addColumn("created_at", "timestamptz", (c) => c.notNull().defaultTo(sql`now()`))

@@ -2,12 +2,14 @@ import type { Migration, MigrationProvider } from "kysely";
 import * as m0001 from "./0001-initial.js";
 import * as m0002 from "./0002-ingest.js";
 import * as m0003 from "./0003-commands.js";
+import * as m0004 from "./0004-rollouts.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
   "0002-ingest": m0002,
   "0003-commands": m0003,
+  "0004-rollouts": m0004,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

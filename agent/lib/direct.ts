@@ -1,13 +1,18 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import type { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
+import type { AgentHelloSchema, ControlStreamRequestSchema, ControlStreamResponse } from "../../gen/agentgateway/v1/control_pb.js";
+import type { EventSchema, MetricPointSchema, UploadHeartbeatRequestSchema } from "../../gen/agentgateway/v1/ingest_pb.js";
 import { authTranscript, registerTranscript } from "../../server/protocol/transcript.js";
 import { sign } from "../../server/protocol/ed25519.js";
 
 /**
- * Single requests to the gateway, one function per protocol step, no retries or state: the
- * daemon's reconnect/backoff machine (agent/lib/…) and the tests build on these.
+ * Single requests to the gateway, one function per protocol step, no retries or state (the
+ * tailscale "direct" half). The reconnect/backoff state machine (agent/lib/supervisor.ts, the
+ * "auto" half) and the tests build on these.
  */
 export type GatewayClient = Client<typeof AgentGatewayService>;
 
@@ -30,10 +35,19 @@ export interface Registration {
   verificationCode: string;
 }
 
+/** Facts about the host, as Register and UploadHeartbeat carry them. */
+export interface HostInfo {
+  hostname?: string;
+  os?: string;
+  arch?: string;
+  agentVersion?: string;
+  labels?: Record<string, string>;
+}
+
 /** Registers with an enrollment token, proving possession of the identity key. */
 export async function register(
   client: GatewayClient,
-  input: { token: string; identity: Identity; name: string; host?: { hostname?: string; os?: string; arch?: string; agentVersion?: string; labels?: Record<string, string> } },
+  input: { token: string; identity: Identity; name: string; host?: HostInfo },
 ): Promise<Registration> {
   const proof = sign(input.identity.privateKey, registerTranscript({ token: input.token, publicKey: input.identity.publicKey, name: input.name }));
   const res = await client.register({
@@ -51,6 +65,8 @@ export interface Session {
   token: string;
   expiresAt: Date;
   heartbeatIntervalMs: number;
+  /** When this process received it (the refresh point is measured from here). */
+  issuedAt?: Date;
 }
 
 /** Runs Begin + Complete and returns the session. */
@@ -61,15 +77,124 @@ export async function handshake(client: GatewayClient, agentId: string, identity
     authTranscript({ challengeId: challenge.challengeId, nonce: challenge.nonce, agentId, publicKey: identity.publicKey }),
   );
   const res = await client.completeAuthHandshake({ challengeId: challenge.challengeId, agentId, signature });
-  const interval = res.heartbeatInterval;
   return {
     token: res.sessionToken,
     expiresAt: res.expiresAt ? timestampDate(res.expiresAt) : new Date(Date.now() + 3_600_000),
-    heartbeatIntervalMs: interval ? Number(interval.seconds) * 1000 + Math.floor(interval.nanos / 1e6) : 30_000,
+    heartbeatIntervalMs: msOf(res.heartbeatInterval, 30_000),
+    issuedAt: new Date(),
   };
 }
 
 /** Call options carrying the session token. */
 export function withSession(session: { token: string }): { headers: Record<string, string> } {
   return { headers: { authorization: `Bearer ${session.token}` } };
+}
+
+/** A Duration in ms, or the fallback when absent or non-positive. */
+export function msOf(duration: Duration | undefined, fallbackMs: number): number {
+  if (!duration) return fallbackMs;
+  const ms = durationMs(duration);
+  return ms > 0 ? ms : fallbackMs;
+}
+
+/** Sends one heartbeat; returns the interval the gateway asks for next (ms). */
+export async function sendHeartbeat(
+  client: GatewayClient,
+  session: { token: string },
+  heartbeat: MessageInitShape<typeof UploadHeartbeatRequestSchema>,
+  signal?: AbortSignal,
+): Promise<{ nextIntervalMs: number | undefined; serverTime: Date | undefined }> {
+  const res = await client.uploadHeartbeat(heartbeat, { ...withSession(session), ...(signal ? { signal } : {}) });
+  return {
+    nextIntervalMs: res.nextHeartbeatInterval ? msOf(res.nextHeartbeatInterval, 30_000) : undefined,
+    serverTime: res.serverTime ? timestampDate(res.serverTime) : undefined,
+  };
+}
+
+/** Uploads one batch of points (at most 1000). */
+export async function uploadTelemetry(
+  client: GatewayClient,
+  session: { token: string },
+  points: Array<MessageInitShape<typeof MetricPointSchema>>,
+  signal?: AbortSignal,
+): Promise<{ accepted: number; duplicates: number }> {
+  const res = await client.uploadTelemetry({ points }, { ...withSession(session), ...(signal ? { signal } : {}) });
+  return { accepted: res.accepted, duplicates: res.duplicates };
+}
+
+/** Uploads one batch of events (at most 500, within the gateway's message size limit). */
+export async function uploadEvents(
+  client: GatewayClient,
+  session: { token: string },
+  events: Array<MessageInitShape<typeof EventSchema>>,
+  signal?: AbortSignal,
+): Promise<{ accepted: number; duplicates: number }> {
+  const res = await client.uploadEvents({ events }, { ...withSession(session), ...(signal ? { signal } : {}) });
+  return { accepted: res.accepted, duplicates: res.duplicates };
+}
+
+/** An agent → gateway ControlStream message. */
+export type ControlRequest = MessageInitShape<typeof ControlStreamRequestSchema>;
+
+/** One open ControlStream: push requests, iterate responses, end it. No reconnects. */
+export interface ControlChannel {
+  /** Queues a message for the gateway (ignored once the channel ended). */
+  send(request: ControlRequest): void;
+  /** The gateway's messages; ends when the stream ends, throws its error. */
+  responses: AsyncIterable<ControlStreamResponse>;
+  /** Half-closes cleanly: queued messages are written, then the request side ends. */
+  end(): void;
+  /** Cuts the call at once. */
+  abort(reason?: unknown): void;
+  /** Messages queued but not yet handed to the transport (to carry over to the next stream). */
+  unsent(): ControlRequest[];
+}
+
+/**
+ * Opens a ControlStream with the given hello as its first message (docs/protocol.md,
+ * "ControlStream"). The request side is a queue the caller pushes into.
+ */
+export function openControlStream(client: GatewayClient, session: { token: string }, hello: MessageInitShape<typeof AgentHelloSchema>): ControlChannel {
+  const queue: ControlRequest[] = [{ kind: { case: "hello", value: hello } }];
+  let wake: (() => void) | undefined;
+  let ended = false;
+  const abort = new AbortController();
+  const requests = (async function* () {
+    for (;;) {
+      const next = queue.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (ended || abort.signal.aborted) return;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  })();
+  const poke = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  // Streams have no deadline: the gateway's pings and GoAway (and HTTP/2 PINGs) bound them.
+  const responses = client.controlStream(requests, { ...withSession(session), signal: abort.signal, timeoutMs: 0 });
+  return {
+    send(request) {
+      if (ended || abort.signal.aborted) return;
+      queue.push(request);
+      poke();
+    },
+    responses,
+    end() {
+      ended = true;
+      poke();
+    },
+    abort(reason) {
+      ended = true;
+      abort.abort(reason);
+      poke();
+    },
+    unsent: () => queue.slice(),
+  };
 }

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { RolloutProgress } from "../../gen/agentgateway/v1/control_pb.js";
 import { ControlHub } from "../control/control-hub.js";
+import { RolloutEngine } from "../rollout/rollout-engine.js";
 import { SessionResolver } from "../auth/session-auth.js";
 import type { Bus } from "../bus/bus.js";
 import type { Config } from "../config/config.js";
@@ -31,6 +32,8 @@ export interface AppContext {
   liveness: LivenessSweeper;
   /** The ControlStreams this replica holds. */
   control: ControlHub;
+  /** Staged rollouts and their verifier. */
+  rollouts: RolloutEngine;
   /** In-process hooks between capabilities (e.g. rollout progress reported on a stream). */
   events: EventEmitter<AppEvents>;
   rateLimits: {
@@ -72,6 +75,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       drainSpreadMs: config.drainSpreadMs,
     }),
     events: new EventEmitter<AppEvents>(),
+    rollouts: new RolloutEngine(database.db, bus, logger),
     rateLimits: {
       registerPerSource: new TokenBuckets(config.registerRatePerSource),
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),

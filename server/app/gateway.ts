@@ -58,6 +58,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   app.health.set("", ServingStatus.SERVING);
   app.heartbeats.start();
   app.liveness.start();
+  app.rollouts.startVerifier();
+  app.events.on("rolloutProgress", ({ agentId, tenantId, progress }) => {
+    app.rollouts
+      .recordProgress({ tenantId, agentId, rolloutId: progress.rolloutId, stage: progress.stage, message: progress.message })
+      .catch((err) => logger.warn({ err, agentId }, "recording rollout progress failed"));
+  });
   const sweeper = setInterval(() => {
     deleteExpiredChallenges(database.db).catch((err) => logger.warn({ err }, "challenge sweep failed"));
   }, 60_000);
@@ -78,6 +84,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         await listener.close(config.shutdownGraceMs);
         // No more calls can arrive: write the last heartbeats before the database closes.
         await app.liveness.stop();
+        await app.rollouts.stopVerifier();
         await app.heartbeats.stop().catch((err) => logger.warn({ err, pending: app.heartbeats.size }, "final heartbeat flush failed"));
         await app.control.close();
         app.sessions.close();

@@ -18,6 +18,8 @@ import { controlStreamHandler } from "../control/control-stream-handler.js";
 import { heartbeatHandler } from "../ingest/heartbeat-handler.js";
 import { ingestAdminHandlers } from "../ingest/ingest-admin-handler.js";
 import { ingestHandlers } from "../ingest/ingest-handler.js";
+import { releaseKeyService } from "../rollout/release-key-handler.js";
+import { rolloutService } from "../rollout/rollout-handler.js";
 import { apiKeyService } from "../operators/api-key-handler.js";
 import type { AppContext } from "./context.js";
 
@@ -48,8 +50,8 @@ export function registerRoutes(router: ConnectRouter, app: AppContext): void {
   router.service(ApiKeyService, apiKeyService(app));
   router.service(AgentService, { ...agentService(app), ...ingestAdminHandlers(app) });
   router.service(AuditService, auditService(app));
-  router.service(ReleaseKeyService, {});
-  router.service(RolloutService, {});
+  router.service(ReleaseKeyService, releaseKeyService(app));
+  router.service(RolloutService, rolloutService(app));
   registerHealth(router, app.health);
   registerReflection(router, SERVED_FILES);
 }

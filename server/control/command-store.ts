@@ -34,7 +34,7 @@ export async function enqueueForAgent(db: Executor, input: { tenantId: string; a
  */
 export async function enqueueForTenant(
   db: Executor,
-  input: { tenantId: string; exceptAgentId?: string; kind: string; body: Uint8Array },
+  input: { tenantId: string; exceptAgentId?: string; kind: string; ref?: string; body: Uint8Array },
 ): Promise<number> {
   const except = input.exceptAgentId ?? "00000000-0000-0000-0000-000000000000";
   const result = await sql`
@@ -43,8 +43,8 @@ export async function enqueueForTenant(
       where tenant_id = ${input.tenantId} and state = 'ACTIVE' and id <> ${except}
       returning id, tenant_id, command_seq
     )
-    insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, body)
-    select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.body}::bytea from targets`.execute(db);
+    insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, ref, body)
+    select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.ref ?? null}, ${input.body}::bytea from targets`.execute(db);
   return Number(result.numAffectedRows ?? 0);
 }
 
@@ -103,6 +103,32 @@ export async function ackThrough(db: Executor, agentId: string, sequence: number
     .set({ acked_at: new Date(), ack_status: "OK", ack_reason: "applied (reported in hello)" })
     .where("agent_id", "=", agentId)
     .where("sequence", "<=", sequence)
+    .where("acked_at", "is", null)
+    .execute();
+}
+
+/** Queues the same command for a list of agents of a tenant in one statement; returns how many got it. */
+export async function enqueueForAgents(db: Executor, input: { tenantId: string; agentIds: string[]; kind: string; ref: string; body: Uint8Array }): Promise<number> {
+  if (input.agentIds.length === 0) return 0;
+  const result = await sql`
+    with targets as (
+      update agents set command_seq = command_seq + 1
+      where tenant_id = ${input.tenantId} and id = any(${input.agentIds}::uuid[])
+      returning id, tenant_id, command_seq
+    )
+    insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, ref, body)
+    select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.ref}, ${input.body}::bytea from targets`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/** Withdraws commands that no agent has acknowledged yet (e.g. directives of a cancelled rollout). */
+export async function withdrawUnacked(db: Executor, input: { tenantId: string; kind: string; ref: string; reason: string }): Promise<void> {
+  await db
+    .updateTable("agent_commands")
+    .set({ acked_at: new Date(), ack_status: "FAILED", ack_reason: input.reason })
+    .where("tenant_id", "=", input.tenantId)
+    .where("kind", "=", input.kind)
+    .where("ref", "=", input.ref)
     .where("acked_at", "is", null)
     .execute();
 }

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Command, CommandSchema } from "../../gen/agentgateway/v1/control_pb.js";
+import type { SignedReleaseManifest } from "../../gen/agentgateway/v1/release_pb.js";
 import type { StoredCommand } from "./command-store.js";
 
 /** The stored body of a PeerRevoked command (the payload only; sequence and id come on send). */
@@ -23,4 +24,14 @@ export function toWireCommand(stored: StoredCommand): Command {
   command.commandId = stored.commandId;
   command.createdAt = timestampFromDate(stored.createdAt);
   return command;
+}
+
+/** The stored body of a RolloutDirective command. */
+export function rolloutDirectiveBody(input: { rolloutId: string; wave: number; signedManifest: SignedReleaseManifest }): Uint8Array {
+  return toBinary(
+    CommandSchema,
+    create(CommandSchema, {
+      payload: { case: "rollout", value: { rolloutId: input.rolloutId, wave: input.wave, manifest: input.signedManifest } },
+    }),
+  );
 }

@@ -165,6 +165,9 @@ export class ControlHub {
     const [scope, id] = payload.split(":");
     if (scope === "agent" && id) {
       this.markDirty(id);
+    } else if (scope === "all") {
+      for (const conn of this.byAgent.values()) this.dirty.add(conn.agentId);
+      this.scheduleDelivery();
     } else if (scope === "tenant" && id) {
       for (const conn of this.byAgent.values()) if (conn.tenantId === id) this.dirty.add(conn.agentId);
       this.scheduleDelivery();

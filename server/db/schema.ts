@@ -138,11 +138,66 @@ export interface AgentCommandTable {
   tenant_id: string;
   command_id: string;
   kind: string;
+  ref: string | null;
   body: Uint8Array;
   created_at: CreatedAt;
   acked_at: Timestamp | null;
   ack_status: AckStatusName | null;
   ack_reason: string | null;
+}
+
+export interface ReleaseKeyTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  public_key: Uint8Array;
+  created_at: CreatedAt;
+  revoked_at: Timestamp | null;
+}
+
+export type RolloutStateName = "PLANNED" | "RUNNING" | "HALTED" | "COMPLETED" | "CANCELLED";
+export type WaveStateName = "PENDING" | "IN_PROGRESS" | "SUCCEEDED" | "FAILED";
+export type MemberStateName = "PENDING" | "DIRECTED" | "APPLYING" | "SUCCEEDED" | "FAILED";
+
+export interface RolloutTable {
+  id: string;
+  tenant_id: string;
+  target_version: string;
+  signed_manifest: Uint8Array;
+  release_key_id: string;
+  state: RolloutStateName;
+  current_wave: Generated<number>;
+  halt_reason: string | null;
+  resume_notes: ColumnType<string[], string | undefined, string>;
+  auto_advance_after_ms: number;
+  target_selector: Json<Record<string, string>>;
+  created_by: string;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface RolloutWaveTable {
+  rollout_id: string;
+  index: number;
+  name: string;
+  state: WaveStateName;
+  failure_budget: number;
+  accepted_failures: Generated<number>;
+  verify_window_ms: number;
+  started_at: Timestamp | null;
+  verify_deadline: Timestamp | null;
+  completed_at: Timestamp | null;
+}
+
+export interface RolloutMemberTable {
+  rollout_id: string;
+  agent_id: string;
+  tenant_id: string;
+  wave: number;
+  state: MemberStateName;
+  reason: Generated<string>;
+  straggler: Generated<boolean>;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 /** The whole database as Kysely sees it. */
@@ -155,6 +210,10 @@ export interface Schema {
   sessions: SessionTable;
   audit_events: AuditEventTable;
   agent_commands: AgentCommandTable;
+  release_keys: ReleaseKeyTable;
+  rollouts: RolloutTable;
+  rollout_waves: RolloutWaveTable;
+  rollout_members: RolloutMemberTable;
   telemetry_points: TelemetryPointTable;
   agent_events: AgentEventTable;
 }

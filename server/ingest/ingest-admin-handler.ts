@@ -12,9 +12,9 @@ import { isValidMicros, timestampFromMicros, timestampMicros } from "./timestamp
 /**
  * Approximate size limit of one page. gRPC clients refuse messages over 4 MiB by default
  * (grpc-go, grpcurl, grpcio), and an event may carry 1 MiB, so a page stops early — with a
- * next_page_token — rather than grow past that.
+ * next_page_token — rather than grow past that. The slack covers the estimate's error.
  */
-const PAGE_BYTES = 3 * 1024 * 1024;
+const PAGE_BYTES = 3.5 * 1024 * 1024;
 
 /** AgentService.ListAgentEvents and ListAgentTelemetry: newest first, keyset-paginated, tenant-scoped. */
 export function ingestAdminHandlers(app: AppContext): Pick<ServiceImpl<typeof AgentService>, "listAgentEvents" | "listAgentTelemetry"> {

@@ -6,7 +6,7 @@ import type { AppContext } from "../app/context.js";
 import { agentOf } from "../auth/session-auth.js";
 import { InvalidInputError } from "../errors/errors.js";
 import type { EventInput, PointInput } from "./ingest-store.js";
-import { timestampMicros } from "./timestamps.js";
+import { timestampToSql } from "./timestamps.js";
 import { storeEvents, storePoints } from "./uploads.js";
 
 /**
@@ -34,7 +34,7 @@ function toPointInput(p: MetricPoint, i: number): PointInput {
   const field = `points[${i}]`;
   noNul(`${field}.id`, p.id);
   noNulInMap(`${field}.labels`, p.labels);
-  return { id: p.id, name: p.name, labels: p.labels, value: p.value, observedAtMicros: instant(`${field}.observed_at`, p.observedAt) };
+  return { id: p.id, name: p.name, labels: p.labels, value: p.value, observedAt: instant(`${field}.observed_at`, p.observedAt) };
 }
 
 function toEventInput(e: Event, i: number): EventInput {
@@ -49,14 +49,14 @@ function toEventInput(e: Event, i: number): EventInput {
     message: e.message,
     attributes: e.attributes,
     payload: e.payload,
-    occurredAtMicros: instant(`${field}.occurred_at`, e.occurredAt),
+    occurredAt: instant(`${field}.occurred_at`, e.occurredAt),
   };
 }
 
-function instant(field: string, ts: Timestamp | undefined): bigint {
-  const micros = ts ? timestampMicros(ts) : undefined;
-  if (micros === undefined) throw new InvalidInputError(`${field}: must be a valid timestamp between 0001-01-01 and 9999-12-31`);
-  return micros;
+function instant(field: string, ts: Timestamp | undefined): string {
+  const literal = ts ? timestampToSql(ts) : undefined;
+  if (literal === undefined) throw new InvalidInputError(`${field}: must be a valid timestamp between 0001-01-01 and 9999-12-31`);
+  return literal;
 }
 
 function noNul(field: string, value: string): void {

@@ -8,7 +8,8 @@ export interface PointInput {
   name: string;
   labels: Record<string, string>;
   value: number;
-  observedAtMicros: bigint;
+  /** ISO-8601 UTC with microseconds (see timestamps.ts `timestampToSql`). */
+  observedAt: string;
 }
 
 /** An event as the ingest service hands it to storage. */
@@ -19,7 +20,8 @@ export interface EventInput {
   message: string;
   attributes: Record<string, string>;
   payload: Uint8Array;
-  occurredAtMicros: bigint;
+  /** ISO-8601 UTC with microseconds. */
+  occurredAt: string;
 }
 
 /**
@@ -38,7 +40,7 @@ export async function insertPoints(db: Executor, tenantId: string, agentId: stri
         ${points.map((p) => p.name)}::text[],
         ${points.map((p) => JSON.stringify(p.labels))}::text[],
         ${points.map((p) => p.value)}::float8[],
-        ${points.map((p) => microsToSql(p.observedAtMicros))}::timestamptz[]
+        ${points.map((p) => p.observedAt)}::timestamptz[]
       ) AS p(id, name, labels, value, observed_at)
       ON CONFLICT (agent_id, point_id) DO NOTHING
       RETURNING 1
@@ -61,7 +63,7 @@ export async function insertEvents(db: Executor, tenantId: string, agentId: stri
         ${events.map((e) => e.message)}::text[],
         ${events.map((e) => JSON.stringify(e.attributes))}::text[],
         ${events.map((e) => Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength).toString("base64"))}::text[],
-        ${events.map((e) => microsToSql(e.occurredAtMicros))}::timestamptz[]
+        ${events.map((e) => e.occurredAt)}::timestamptz[]
       ) AS e(id, type, severity, message, attributes, payload, occurred_at)
       ON CONFLICT (agent_id, event_id) DO NOTHING
       RETURNING 1
@@ -94,13 +96,25 @@ export interface Page<T> {
   more: boolean;
 }
 
-/** A stored point. */
-export interface StoredPoint extends PointInput {
+/** A stored point; instants in microseconds since the epoch. */
+export interface StoredPoint {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+  observedAtMicros: bigint;
   receivedAtMicros: bigint;
 }
 
-/** A stored event. */
-export interface StoredEvent extends EventInput {
+/** A stored event; instants in microseconds since the epoch. */
+export interface StoredEvent {
+  id: string;
+  type: string;
+  severity: number;
+  message: string;
+  attributes: Record<string, string>;
+  payload: Uint8Array;
+  occurredAtMicros: bigint;
   receivedAtMicros: bigint;
 }
 

@@ -16,6 +16,21 @@ export function timestampMicros(ts: Timestamp): bigint | undefined {
   return ts.seconds * 1_000_000n + BigInt(Math.floor(ts.nanos / 1000));
 }
 
+/**
+ * The SQL literal of a Timestamp (UTC, microseconds), or undefined when it is outside the valid
+ * range. The upload hot path: plain number arithmetic, no BigInt (seconds × 1000 stays exact).
+ */
+export function timestampToSql(ts: Timestamp): string | undefined {
+  const seconds = Number(ts.seconds);
+  if (!(seconds >= MIN_SECONDS_N && seconds <= MAX_SECONDS_N) || !(ts.nanos >= 0 && ts.nanos <= 999_999_999)) return undefined;
+  const iso = new Date(seconds * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  const micros = Math.floor(ts.nanos / 1000);
+  return `${iso.slice(0, 20)}${micros >= 100_000 ? micros : String(micros).padStart(6, "0")}Z`;
+}
+
+const MIN_SECONDS_N = Number(MIN_SECONDS);
+const MAX_SECONDS_N = Number(MAX_SECONDS);
+
 /** Whether microseconds since the epoch fall in the range google.protobuf.Timestamp allows. */
 export function isValidMicros(micros: bigint): boolean {
   return micros >= MIN_SECONDS * 1_000_000n && micros <= MAX_SECONDS * 1_000_000n + 999_999n;

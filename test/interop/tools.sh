@@ -91,6 +91,10 @@ for reflect in grpc-v1 grpc-v1alpha; do
   fi
 done
 
+# --- who am I ------------------------------------------------------------------------------
+bufc connect "${auth[@]}" -d '{}' "$url/agentgateway.admin.v1.ApiKeyService/WhoAmI"
+check_json "WhoAmI: the admin key, its role and tenant" 'r.key && r.key.role === "ROLE_ADMIN" && typeof r.tenantId === "string"' "$tmp/out"
+
 # --- enrollment tokens ----------------------------------------------------------------------
 secret_ok='typeof r.secret === "string" && /^agwe_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/.test(r.secret) && r.token && r.secret.startsWith(r.token.displayPrefix)'
 for p in connect grpc grpcweb; do
@@ -112,6 +116,21 @@ for p in connect grpc grpcweb; do
 done
 curl -sS -H 'Content-Type: application/json' "${auth[@]}" -d '{}' "$url/agentgateway.admin.v1.AgentService/ListAgents" >"$tmp/out" 2>"$tmp/err"
 check_json "list agents with curl" 'typeof r === "object" && !("code" in r) && (r.agents === undefined || Array.isArray(r.agents))' "$tmp/out"
+
+bufc grpc "${auth[@]}" -d '{"pageSize": 1}' "$url/agentgateway.admin.v1.AgentService/ListAgents"
+first_agent="$(node -e 'try { const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); process.stdout.write((r.agents && r.agents[0] && r.agents[0].id) || ""); } catch {}' "$tmp/out")"
+if [[ -n "$first_agent" ]]; then
+  bufc connect "${auth[@]}" -d '{"id": "'"$first_agent"'"}' "$url/agentgateway.admin.v1.AgentService/GetAgent"
+  check_json "get agent $first_agent" 'r.agent && typeof r.agent.verificationCode === "string" && r.agent.state.startsWith("AGENT_STATE_")' "$tmp/out"
+else
+  ok "get agent # SKIP no agents enrolled yet"
+fi
+zero_key="$(node -e 'process.stdout.write(Buffer.alloc(32, 9).toString("base64"))')"
+bufc connect -d '{"agentId": "00000000-0000-4000-8000-000000000000", "identityPublicKey": "'"$zero_key"'"}' \
+  "$url/agentgateway.v1.AgentGatewayService/BeginAuthHandshake"
+rc=$?
+if [[ $rc -eq 40 ]]; then ok "BeginAuthHandshake for an unknown agent: buf curl exit 40 (= 8 × NOT_FOUND)"; else not_ok "BeginAuthHandshake for an unknown agent: exit $rc, want 40" "$(cat "$tmp/err")"; fi
+check_json "BeginAuthHandshake for an unknown agent: not_found" 'r.code === "not_found"' "$tmp/err"
 
 # --- audit log ------------------------------------------------------------------------------
 bufc connect "${auth[@]}" -d '{"action": "enrollment_token.created", "pageSize": 100}' "$url/agentgateway.admin.v1.AuditService/ListAuditEvents"

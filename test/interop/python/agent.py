@@ -11,6 +11,9 @@ UploadTelemetry, UploadEvents (each retried once to check idempotency) → Contr
 welcome, ack every command, answer every ping, until GoAway REVOKED → check that a new
 handshake (and a new Register with the same key) is refused with PERMISSION_DENIED → exit.
 
+It heartbeats at the interval the gateway asks for while the stream is open. It does not renew
+its session (sessions last an hour; this agent lives at most --timeout seconds).
+
 Progress is printed to stdout as one JSON object per line ({"event": ...}); human-readable notes
 go to stderr. Secrets (the enrollment token, the session token, the private key) are never
 printed.
@@ -86,6 +89,57 @@ def retry_after_seconds(message: str):
     return float(match.group(1)) if match else None
 
 
+_STATUS_CLASS = None
+
+
+def google_rpc_status_class():
+    """google.rpc.Status (code, message, repeated Any details), built from a descriptor at run
+    time: the gRPC error details travel in the `grpc-status-details-bin` trailer as this message,
+    and proto/ does not ship google/rpc/status.proto."""
+    global _STATUS_CLASS
+    if _STATUS_CLASS is None:
+        from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
+
+        pool = descriptor_pool.DescriptorPool()
+        pool.AddSerializedFile(any_pb2.DESCRIPTOR.serialized_pb)
+        fdp = descriptor_pb2.FileDescriptorProto(name="google/rpc/status.proto", package="google.rpc", syntax="proto3",
+                                                 dependency=["google/protobuf/any.proto"])
+        msg = fdp.message_type.add(name="Status")
+        F = descriptor_pb2.FieldDescriptorProto
+        msg.field.add(name="code", number=1, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+        msg.field.add(name="message", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+        msg.field.add(name="details", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".google.protobuf.Any")
+        pool.Add(fdp)
+        descriptor = pool.FindMessageTypeByName("google.rpc.Status")
+        factory = message_factory.MessageFactory(pool)
+        _STATUS_CLASS = factory.GetMessageClass(descriptor) if hasattr(factory, "GetMessageClass") else factory.GetPrototype(descriptor)
+    return _STATUS_CLASS
+
+
+def violations_of(err):
+    """The buf.validate.Violations detail of a gRPC error, as [{field, rule_id, message}]."""
+    from buf.validate import validate_pb2
+
+    raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if not raw:
+        return None
+    status = google_rpc_status_class()()
+    status.ParseFromString(raw)
+    found = []
+    for detail in status.details:
+        if detail.type_url.rsplit("/", 1)[-1] != "buf.validate.Violations":
+            continue
+        violations = validate_pb2.Violations()
+        violations.ParseFromString(detail.value)
+        for v in violations.violations:
+            found.append({
+                "field": ".".join(e.field_name for e in v.field.elements),
+                "rule_id": v.rule_id,
+                "message": v.message,
+            })
+    return found
+
+
 def jittered(seconds: float) -> float:
     """Equal jitter: half fixed, half random."""
     return seconds / 2 + random.uniform(0, seconds / 2)
@@ -120,6 +174,7 @@ class Agent:
         self.agent_id = None
         self.session_token = None
         self.boot_id = uuid.uuid4().hex[:12]
+        self.heartbeat_interval_s = 30.0
         self.last_applied_sequence = 0
         self.applied = set()
         self.distrusted_peers = {}
@@ -154,6 +209,24 @@ class Agent:
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    # ---- error details -------------------------------------------------------------------
+
+    def check_validation_error(self):
+        """A Register with a 31-byte key must answer INVALID_ARGUMENT naming the field, with a
+        buf.validate.Violations detail a non-TypeScript client can decode."""
+        request = self.gateway_pb2.RegisterRequest(
+            enrollment_token="agwe_" + "A" * 43,
+            identity_public_key=bytes(31),
+            name="py-invalid",
+            proof_signature=bytes(64),
+        )
+        try:
+            self.stub.Register(request, timeout=15)
+        except self.grpc.RpcError as err:
+            emit("validation_error", code=code_name(err), message=err.details(), violations=violations_of(err))
+            return
+        raise Exit(EXIT_CONTRACT, "Register with a 31-byte key succeeded")
 
     # ---- enrollment ----------------------------------------------------------------------
 
@@ -231,6 +304,7 @@ class Agent:
                     continue
                 raise
         self.session_token = response.session_token
+        self.heartbeat_interval_s = response.heartbeat_interval.ToTimedelta().total_seconds() or 30.0
         emit(
             "session",
             attempts=attempt,
@@ -466,6 +540,23 @@ class Agent:
             time.sleep(jittered(backoff))
             backoff = min(backoff * 2, 10)
 
+    def start_heartbeats(self, interval_s: float):
+        """Heartbeats every interval while the stream runs; stops on PERMISSION_DENIED."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(max(interval_s, 1.0)):
+                try:
+                    self.heartbeat()
+                    emit("heartbeat", status="OK", periodic=True)
+                except self.grpc.RpcError as err:
+                    emit("heartbeat", status=code_name(err), periodic=True, message=err.details())
+                    if err.code() == self.grpc.StatusCode.PERMISSION_DENIED:
+                        return
+
+        threading.Thread(target=loop, name="heartbeats", daemon=True).start()
+        return stop
+
     def wait_for_revocation_by_heartbeat(self):
         """Fallback while ControlStream is UNIMPLEMENTED: heartbeat until PERMISSION_DENIED."""
         while self.remaining() > 0:
@@ -514,6 +605,8 @@ class Agent:
     # ---- main ----------------------------------------------------------------------------
 
     def run(self) -> int:
+        if not self.args.register_only:
+            self.check_validation_error()
         registration = self.register()
         if self.args.register_only:
             return EXIT_REGISTERED
@@ -523,7 +616,11 @@ class Agent:
         self.upload_heartbeat()
         self.upload_telemetry()
         self.upload_events()
-        how, message = self.run_control_stream()
+        heartbeats = self.start_heartbeats(self.heartbeat_interval_s)
+        try:
+            how, message = self.run_control_stream()
+        finally:
+            heartbeats.set()
         if how == "go_away":
             emit("revoked", via="go_away", message=message)
             self.check_refused_after_revocation()

@@ -1,0 +1,135 @@
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import * as tls from "node:tls";
+import type { Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+
+/**
+ * How the agent decides to trust the gateway. There is no trust on first use: an https
+ * gateway is trusted through a CA file, a SHA-256 pin of its certificate, or (explicitly) the
+ * system trust store; http:// (h2c) is for loopback and development only.
+ */
+export interface TrustOptions {
+  /** PEM file of the CA(s) that issued the gateway's certificate. */
+  caFile?: string;
+  /** SHA-256 fingerprints of the gateway's leaf certificate (hex, colons optional). */
+  pins: string[];
+  /** Trust Node's bundled/system CAs (for publicly issued certificates). */
+  systemCa?: boolean;
+  /** Allow http:// to a host that is not loopback. */
+  allowInsecureHttp?: boolean;
+}
+
+/** A transport with its own HTTP/2 connection, and the means to close that connection. */
+export interface AgentTransport {
+  transport: Transport;
+  url: URL;
+  /** Closes the HTTP/2 connection (and any call still on it). */
+  close(): void;
+}
+
+/** Timing of the transport (tests and the storm bench shrink them). */
+export interface TransportOptions {
+  protocol?: "connect" | "grpc";
+  /** Default deadline of unary calls, ms (streams pass their own). */
+  unaryTimeoutMs?: number;
+  /** HTTP/2 PING interval while calls are open: detects a dead gateway without a FIN/RST. */
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+}
+
+/** Thrown for a server URL or trust setting the agent refuses to use. */
+export class TrustError extends Error {
+  override name = "TrustError";
+}
+
+/** Normalizes a certificate pin to 64 lowercase hex digits; throws TrustError if malformed. */
+export function normalizePin(pin: string): string {
+  const hex = pin.trim().toLowerCase().replace(/^sha256[:/=]/, "").replace(/:/g, "");
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new TrustError(`certificate pin must be a SHA-256 fingerprint (64 hex digits, colons allowed), got "${pin}"`);
+  return hex;
+}
+
+/** Whether a host name is loopback (where h2c without TLS is acceptable). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1" || host === "0:0:0:0:0:0:0:1";
+}
+
+/** Checks a server URL against the trust options; returns the parsed URL. */
+export function checkServerUrl(server: string, trust: TrustOptions): URL {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new TrustError(`--server must be a URL like https://gateway.example.com:7070, got "${server}"`);
+  }
+  if (url.protocol === "http:") {
+    if (!isLoopbackHost(url.hostname) && !trust.allowInsecureHttp) {
+      throw new TrustError(`refusing cleartext http:// to ${url.hostname}: use https with --ca-file or --ca-pin (http is for loopback; --allow-insecure-http overrides)`);
+    }
+  } else if (url.protocol === "https:") {
+    if (!trust.caFile && trust.pins.length === 0 && !trust.systemCa) {
+      throw new TrustError("an https gateway needs --ca-file FILE or --ca-pin SHA256 (or --system-ca for a publicly issued certificate); the agent never trusts on first use");
+    }
+  } else {
+    throw new TrustError(`unsupported scheme ${url.protocol} in --server (use https:// or http://)`);
+  }
+  if (url.pathname !== "/" || url.search || url.hash) throw new TrustError("--server must be a base URL without a path");
+  return url;
+}
+
+/**
+ * Builds a Connect (or gRPC) transport over its own HTTP/2 connection. For https it verifies
+ * the gateway with the CA file (ca + hostname check) and/or the certificate pin: a pin is
+ * checked in checkServerIdentity when the chain verifies, and on secureConnect — before any
+ * request byte is sent — when only a pin is configured (a self-signed gateway certificate).
+ */
+export function createAgentTransport(server: string, trust: TrustOptions, options: TransportOptions = {}): AgentTransport {
+  const url = checkServerUrl(server, trust);
+  const pins = trust.pins.map(normalizePin);
+  const ping = { pingIntervalMs: options.pingIntervalMs ?? 20_000, pingTimeoutMs: options.pingTimeoutMs ?? 10_000 };
+  let sessionManager: Http2SessionManager;
+  if (url.protocol === "https:") {
+    const ca = trust.caFile ? readFileSync(trust.caFile) : undefined;
+    const chainRequired = ca !== undefined || pins.length === 0;
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    const port = Number(url.port || 443);
+    sessionManager = new Http2SessionManager(url, ping, {
+      createConnection: () => {
+        const socket = tls.connect({
+          host,
+          port,
+          ...(isIP(host) ? {} : { servername: host }),
+          ALPNProtocols: ["h2"],
+          ...(ca ? { ca } : {}),
+          rejectUnauthorized: chainRequired,
+          checkServerIdentity: (name, cert) => tls.checkServerIdentity(name, cert) ?? pinError(pins, cert),
+        });
+        if (pins.length > 0) {
+          socket.once("secureConnect", () => {
+            const error = pinError(pins, socket.getPeerCertificate());
+            if (error) socket.destroy(error);
+          });
+        }
+        return socket;
+      },
+    });
+  } else {
+    sessionManager = new Http2SessionManager(url, ping);
+  }
+  const common = { baseUrl: url.origin, httpVersion: "2" as const, sessionManager, defaultTimeoutMs: options.unaryTimeoutMs ?? 20_000 };
+  const transport = options.protocol === "grpc" ? createGrpcTransport(common) : createConnectTransport(common);
+  return { transport, url, close: () => sessionManager.abort() };
+}
+
+function pinError(pins: readonly string[], cert: tls.PeerCertificate | undefined): Error | undefined {
+  if (pins.length === 0) return undefined;
+  const actual = cert?.fingerprint256 ? cert.fingerprint256.replace(/:/g, "").toLowerCase() : "";
+  if (actual && pins.includes(actual)) return undefined;
+  const error = new Error(`gateway certificate SHA-256 ${actual || "(none)"} matches no pinned fingerprint`) as NodeJS.ErrnoException;
+  error.code = "ERR_AGW_CERT_PIN_MISMATCH";
+  return error;
+}

