@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { promises as fs, type Stats } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -219,12 +219,11 @@ export class LocalEventSource {
     let buffered = "";
     // Answers go out in line order even though persisting is asynchronous.
     let answers: Promise<void> = Promise.resolve();
-    const reply = (line: string, result: Promise<string>) => {
+    const reply = (result: Promise<string>) => {
       answers = answers.then(async () => {
         const text = await result;
         if (!socket.destroyed) socket.write(`${text}\n`);
       });
-      void line;
     };
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => {
@@ -238,14 +237,14 @@ export class LocalEventSource {
       while (nl !== -1) {
         const line = buffered.slice(0, nl).trim();
         buffered = buffered.slice(nl + 1);
-        if (line) reply(line, this.accept(line));
+        if (line) reply(this.accept(line));
         nl = buffered.indexOf("\n");
       }
     });
     socket.on("end", () => {
       const line = buffered.trim();
       buffered = "";
-      if (line) reply(line, this.accept(line));
+      if (line) reply(this.accept(line));
       void answers.then(() => socket.end());
     });
   }
@@ -286,7 +285,7 @@ export class LocalEventSource {
       if (this.stopped) return;
       const path = join(dir, name);
       let text: string;
-      let st: import("node:fs").Stats;
+      let st: Stats;
       try {
         st = await fs.stat(path);
         text = await fs.readFile(path, "utf8");
