@@ -40,6 +40,7 @@ export class StreamFleet {
   readonly receivedAt: Float64Array;
   readonly members: Member[] = [];
   readonly sessions: http2.ClientHttp2Session[] = [];
+  private readonly connecting: Array<Promise<http2.ClientHttp2Session>> = [];
   received = 0;
   ended = 0;
   goAways = 0;
@@ -53,15 +54,15 @@ export class StreamFleet {
     this.receivedAt = new Float64Array(size).fill(Number.NaN);
   }
 
-  /**
-   * Opens `tokens.length` streams (a token per stream; "" sends no Authorization header) and
-   * resolves when every one has been welcomed. `from` lets a fleet grow in steps.
-   */
+  /** An empty fleet of `size` slots; open() fills them. */
   static create(size: number, options: FleetOptions): StreamFleet {
     return new StreamFleet(size, options);
   }
 
-  /** Opens streams [from, to) with their tokens; resolves when all are welcomed. */
+  /**
+   * Opens streams [from, to), stream i with tokens[i] ("" or missing: no Authorization header),
+   * and resolves when every one has been welcomed. Calling it in steps grows the fleet.
+   */
   async open(url: string, tokens: string[], from: number, to: number): Promise<void> {
     const deadline = Date.now() + this.options.openTimeoutMs;
     let next = from;
@@ -75,20 +76,18 @@ export class StreamFleet {
     await Promise.all(Array.from({ length: Math.min(this.options.openConcurrency, to - from) }, () => worker()));
   }
 
-  private async session(url: string, i: number): Promise<http2.ClientHttp2Session> {
+  private session(url: string, i: number): Promise<http2.ClientHttp2Session> {
     const index = Math.floor(i / this.options.perConnection);
-    while (this.sessions.length <= index) this.sessions.push(undefined as unknown as http2.ClientHttp2Session);
-    let s = this.sessions[index];
-    if (!s) {
-      // Reserve the slot synchronously so concurrent openers share one connection.
-      const pending = connectSession(url);
-      this.sessions[index] = pending as unknown as http2.ClientHttp2Session;
-      s = await pending;
-      this.sessions[index] = s;
-    } else if (s instanceof Promise) {
-      s = await (s as unknown as Promise<http2.ClientHttp2Session>);
+    let pending = this.connecting[index];
+    if (!pending) {
+      // Stored synchronously, so concurrent openers of this slot share one connection.
+      pending = connectSession(url).then((s) => {
+        this.sessions.push(s);
+        return s;
+      });
+      this.connecting[index] = pending;
     }
-    return s;
+    return pending;
   }
 
   private async openOne(url: string, token: string, i: number): Promise<void> {
@@ -173,6 +172,6 @@ export class StreamFleet {
   /** Cancels every stream and closes every connection. */
   close(): void {
     for (const m of this.members) m?.stream.cancel();
-    for (const s of this.sessions) if (s && !(s instanceof Promise)) s.destroy();
+    for (const s of this.sessions) s.destroy();
   }
 }

@@ -9,7 +9,7 @@ import { transitionAgent } from "./agent-admin.js";
 import { fromProtoAgentState, toProtoAgent } from "./agent-mapping.js";
 import { type AgentFilter, getAgent, listAgents } from "./agent-store.js";
 
-/** agentgateway.admin.v1.AgentService (events and telemetry reads land with ingest). */
+/** agentgateway.admin.v1.AgentService; ListAgentEvents/ListAgentTelemetry are in server/ingest/ingest-admin-handler.ts. */
 export function agentService(app: AppContext): Partial<ServiceImpl<typeof AgentService>> {
   const db = app.database.db;
   const thresholds = { staleAfterMs: app.config.staleAfterMs, offlineAfterMs: app.config.offlineAfterMs };
