@@ -105,6 +105,7 @@ describe("sessions", () => {
     const b = await enrollAgent(gw);
     await heartbeat(a.session);
     await client.uploadHeartbeat({ agentVersion: "9.9.9" }, withSession(b.session));
+    await gw.gateway.context.heartbeats.flush();
     const { agent } = await gw.admin(AgentService).getAgent({ id: b.registration.agentId });
     expect(agent?.agentVersion).toBe("9.9.9");
     const other = await gw.admin(AgentService).getAgent({ id: a.registration.agentId });

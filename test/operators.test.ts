@@ -4,7 +4,6 @@ import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ApiKeyService, Role } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
-import { RolloutService } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { gatewayClient, register } from "../agent/lib/direct.js";
 import { createTenant, enrollAgent, newIdentity } from "./support/agents.js";
 import { expectCode } from "./support/expect-code.js";
@@ -53,10 +52,6 @@ describe("operator API keys and roles", () => {
     const { keys } = await gw.admin(ApiKeyService).listApiKeys({ includeRevoked: true });
     expect(keys.find((k) => k.id === me.key?.id)?.revokedAt).toBeDefined();
     expect(JSON.stringify(keys, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(editor);
-  });
-
-  it("answers Unimplemented for RPCs whose capability has not landed", async () => {
-    await expectCode(gw.admin(RolloutService).listRollouts({}), Code.Unimplemented);
   });
 });
 

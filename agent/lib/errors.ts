@@ -28,6 +28,8 @@ export type Verdict =
   | { kind: "reauthenticate"; message: string }
   /** Registered but not approved yet: keep waiting with backoff. */
   | { kind: "awaiting-approval"; message: string }
+  /** The gateway does not know this agent id with this key (deleted, or the wrong gateway). */
+  | { kind: "unknown-agent"; message: string }
   /** Rejected or retired: the identity is useless, enroll again. */
   | { kind: "identity-unusable"; message: string }
   /** Transient (network, overload, server bug): retry with backoff, at least `retryAfterMs`. */
@@ -56,6 +58,8 @@ export function classify(err: unknown): Verdict {
     case Code.FailedPrecondition:
       // The gateway's only machine-readable signal is the message (no error detail yet).
       return /awaiting approval/i.test(message) ? { kind: "awaiting-approval", message } : { kind: "identity-unusable", message };
+    case Code.NotFound:
+      return { kind: "unknown-agent", message };
     case Code.InvalidArgument:
     case Code.OutOfRange:
       return { kind: "invalid", message };

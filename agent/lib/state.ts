@@ -47,8 +47,11 @@ export interface AgentStateFile {
   recentAcks: Array<{ sequence: string; status: AckName; reason: string }>;
   /** Peers the gateway said were revoked: stop trusting these identities. */
   revokedPeers: Array<{ agentId: string; publicKey: string; revokedAt?: string; receivedAt: string }>;
-  /** Version installed by the last successful rollout (when no --version-file says otherwise). */
-  installedVersion?: string;
+  /**
+   * Version installed by the last successful rollout, and the built-in version it replaced:
+   * reported while that build still runs (a new build reports its own version again).
+   */
+  installedVersion?: { version: string; replaced: string };
   /** Set when the gateway revoked this identity; `run` then refuses to start. */
   revoked?: { at: string; reason: string; source: string };
 }

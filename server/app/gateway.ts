@@ -40,7 +40,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   let onResync = () => {};
   const bus: Bus = database.url ? await PgBus.start(database.url, logger, () => onResync()) : new MemoryBus();
   const app = createAppContext(config, logger, database, bus);
-  onResync = () => app.control.resync();
+  onResync = () => {
+    app.sessions.clear();
+    app.control.resync();
+  };
   const bootstrap = await bootstrapTenant(database.db, app.apiKeys, {
     tenantName: config.defaultTenant,
     bootstrapAdminKey: config.bootstrapAdminKey,

@@ -77,6 +77,12 @@ export class SessionResolver {
     this.byAgent.delete(agentId);
   }
 
+  /** Drops the whole cache (after a lost bus connection, when invalidations may have been missed). */
+  clear(): void {
+    this.cache.clear();
+    this.byAgent.clear();
+  }
+
   close(): void {
     for (const off of this.unsubscribe) off();
   }

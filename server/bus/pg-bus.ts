@@ -5,8 +5,11 @@ import { type Bus, type BusTopic, MemoryBus } from "./bus.js";
 const CHANNEL = "agentgateway_events";
 
 /**
- * Cross-replica fan-out over PostgreSQL LISTEN/NOTIFY. Every replica (this one included)
- * receives each notification from the database, so there is one delivery path. The listening
+ * Cross-replica fan-out over PostgreSQL LISTEN/NOTIFY. A publish is delivered to this
+ * replica's listeners at once (so e.g. a revoked session is refused by the next call here, not
+ * after a database round trip), then sent to every replica; the echo that comes back is
+ * delivered again, which listeners tolerate because every notification is idempotent (a
+ * pointer to re-read). The listening
  * connection is re-opened with backoff when it drops; because notifications sent meanwhile are
  * lost, `onResync` then runs so the owner can catch up from the tables (the source of truth).
  */
@@ -33,6 +36,7 @@ export class PgBus implements Bus {
   }
 
   async publish(topic: BusTopic, payload: string): Promise<void> {
+    this.local.deliver(topic, payload);
     await this.publisher.query("select pg_notify($1, $2)", [CHANNEL, `${topic}|${payload}`]);
   }
 

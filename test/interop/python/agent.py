@@ -175,6 +175,8 @@ class Agent:
         self.session_token = None
         self.boot_id = uuid.uuid4().hex[:12]
         self.heartbeat_interval_s = 30.0
+        self.version = AGENT_VERSION  # changes when a rollout is applied
+        self.pinned_release_keys = {bytes.fromhex(k) for k in args.release_key}
         self.last_applied_sequence = 0
         self.applied = set()
         self.distrusted_peers = {}
@@ -192,7 +194,7 @@ class Agent:
             hostname=socket.gethostname()[:253],
             os=sys.platform,
             arch=host_arch(),
-            agent_version=AGENT_VERSION,
+            agent_version=self.version,
             labels={"lang": "python", "interop": "true"},
         )
 
@@ -323,7 +325,7 @@ class Agent:
         uptime.FromNanoseconds(int((time.monotonic() - START) * 1e9))
         request = self.ingest_pb2.UploadHeartbeatRequest(
             status=self.ingest_pb2.AGENT_STATUS_HEALTHY,
-            agent_version=AGENT_VERSION,
+            agent_version=self.version,
             uptime=uptime,
             host=self.host_facts(),
         )
@@ -416,13 +418,7 @@ class Agent:
             self.distrusted_peers[command.peer_revoked.agent_id] = command.peer_revoked.identity_public_key
             status, reason = pb.ACK_STATUS_OK, ""
         elif kind == "rollout":
-            # This test agent pins no release keys, so no manifest can be trusted (protocol.md,
-            # "Release manifests", step 1): report RECEIVED then FAILED, ack FAILED.
-            rollout = command.rollout
-            send(pb.ControlStreamRequest(rollout_progress=pb.RolloutProgress(rollout_id=rollout.rollout_id, stage=pb.ROLLOUT_STAGE_RECEIVED)))
-            reason = "release key not pinned by this agent"
-            send(pb.ControlStreamRequest(rollout_progress=pb.RolloutProgress(rollout_id=rollout.rollout_id, stage=pb.ROLLOUT_STAGE_FAILED, message=reason)))
-            status = pb.ACK_STATUS_FAILED
+            status, reason = self.apply_rollout(command.rollout, send)
         else:
             status, reason = pb.ACK_STATUS_UNSUPPORTED, ""
         if command.sequence not in self.applied:
@@ -430,6 +426,46 @@ class Agent:
         self.last_applied_sequence = max(self.last_applied_sequence, command.sequence)
         send(pb.ControlStreamRequest(ack=pb.CommandAck(sequence=command.sequence, status=status, reason=reason)))
         emit("ack", sequence=command.sequence, status=pb.AckStatus.Name(status), reason=reason)
+
+    def apply_rollout(self, directive, send):
+        """docs/protocol.md, "Release manifests": pinned key, signature over the manifest bytes as
+        received, only then decode. This agent has no real update hook: "installing" a verified
+        release means running its version from now on (reported in heartbeats and hellos)."""
+        pb = self.control_pb2
+
+        def progress(stage, message=""):
+            send(pb.ControlStreamRequest(rollout_progress=pb.RolloutProgress(
+                rollout_id=directive.rollout_id, stage=stage, message=message)))
+            emit("rollout_progress", rollout_id=directive.rollout_id, stage=pb.RolloutStage.Name(stage), message=message)
+
+        signed = directive.manifest
+        progress(pb.ROLLOUT_STAGE_RECEIVED)
+        if signed.release_public_key not in self.pinned_release_keys:
+            reason = f"release key {signed.release_public_key.hex()[:16]}… is not pinned by this agent"
+        elif not proto.verify(signed.release_public_key, signed.signature, proto.release_manifest_transcript(signed.manifest)):
+            reason = "release manifest signature does not verify"
+        else:
+            reason = ""
+        if reason:
+            progress(pb.ROLLOUT_STAGE_FAILED, reason)
+            return pb.ACK_STATUS_FAILED, reason
+        from agentgateway.v1 import release_pb2
+
+        manifest = release_pb2.ReleaseManifest()
+        manifest.ParseFromString(signed.manifest)
+        progress(pb.ROLLOUT_STAGE_VERIFIED)
+        progress(pb.ROLLOUT_STAGE_APPLYING)
+        emit("rollout_apply", rollout_id=directive.rollout_id, wave=directive.wave, version=manifest.version,
+             artifact_url=manifest.artifact_url, artifact_sha256=manifest.artifact_sha256.hex(), artifact_size=manifest.artifact_size)
+        self.version = manifest.version
+        progress(pb.ROLLOUT_STAGE_SUCCEEDED)
+        # The gateway counts the member as done when a heartbeat reports the target version.
+        try:
+            self.heartbeat()
+            emit("heartbeat", status="OK", version=self.version, after_rollout=True)
+        except self.grpc.RpcError as err:
+            emit("heartbeat", status=code_name(err), message=err.details(), after_rollout=True)
+        return pb.ACK_STATUS_OK, ""
 
     def control_stream_once(self):
         """One stream. Returns ("go_away", GoAway) or ("error", RpcError) or ("ended", None)."""
@@ -445,7 +481,7 @@ class Agent:
 
         send = outbox.put
         send(pb.ControlStreamRequest(hello=pb.AgentHello(
-            agent_version=AGENT_VERSION,
+            agent_version=self.version,
             last_applied_sequence=self.last_applied_sequence,
             capabilities=["peer_revoked", "rollout"],
         )))
@@ -645,6 +681,8 @@ def main(argv) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="overall seconds before giving up")
     parser.add_argument("--check-reregister", action="store_true",
                         help="after revocation, also check Register with the same key (and token) is PERMISSION_DENIED")
+    parser.add_argument("--release-key", action="append", default=[], metavar="HEX",
+                        help="pin a release public key (32 bytes, hex); rollouts signed by other keys are refused")
     parser.add_argument("--gen-dir", help="where to generate stubs (default: a temp dir removed at exit)")
     args = parser.parse_args(argv)
     args.token = args.token or os.environ.get("AGW_ENROLLMENT_TOKEN")
