@@ -23,7 +23,8 @@ import { type MeasuredProcess, type MemorySnapshot, spawnGateway, spawnMeasured 
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
 import { type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
-import { clusterCpuSeconds, load1, loadAverages, waitForQuietMachine } from "./lib/proc.js";
+import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
+import { cpus } from "node:os";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
 import { fmt, int, sleep, summarize, table } from "./lib/stats.js";
 import { StreamFleet } from "./lib/stream-fleet.js";
@@ -33,6 +34,7 @@ const BROADCASTS = envNumber("BENCH_BC_BROADCASTS", 2);
 const PER_CONNECTION = envNumber("BENCH_BC_PER_CONNECTION", 100);
 const ACK = (process.env.BENCH_BC_ACK ?? "1") !== "0";
 const MAX_LOAD = envNumber("BENCH_MAX_LOAD", 1.5);
+const QUIET_TIMEOUT_MS = envNumber("BENCH_QUIET_TIMEOUT", 300) * 1000;
 const PROFILE = process.argv.includes("--profile");
 /** Streams opened first and measured as the memory reference (warms every code path). */
 const WARM_STREAMS = 100;
@@ -56,6 +58,8 @@ interface BroadcastResult {
   serverCpuMs: number;
   postgresCpuMs: number;
   clientCpuMs: number;
+  /** Share of the machine's CPU used by other processes during the broadcast (contamination). */
+  otherShare: number;
   load: number;
 }
 
@@ -80,15 +84,16 @@ async function main(): Promise<void> {
     const startLoad = loadAverages();
     const results: TargetResult[] = [];
     for (const n of SIZES) {
-      await waitForQuietMachine(MAX_LOAD, 120_000, log);
+      await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
       results.push(await runBare(n));
-      await waitForQuietMachine(MAX_LOAD, 120_000, log);
+      await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
       results.push(await runGateway(postgres, n));
     }
     let profileBlock = "";
     if (PROFILE) profileBlock = await profileRun(postgres, Math.max(...SIZES));
     const report = renderRun(results, postgres, startLoad) + (profileBlock ? `\n\n${profileBlock}` : "");
     console.log(report);
+    if (process.env.BENCH_NO_WRITE) return;
     writeSection("## Revocation broadcast to open ControlStreams", INTRO, report, 6);
     log("wrote bench/RESULTS.md");
   } finally {
@@ -266,13 +271,18 @@ async function measureBroadcast(
   const cpu0 = server.cpuSeconds();
   const pg0 = pgPid ? clusterCpuSeconds(pgPid) : Number.NaN;
   const client0 = process.cpuUsage();
+  const busy0 = machineBusySeconds();
   const t0 = performance.now();
   await trigger();
   const callMs = performance.now() - t0;
   const complete = await fleet.waitForCommands(n, BROADCAST_TIMEOUT_MS);
+  const elapsedMs = performance.now() - t0;
   const client = process.cpuUsage(client0);
+  const busyMs = (machineBusySeconds() - busy0) * 1000;
   const serverCpuMs = (server.cpuSeconds() - cpu0) * 1000;
   const postgresCpuMs = pgPid ? (clusterCpuSeconds(pgPid) - pg0) * 1000 : Number.NaN;
+  const clientCpuMs = (client.user + client.system) / 1000;
+  const otherMs = busyMs - serverCpuMs - (Number.isNaN(postgresCpuMs) ? 0 : postgresCpuMs) - clientCpuMs;
   const latencies: number[] = [];
   for (const at of fleet.receivedAt) if (!Number.isNaN(at)) latencies.push(at - t0);
   const latency = summarize(latencies);
@@ -287,7 +297,8 @@ async function measureBroadcast(
     callMs,
     serverCpuMs,
     postgresCpuMs,
-    clientCpuMs: (client.user + client.system) / 1000,
+    clientCpuMs,
+    otherShare: Math.max(0, otherMs) / (elapsedMs * cpus().length),
     load,
   };
 }
@@ -354,6 +365,7 @@ function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: 
         fmt((b.serverCpuMs * 1000) / r.n, 1),
         fmt(b.postgresCpuMs, 0),
         fmt(b.clientCpuMs, 0),
+        `${fmt(b.otherShare * 100, 0)} %`,
         fmt(b.load, 2),
       ]);
     }
@@ -382,7 +394,7 @@ function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: 
     "Broadcast latency (ms from the start of the RevokeAgent / trigger call to each stream's receipt):",
     "",
     table(
-      ["N", "target", "bcast", "received", "call ms", "p50 ms", "p99 ms", "max ms", "max × bare", "server CPU ms", "server CPU µs/stream", "PostgreSQL CPU ms", "client CPU ms", "load 1m"],
+      ["N", "target", "bcast", "received", "call ms", "p50 ms", "p99 ms", "max ms", "max × bare", "server CPU ms", "server CPU µs/stream", "PostgreSQL CPU ms", "client CPU ms", "other procs' CPU", "load 1m"],
       rows,
       (i) => i !== 1 && i !== 2,
     ),

@@ -31,7 +31,8 @@ import { type BenchGateway, spawnGateway } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
 import { ActivitySampler, type BenchPostgres, startPostgres } from "./lib/postgres.js";
-import { clusterCpuSeconds, load1, loadAverages, waitForQuietMachine } from "./lib/proc.js";
+import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
+import { cpus } from "node:os";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
 import { fmt, int, sleep, summarize, table } from "./lib/stats.js";
 
@@ -42,6 +43,7 @@ const MAX_CHECKS = MAX_PAIRS * 10;
 const AGENTS = Math.max(envNumber("BENCH_HS_AGENTS", 128), ...LEVELS);
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 4);
 const MAX_LOAD = envNumber("BENCH_MAX_LOAD", 1.5);
+const QUIET_TIMEOUT_MS = envNumber("BENCH_QUIET_TIMEOUT", 300) * 1000;
 const PROFILE = process.argv.includes("--profile");
 const UNLIMITED = "1000000/s:1000000";
 
@@ -67,6 +69,8 @@ interface ModeResult {
   gatewayCpuUs: number;
   postgresCpuUs: number;
   clientCpuUs: number;
+  /** Share of the machine's CPU used by other processes during the mode (contamination). */
+  otherShare: number;
   load: number;
 }
 
@@ -88,7 +92,7 @@ async function main(): Promise<void> {
     log(`gateway pid ${gateway.pid} at ${gateway.url}; PostgreSQL ${postgres.version}`);
     const agents = await enrollPool(gateway, AGENTS, log);
     pool = await SessionPool.open(gateway.url, CONNECTIONS);
-    await waitForQuietMachine(MAX_LOAD, 120_000, log);
+    await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
     const startLoad = loadAverages();
     // Warm-up (not recorded): JIT, connection pools, prepared code paths.
     await runMode("warm-up", 16, 2, 1_000_000, gateway, postgres, healthOp(pool));
@@ -96,6 +100,7 @@ async function main(): Promise<void> {
     const results: ModeResult[] = [];
     let activity: Awaited<ReturnType<ActivitySampler["stop"]>> | undefined;
     for (const c of LEVELS) {
+      await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
       results.push(await runMode("Health/Check (bare unary, no DB)", c, SECONDS, MAX_CHECKS, gateway, postgres, healthOp(pool)));
       const sampler = c === Math.max(...LEVELS) ? new ActivitySampler(database.url, database.name) : undefined;
       await sampler?.start();
@@ -114,8 +119,10 @@ async function main(): Promise<void> {
 
     const report = renderRun(results, activity, postgres, startLoad, remote) + (profileBlock ? `\n\n${profileBlock}` : "");
     console.log(report);
-    writeSection("## Handshake throughput", INTRO, report, 6);
-    log("wrote bench/RESULTS.md");
+    if (!process.env.BENCH_NO_WRITE) {
+      writeSection("## Handshake throughput", INTRO, report, 6);
+      log("wrote bench/RESULTS.md");
+    }
   } finally {
     pool?.close();
     await gateway?.stop();
@@ -134,7 +141,9 @@ database). Client: lean load generator (raw \`node:http2\`, hand-framed Connect 
 binary protobuf, \`application/proto\`) over several HTTP/2 connections; the client signs with
 \`node:crypto\` (signatures identical to \`@noble/ed25519\`'s) so its CPU stays small. CPU per op is
 \`utime+stime\` from \`/proc/<pid>/stat\` (10 ms ticks) over the measured interval: the gateway process,
-the whole PostgreSQL cluster (postmaster and backends, embedded server only), and the load generator.`;
+the whole PostgreSQL cluster (postmaster and backends, embedded server only), and the load generator;
+"other procs' CPU" is the rest of the machine's busy CPU (/proc/stat) in that interval, as a share of
+all cores: other engineers' work on the shared machine. A mode waits for a quiet machine first.`;
 
 /** One operation of a mode, run by worker `w` as its `i`-th operation. */
 type Op = (w: number, i: number) => Promise<void>;
@@ -184,6 +193,7 @@ async function runMode(mode: string, c: number, seconds: number, maxOps: number,
   const gw0 = gateway.cpuSeconds();
   const pg0 = pgPid ? clusterCpuSeconds(pgPid) : Number.NaN;
   const client0 = process.cpuUsage();
+  const busy0 = machineBusySeconds();
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
   const worker = async (w: number) => {
@@ -202,7 +212,11 @@ async function runMode(mode: string, c: number, seconds: number, maxOps: number,
   await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
   const elapsed = (performance.now() - t0) / 1000;
   const client = process.cpuUsage(client0);
+  const busy = machineBusySeconds() - busy0;
   const ops = latencies.length;
+  const gatewayCpu = gateway.cpuSeconds() - gw0;
+  const postgresCpu = pgPid ? clusterCpuSeconds(pgPid) - pg0 : 0;
+  const clientCpu = (client.user + client.system) / 1e6;
   const perOpUs = (sec: number) => (ops ? (sec * 1e6) / ops : Number.NaN);
   if (errors > 0) console.error(`[handshake] ${mode} c=${c}: ${errors} errors, first: ${firstError}`);
   return {
@@ -213,9 +227,10 @@ async function runMode(mode: string, c: number, seconds: number, maxOps: number,
     firstError,
     seconds: elapsed,
     latency: summarize(latencies),
-    gatewayCpuUs: perOpUs(gateway.cpuSeconds() - gw0),
-    postgresCpuUs: pgPid ? perOpUs(clusterCpuSeconds(pgPid) - pg0) : Number.NaN,
-    clientCpuUs: perOpUs((client.user + client.system) / 1e6),
+    gatewayCpuUs: perOpUs(gatewayCpu),
+    postgresCpuUs: pgPid ? perOpUs(postgresCpu) : Number.NaN,
+    clientCpuUs: perOpUs(clientCpu),
+    otherShare: Math.max(0, busy - gatewayCpu - postgresCpu - clientCpu) / (elapsed * cpus().length),
     load,
   };
 }
@@ -339,6 +354,7 @@ function renderRun(
       int(r.gatewayCpuUs),
       int(r.postgresCpuUs),
       int(r.clientCpuUs),
+      `${fmt(r.otherShare * 100, 0)} %`,
       fmt(r.load, 2),
     ];
   });
@@ -353,7 +369,7 @@ function renderRun(
     }),
     "",
     table(
-      ["conc.", "mode", "ops", "errors", "s", "ops/s", "× Health", "p50 ms", "p99 ms", "gateway CPU µs/op", "PostgreSQL CPU µs/op", "client CPU µs/op", "load 1m"],
+      ["conc.", "mode", "ops", "errors", "s", "ops/s", "× Health", "p50 ms", "p99 ms", "gateway CPU µs/op", "PostgreSQL CPU µs/op", "client CPU µs/op", "other procs' CPU", "load 1m"],
       rows,
       (i) => i !== 1 && i !== 3,
     ),

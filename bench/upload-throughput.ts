@@ -68,13 +68,17 @@ async function main(): Promise<void> {
     const fsync = await scalar(bareUrl, "SHOW fsync");
     const maxBatches = Math.ceil(MAX_POINTS / BATCH);
     const data = new PointData();
+    const modes: Mode[] = [];
 
     // Baselines: the same rows, N pg connections, no gateway.
     const pools = await connectMany(bareUrl, UPLOADERS);
-    try {
-      const tenantId = randomUUID();
-      const agentIds = Array.from({ length: UPLOADERS }, () => randomUUID());
-      results.push(await runMode("bare pg: multi-row INSERT … VALUES", bareUrl, maxBatches, async (u, b) => {
+    cleanups.push(() => Promise.all(pools.map((c) => c.end())));
+    const tenantId = randomUUID();
+    const agentIds = Array.from({ length: UPLOADERS }, () => randomUUID());
+    modes.push({
+      name: "bare pg: multi-row INSERT … VALUES",
+      url: bareUrl,
+      send: async (u, b) => {
         const rows = data.rows(`values-${u}`, b);
         const params: unknown[] = [];
         const tuples = rows.map((r, i) => {
@@ -84,8 +88,12 @@ async function main(): Promise<void> {
         });
         const res = await pools[u]!.query(`INSERT INTO telemetry_points (tenant_id, agent_id, point_id, name, labels, value, observed_at) VALUES ${tuples.join(", ")}`, params);
         return res.rowCount ?? 0;
-      }));
-      results.push(await runMode("bare pg: INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING (the gateway's statement)", bareUrl, maxBatches, async (u, b) => {
+      },
+    });
+    modes.push({
+      name: "bare pg: INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING (the gateway's statement)",
+      url: bareUrl,
+      send: async (u, b) => {
         const rows = data.rows(`unnest-${u}`, b);
         const res = await pools[u]!.query(
           `WITH ins AS (
@@ -97,36 +105,58 @@ async function main(): Promise<void> {
           [tenantId, agentIds[u], rows.map((r) => r.id), rows.map((r) => r.name), rows.map((r) => r.labels), rows.map((r) => r.value), rows.map((r) => r.observedAt)],
         );
         return Number(res.rows[0].n);
-      }));
-    } finally {
-      await Promise.all(pools.map((c) => c.end()));
-    }
+      },
+    });
 
     // The gateway, in its own process, so the load generator does not share its event loop.
     gateway = await startGateway(gatewayUrl);
-    const sessions = await enroll(gateway, UPLOADERS);
-    const clients = sessions.map(() => gatewayClient(createConnectTransport({ baseUrl: gateway!.url, httpVersion: "2", useBinaryFormat: true })));
-    const requests = (prefix: string) => (u: number, b: number) => create(UploadTelemetryRequestSchema, { points: data.messages(`${prefix}-${u}`, b) });
-    const viaClient = requests("client");
-    results.push(await runMode("gateway UploadTelemetry (connect-node client)", gatewayUrl, maxBatches, async (u, b) => {
-      const res = await clients[u]!.uploadTelemetry(viaClient(u, b), withSession(sessions[u]!));
-      return res.accepted;
-    }, gateway));
-
+    const gw = gateway;
+    const sessions = await enroll(gw, UPLOADERS);
+    const clients = sessions.map(() => gatewayClient(createConnectTransport({ baseUrl: gw.url, httpVersion: "2", useBinaryFormat: true })));
+    const request = (prefix: string, u: number, b: number) => create(UploadTelemetryRequestSchema, { points: data.messages(`${prefix}-${u}`, b) });
+    modes.push({
+      name: "gateway UploadTelemetry (connect-node client)",
+      url: gatewayUrl,
+      gateway: gw,
+      send: async (u, b) => (await clients[u]!.uploadTelemetry(request("client", u, b), withSession(sessions[u]!))).accepted,
+    });
     // A lean client: pre-serialized Connect unary requests on raw HTTP/2, one connection per
     // uploader, so the client's own per-call cost does not hide the server's.
-    const lean = requests("lean");
-    const bodies = new Map<string, Uint8Array>();
-    for (let u = 0; u < UPLOADERS; u++) {
-      for (let b = 0; b < maxBatches + WARMUP_BATCHES; b++) bodies.set(`${u}/${b}`, toBinary(UploadTelemetryRequestSchema, lean(u, b)));
-    }
-    const connections = sessions.map(() => http2.connect(gateway!.url));
-    try {
-      results.push(await runMode("gateway UploadTelemetry (lean HTTP/2 client)", gatewayUrl, maxBatches, (u, b) => {
-        return postConnect(connections[u]!, sessions[u]!, bodies.get(`${u}/${b}`) as Uint8Array);
-      }, gateway));
-    } finally {
+    const connections = sessions.map(() => http2.connect(gw.url));
+    cleanups.push(async () => {
       for (const c of connections) c.close();
+    });
+    const bodies = new Map<string, Uint8Array>();
+    modes.push({
+      name: "gateway UploadTelemetry (lean HTTP/2 client)",
+      url: gatewayUrl,
+      gateway: gw,
+      prepare: (from, to) => {
+        bodies.clear();
+        for (let u = 0; u < UPLOADERS; u++) {
+          for (let b = from; b < to; b++) bodies.set(`${u}/${b}`, toBinary(UploadTelemetryRequestSchema, request("lean", u, b)));
+        }
+      },
+      send: (u, b) => postConnect(connections[u]!, sessions[u]!, bodies.get(`${u}/${b}`) as Uint8Array),
+    });
+
+    // Warm up every mode (JIT, connections, plans), then interleave the modes round by round, so
+    // load from other processes on a shared host spreads over all of them alike.
+    for (const mode of modes) {
+      mode.prepare?.(0, WARMUP_BATCHES);
+      await Promise.all(Array.from({ length: UPLOADERS }, async (_, u) => {
+        for (let b = 0; b < WARMUP_BATCHES; b++) await mode.send(u, b);
+      }));
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      const first = WARMUP_BATCHES + round * maxBatches;
+      for (const mode of modes) {
+        mode.prepare?.(first, first + maxBatches);
+        const run = await runMode(mode, first, maxBatches);
+        const result = results.find((r) => r.mode === mode.name);
+        if (result) result.runs.push(run);
+        else results.push({ mode: mode.name, runs: [run] });
+      }
     }
 
     const table = markdown(results);

@@ -14,18 +14,22 @@
  * gateway answers UNIMPLEMENTED; each skip says why.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes, sign as cryptoSign } from "node:crypto";
 import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, Liveness } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
+import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
+import { RolloutService, RolloutState, WaveState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
+import { ReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
 import { AgentState } from "../gen/agentgateway/v1/common_pb.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 
@@ -201,6 +205,24 @@ function run(name: string, command: string, args: string[], env: NodeJS.ProcessE
   return proc;
 }
 
+// ---- releases (signed here, as `agwctl release sign` would, offline) ------------------------
+
+/** The release manifest transcript, written from docs/protocol.md (not the gateway's code). */
+function releaseManifestTranscript(manifest: Uint8Array): Uint8Array {
+  const context = Buffer.from("agentgateway/v1/release-manifest", "ascii");
+  const out = Buffer.alloc(8 + context.length + manifest.length);
+  out.writeUInt32BE(context.length, 0);
+  context.copy(out, 4);
+  out.writeUInt32BE(manifest.length, 4 + context.length);
+  Buffer.from(manifest).copy(out, 8 + context.length);
+  return out;
+}
+
+const releaseKey = generateKeyPairSync("ed25519");
+const releasePublicKey = Buffer.from(String(releaseKey.publicKey.export({ format: "jwk" }).x), "base64url");
+const ROLLOUT_VERSION = "1.0.0-interop";
+const runLabel = randomBytes(4).toString("hex");
+
 // ---- the gateway ---------------------------------------------------------------------------
 
 let database: TestDatabase | undefined;
@@ -231,10 +253,11 @@ async function agentEventually(id: string, done: (a: NonNullable<Awaited<ReturnT
   }
 }
 
-async function mintToken(options: { requiresApproval?: boolean; maxUses?: number; description: string }): Promise<string> {
+async function mintToken(options: { requiresApproval?: boolean; maxUses?: number; labels?: Record<string, string>; description: string }): Promise<string> {
   const res = await admin(EnrollmentTokenService).createEnrollmentToken({
     requiresApproval: options.requiresApproval ?? false,
     maxUses: options.maxUses ?? 1,
+    labels: options.labels ?? {},
     ttl: durationFromMs(10 * 60_000),
     description: options.description,
   });
@@ -290,7 +313,7 @@ describe.sequential("Python agent (grpcio over h2c, stubs generated from proto/)
   }
 
   it.skipIf(missing.python)(`enrolls, prints its verification code and waits for approval with backoff${skipNote("python")}`, async () => {
-    const token = await mintToken({ requiresApproval: true, maxUses: 2, description: "interop python" });
+    const token = await mintToken({ requiresApproval: true, maxUses: 2, labels: { "interop-run": runLabel }, description: "interop python" });
     agent = run("python agent", PYTHON, [
       join(INTEROP, "python", "agent.py"),
       "--target", target,
@@ -298,6 +321,7 @@ describe.sequential("Python agent (grpcio over h2c, stubs generated from proto/)
       "--check-reregister",
       "--timeout", "240",
       "--approval-timeout", "120",
+      "--release-key", releasePublicKey.toString("hex"),
     ], { AGW_ENROLLMENT_TOKEN: token });
     const registered = await agent.waitFor((e) => e.event === "registered", "registration", 60_000);
     expect(registered.state, agent.tail()).toBe("AGENT_STATE_PENDING_APPROVAL");
@@ -407,6 +431,54 @@ describe.sequential("Python agent (grpcio over h2c, stubs generated from proto/)
     const pings = a.all("ping").map((e) => e.nonce);
     expect(pings.length).toBeGreaterThan(0);
     expect(a.all("pong").map((e) => e.nonce)).toEqual(pings);
+  }, 90_000);
+
+  it.skipIf(missing.python)(`rollout: a signed release arrives as a RolloutDirective; the agent checks its pinned key and the signature, reports progress, and the wave completes on its heartbeat${skipNote("python")}`, async (ctx) => {
+    const a = requireAgent();
+    if (streamUnimplemented) ctx.skip("SKIPPED: ControlStream answers UNIMPLEMENTED, so no rollout directive can reach the agent");
+    const artifact = Buffer.from(`agw-agent ${ROLLOUT_VERSION} (interop)`);
+    const manifestBytes = toBinary(ReleaseManifestSchema, create(ReleaseManifestSchema, {
+      version: ROLLOUT_VERSION,
+      artifactUrl: `https://releases.example.com/agw-agent/${ROLLOUT_VERSION}/agw-agent.tar.gz`,
+      artifactSha256: createHash("sha256").update(artifact).digest(),
+      artifactSize: BigInt(artifact.length),
+      notes: "interop test release",
+      createdAt: timestampNow(),
+    }));
+    const signature = cryptoSign(null, releaseManifestTranscript(manifestBytes), releaseKey.privateKey);
+    await admin(ReleaseKeyService).registerReleaseKey({ name: "interop release key", publicKey: releasePublicKey });
+    const { rollout } = await admin(RolloutService).createRollout({
+      spec: {
+        manifest: { manifest: manifestBytes, signature, releasePublicKey },
+        targetSelector: { "interop-run": runLabel },
+        waves: [{ name: "all", cumulativePercent: 100, verifyWindow: durationFromMs(60_000) }],
+      },
+    });
+    if (!rollout) throw new Error("CreateRollout returned no rollout");
+    expect(rollout.waves.flatMap((w) => w.memberIds), "only the Python agent carries the run label").toEqual([agentId]);
+    await admin(RolloutService).startRollout({ id: rollout.id });
+
+    const command = await a.waitFor((e) => e.event === "command" && e.kind === "rollout", "the rollout directive", 30_000);
+    const ack = await a.waitFor((e) => e.event === "ack" && e.sequence === command.sequence, "the rollout ack", 15_000);
+    expect(ack.status, a.tail()).toBe("ACK_STATUS_OK");
+    const stages = a.all("rollout_progress").filter((e) => e.rollout_id === rollout.id).map((e) => e.stage);
+    expect(stages).toEqual(["ROLLOUT_STAGE_RECEIVED", "ROLLOUT_STAGE_VERIFIED", "ROLLOUT_STAGE_APPLYING", "ROLLOUT_STAGE_SUCCEEDED"]);
+    const applied = a.event("rollout_apply");
+    expect(applied).toMatchObject({ rollout_id: rollout.id, version: ROLLOUT_VERSION, artifact_sha256: createHash("sha256").update(artifact).digest("hex") });
+
+    // A member succeeds when a heartbeat after the wave started reports the target version.
+    const deadline = Date.now() + 30_000;
+    let current = rollout;
+    while (Date.now() < deadline) {
+      current = (await admin(RolloutService).getRollout({ id: rollout.id })).rollout ?? current;
+      if (current.state === RolloutState.COMPLETED || current.waves[0]?.state === WaveState.SUCCEEDED) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(current.waves[0]?.state, JSON.stringify(current.waves[0], (_k, v) => (typeof v === "bigint" ? String(v) : v))).toBe(WaveState.SUCCEEDED);
+    expect(current.waves[0]?.succeeded).toBe(1);
+    expect(current.failures).toEqual([]);
+    const shown = await agentEventually(agentId, (x) => x.agentVersion === ROLLOUT_VERSION);
+    expect(shown.agentVersion).toBe(ROLLOUT_VERSION);
   }, 90_000);
 
   it.skipIf(missing.python)(`revocation: the agent is told (GoAway REVOKED), exits with code ${EXIT_REVOKED}, and its key is refused${skipNote("python")}`, async () => {
