@@ -15,10 +15,11 @@ export function handshakeHandlers(
     async beginAuthHandshake(req, ctx) {
       admit("handshake", [
         [limits.handshakePerSource, peerOf(ctx)],
-        [limits.handshakePerAgent, req.agentId],
+        [limits.handshakePerAgent, req.agentId.toLowerCase()],
       ]);
       const challenge = await beginHandshake(app.database.db, {
-        agentId: req.agentId,
+        // UUIDs are compared and signed in their canonical lowercase form (docs/protocol.md).
+        agentId: req.agentId.toLowerCase(),
         identityPublicKey: req.identityPublicKey,
         ttlMs: app.config.challengeTtlMs,
       });
@@ -27,11 +28,11 @@ export function handshakeHandlers(
     async completeAuthHandshake(req, ctx) {
       admit("handshake", [
         [limits.handshakePerSource, peerOf(ctx)],
-        [limits.handshakePerAgent, req.agentId],
+        [limits.handshakePerAgent, req.agentId.toLowerCase()],
       ]);
       const session = await completeHandshake(app.database.db, {
-        challengeId: req.challengeId,
-        agentId: req.agentId,
+        challengeId: req.challengeId.toLowerCase(),
+        agentId: req.agentId.toLowerCase(),
         signature: req.signature,
         sessionTtlMs: app.config.sessionTtlMs,
       });

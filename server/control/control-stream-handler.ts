@@ -24,9 +24,9 @@ export function controlStreamHandler(app: AppContext): Pick<ServiceImpl<typeof A
     async *controlStream(requests, ctx) {
       const identity = agentOf(ctx);
       const incoming = requests[Symbol.asyncIterator]();
-      const first = await incoming.next();
-      if (first.done || first.value.kind.case !== "hello") {
-        throw new InvalidInputError("the first ControlStream message must be a hello");
+      const first = await firstMessage(incoming, HELLO_TIMEOUT_MS);
+      if (!first || first.done || first.value.kind.case !== "hello") {
+        throw new InvalidInputError("the first ControlStream message must be a hello, sent within 10 s of opening the stream");
       }
       const hello = first.value.kind.value;
       const lastApplied = Number(hello.lastAppliedSequence);
@@ -46,6 +46,22 @@ export function controlStreamHandler(app: AppContext): Pick<ServiceImpl<typeof A
       }
     },
   };
+}
+
+/** How long a new stream may take to send its hello before it is refused. */
+const HELLO_TIMEOUT_MS = 10_000;
+
+/** The first message, or undefined if none arrives in time (a silent client holds no slot). */
+async function firstMessage<T>(incoming: AsyncIterator<T>, timeoutMs: number): Promise<IteratorResult<T> | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), timeoutMs);
+  });
+  try {
+    return await Promise.race([incoming.next(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Handles the agent's messages after the hello until it closes its side. */

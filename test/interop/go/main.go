@@ -192,7 +192,9 @@ func run() (code int) {
 	}
 	defer conn.Close()
 	client := agw.NewAgentGatewayServiceClient(conn)
-	call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 15*time.Second) }
+	call := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 15*time.Second)
+	}
 
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

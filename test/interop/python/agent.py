@@ -8,8 +8,11 @@ Flow: generate an ed25519 identity → Register with the enrollment token (proof
 over the register transcript) → print the verification code → handshake, retrying with backoff
 while the gateway answers FAILED_PRECONDITION "awaiting approval" → UploadHeartbeat,
 UploadTelemetry, UploadEvents (each retried once to check idempotency) → ControlStream: hello,
-welcome, ack every command, answer every ping, until GoAway REVOKED → check that a new
-handshake (and a new Register with the same key) is refused with PERMISSION_DENIED → exit.
+welcome, ack every command (PeerRevoked: distrust the peer; RolloutDirective: check the release
+key is pinned with --release-key, verify the signature over the manifest bytes, report
+RECEIVED/VERIFIED/APPLYING/SUCCEEDED, then run the new version — there is no real installer),
+answer every ping, until GoAway REVOKED → check that a new handshake (and, with
+--check-reregister, a new Register with the same key) is refused with PERMISSION_DENIED → exit.
 
 It heartbeats at the interval the gateway asks for while the stream is open. It does not renew
 its session (sessions last an hour; this agent lives at most --timeout seconds).
@@ -40,12 +43,14 @@ import platform
 import queue
 import random
 import re
+import signal
 import socket
 import sys
 import threading
 import time
 import uuid
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import agw_protocol as proto  # noqa: E402
@@ -226,7 +231,11 @@ class Agent:
         try:
             self.stub.Register(request, timeout=15)
         except self.grpc.RpcError as err:
+            if err.code() == self.grpc.StatusCode.UNAVAILABLE:
+                raise
             emit("validation_error", code=code_name(err), message=err.details(), violations=violations_of(err))
+            if err.code() != self.grpc.StatusCode.INVALID_ARGUMENT:
+                raise Exit(EXIT_CONTRACT, f"Register with a 31-byte key answered {code_name(err)}, expected INVALID_ARGUMENT") from err
             return
         raise Exit(EXIT_CONTRACT, "Register with a 31-byte key succeeded")
 
@@ -690,6 +699,8 @@ def main(argv) -> int:
         parser.print_usage(sys.stderr)
         note("agent.py: an enrollment token is required (--token or $AGW_ENROLLMENT_TOKEN)")
         return EXIT_USAGE
+    # SIGTERM (the test harness stopping us) exits normally, so the temp stub dir is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stub_dir = agw_stubs.generate(args.gen_dir)
     emit("stubs", dir=stub_dir)
     code = EXIT_ERROR
