@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { EnrollmentTokenService, EnrollmentTokenState } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { AgentState } from "../gen/agentgateway/v1/common_pb.js";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { gatewayClient, type GatewayClient, handshake, register } from "../agent/lib/direct.js";
 import { generateKeyPair, sign } from "../server/protocol/ed25519.js";
 import { registerTranscript } from "../server/protocol/transcript.js";
@@ -136,7 +137,9 @@ describe("approval", () => {
     const identity = newIdentity();
     const reg = await register(client, { token: await mintToken(gw, { requiresApproval: true }), identity, name: "pending-1" });
     expect(reg.state).toBe(AgentState.PENDING_APPROVAL);
-    await expectCode(handshake(client, reg.agentId, identity), Code.FailedPrecondition, /awaiting approval/);
+    const pending = await expectCode(handshake(client, reg.agentId, identity), Code.FailedPrecondition, /awaiting approval/);
+    // Machine-readable for clients in any language: google.rpc.ErrorInfo.
+    expect(pending.findDetails(ErrorInfoSchema)[0]?.reason).toBe("AWAITING_APPROVAL");
     const { agents } = await gw.admin(AgentService).listAgents({ states: [AgentState.PENDING_APPROVAL] });
     const listed = agents.find((a) => a.id === reg.agentId);
     expect(listed?.verificationCode).toBe(reg.verificationCode);
@@ -155,7 +158,8 @@ describe("approval", () => {
     const identity = newIdentity();
     const reg = await register(client, { token: await mintToken(gw, { requiresApproval: true }), identity, name: "rejected-1" });
     await gw.admin(AgentService).rejectAgent({ id: reg.agentId, reason: "unknown host" });
-    await expectCode(handshake(client, reg.agentId, identity), Code.FailedPrecondition, /rejected/);
+    const rejected = await expectCode(handshake(client, reg.agentId, identity), Code.FailedPrecondition, /rejected/);
+    expect(rejected.findDetails(ErrorInfoSchema)[0]?.reason).toBe("AGENT_REJECTED");
     const again = await register(client, { token: await mintToken(gw), identity, name: "rejected-1" });
     expect(again.agentId).not.toBe(reg.agentId);
   });

@@ -3,6 +3,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { AgentStatus } from "../gen/agentgateway/v1/ingest_pb.js";
+import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { gatewayClient, type GatewayClient, handshake, register, withSession } from "../agent/lib/direct.js";
 import { generateKeyPair, sign } from "../server/protocol/ed25519.js";
 import { authTranscript } from "../server/protocol/transcript.js";
@@ -151,6 +152,7 @@ describe("rate limits", () => {
       // enrollAgent used one handshake call pair; the burst of 2 is spent.
       const err = await expectCode(c.beginAuthHandshake({ agentId: agent.registration.agentId, identityPublicKey: agent.identity.publicKey }), Code.ResourceExhausted, /retry after \d+ s/);
       expect(err.metadata.get("retry-after")).toMatch(/^\d+$/);
+      expect(err.findDetails(RetryInfoSchema)[0]?.retryDelay?.seconds).toBeGreaterThanOrEqual(0n);
       // Another agent is not affected.
       const other = await enrollAgent(limited);
       expect(other.session.token).toMatch(/^agws_/);

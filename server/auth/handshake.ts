@@ -128,7 +128,7 @@ export async function completeHandshake(
     )
     .returning(["expires_at"])
     .executeTakeFirst();
-  if (!session) throw new PermissionDeniedError("this agent is revoked");
+  if (!session) throw new PermissionDeniedError("this agent is revoked", "AGENT_REVOKED");
   return { sessionId, agentId: input.agentId, tenantId: challenge.tenant_id, token: minted.secret, expiresAt: session.expires_at };
 }
 
@@ -142,13 +142,13 @@ export async function deleteExpiredChallenges(db: Kysely<Schema>): Promise<numbe
 export function stateRefusal(state: AgentStateName): Error {
   switch (state) {
     case "REVOKED":
-      return new PermissionDeniedError("this agent is revoked");
+      return new PermissionDeniedError("this agent is revoked", "AGENT_REVOKED");
     case "PENDING_APPROVAL":
-      return new FailedPreconditionError("awaiting approval: an operator must approve this agent before it can authenticate");
+      return new FailedPreconditionError("awaiting approval: an operator must approve this agent before it can authenticate", "AWAITING_APPROVAL");
     case "REJECTED":
-      return new FailedPreconditionError("this agent's registration was rejected: enroll again with a new token");
+      return new FailedPreconditionError("this agent's registration was rejected: enroll again with a new token", "AGENT_REJECTED");
     case "RETIRED":
-      return new FailedPreconditionError("this agent was retired: enroll again with a new token");
+      return new FailedPreconditionError("this agent was retired: enroll again with a new token", "AGENT_RETIRED");
     default:
       return new FailedPreconditionError(`agent is in state ${state}`);
   }

@@ -63,7 +63,7 @@ export class SessionResolver {
       .where("sessions.token_hash", "=", hashSecret(token))
       .executeTakeFirst();
     if (!row) throw new UnauthenticatedError("session is not valid (expired or replaced by a newer handshake): handshake again");
-    if (row.state === "REVOKED") throw new PermissionDeniedError("this agent is revoked");
+    if (row.state === "REVOKED") throw new PermissionDeniedError("this agent is revoked", "AGENT_REVOKED");
     if (row.state !== "ACTIVE") throw new UnauthenticatedError(`session is not valid: agent is ${row.state}`);
     if (row.expires_at.getTime() <= now) throw new UnauthenticatedError("session has expired: handshake again");
     const identity: AgentIdentity = { agentId: row.agent_id, tenantId: row.tenant_id, sessionId: row.id, expiresAt: row.expires_at };

@@ -39,9 +39,9 @@ export async function registerAgent(db: Kysely<Schema>, input: RegisterInput): P
   const tokenHash = hashSecret(input.enrollmentToken);
   try {
     return await db.transaction().execute(async (trx) => {
-      if (await isKeyRevoked(trx, input.identityPublicKey)) throw new PermissionDeniedError("this identity key is revoked");
+      if (await isKeyRevoked(trx, input.identityPublicKey)) throw new PermissionDeniedError("this identity key is revoked", "AGENT_REVOKED");
       const existing = await findLiveAgentByKey(trx, input.identityPublicKey);
-      if (existing) throw new AlreadyExistsError(`this identity key is already bound to agent ${existing.id}`);
+      if (existing) throw new AlreadyExistsError(`this identity key is already bound to agent ${existing.id}`, "KEY_ALREADY_BOUND");
       const token = await redeemToken(trx, tokenHash);
       if (!token) throw await tokenRefusal(trx, tokenHash);
       if (token.pinnedAgentName && token.pinnedAgentName !== input.name) {
@@ -81,9 +81,9 @@ async function tokenRefusal(db: Executor, tokenHash: Uint8Array): Promise<Error>
   const token = await findTokenByHash(db, tokenHash);
   if (!token) return new UnauthenticatedError("enrollment token is not valid");
   const state = tokenState(token);
-  if (state === "revoked") return new UnauthenticatedError("enrollment token was revoked");
-  if (state === "used") return new UnauthenticatedError("enrollment token has no uses left");
-  if (state === "expired") return new UnauthenticatedError("enrollment token has expired");
+  if (state === "revoked") return new UnauthenticatedError("enrollment token was revoked", "TOKEN_REVOKED");
+  if (state === "used") return new UnauthenticatedError("enrollment token has no uses left", "TOKEN_USED");
+  if (state === "expired") return new UnauthenticatedError("enrollment token has expired", "TOKEN_EXPIRED");
   // Active now but the conditional update missed: it expired or was used in between.
   return new UnauthenticatedError("enrollment token can no longer be redeemed");
 }

@@ -1,4 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "pino";
 import {
   AlreadyExistsError,
@@ -21,6 +23,9 @@ const CODES = new Map<Function, Code>([
   [RateLimitedError, Code.ResourceExhausted],
 ]);
 
+/** The ErrorInfo domain of every reason the gateway sends. */
+export const ERROR_DOMAIN = "agentgateway.v1";
+
 /**
  * The one mapping from errors to Connect codes. Domain errors keep their message; anything
  * unexpected becomes `Internal` with a generic message, and the cause is logged, never sent.
@@ -29,9 +34,12 @@ export function toConnectError(err: unknown, logger: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof DomainError) {
     const code = CODES.get(err.constructor) ?? Code.Internal;
-    const error = new ConnectError(err.message, code);
+    const details = [];
+    if (err.reason) details.push({ desc: ErrorInfoSchema, value: { reason: err.reason, domain: ERROR_DOMAIN } });
+    if (err.retryAfterMs !== undefined) details.push({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(err.retryAfterMs) } });
+    const error = new ConnectError(err.message, code, undefined, details);
     if (err.retryAfterMs !== undefined) {
-      // gRPC clients read this trailer-style hint; the message carries it for everyone else.
+      // Also as a plain header/trailer, for clients that do not decode details.
       error.metadata.set("retry-after", String(Math.ceil(err.retryAfterMs / 1000)));
     }
     return error;

@@ -6,6 +6,17 @@
 export abstract class DomainError extends Error {
   /** How retries should be paced, for rate limits. */
   retryAfterMs?: number;
+  /**
+   * A stable machine-readable reason (UPPER_SNAKE_CASE), sent as a google.rpc.ErrorInfo detail,
+   * so clients in any language can tell e.g. "awaiting approval" from "rejected" without
+   * parsing the message. The list is in docs/protocol.md, "Errors".
+   */
+  reason?: string;
+
+  constructor(message: string, reason?: string) {
+    super(message);
+    if (reason) this.reason = reason;
+  }
 }
 
 /** The caller's credential (token, session, API key, challenge, signature) is not acceptable. */
@@ -42,7 +53,7 @@ export class InvalidInputError extends DomainError {
 export class RateLimitedError extends DomainError {
   override name = "RateLimitedError";
   constructor(message: string, retryAfterMs: number) {
-    super(message);
+    super(message, "RATE_LIMITED");
     this.retryAfterMs = retryAfterMs;
   }
 }
