@@ -8,6 +8,7 @@
  *
  *   npx tsx bench/broadcast.ts            # N = 1,000 and 10,000; writes bench/RESULTS.md
  *   npx tsx bench/broadcast.ts --profile  # also: the largest N again under `node --cpu-prof`
+ *   npx tsx bench/broadcast.ts --profile-only
  *
  * Knobs (env): BENCH_BC_SIZES ("1000,10000"), BENCH_BC_BROADCASTS per target (2),
  * BENCH_BC_PER_CONNECTION streams per HTTP/2 connection (100), BENCH_BC_ACK ("1": streams ack
@@ -35,7 +36,8 @@ const PER_CONNECTION = envNumber("BENCH_BC_PER_CONNECTION", 100);
 const ACK = (process.env.BENCH_BC_ACK ?? "1") !== "0";
 const MAX_LOAD = envNumber("BENCH_MAX_LOAD", 1.5);
 const QUIET_TIMEOUT_MS = envNumber("BENCH_QUIET_TIMEOUT", 300) * 1000;
-const PROFILE = process.argv.includes("--profile");
+const PROFILE_ONLY = process.argv.includes("--profile-only");
+const PROFILE = PROFILE_ONLY || process.argv.includes("--profile");
 /** Streams opened first and measured as the memory reference (warms every code path). */
 const WARM_STREAMS = 100;
 const OPEN_TIMEOUT_MS = 300_000;
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
     log(`PostgreSQL ${postgres.version}; sizes ${SIZES.join(", ")}; ${BROADCASTS} broadcasts each; ack=${ACK}`);
     const startLoad = loadAverages();
     const results: TargetResult[] = [];
-    for (const n of SIZES) {
+    for (const n of PROFILE_ONLY ? [] : SIZES) {
       await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
       results.push(await runBare(n));
       await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
@@ -91,7 +93,7 @@ async function main(): Promise<void> {
     }
     let profileBlock = "";
     if (PROFILE) profileBlock = await profileRun(postgres, Math.max(...SIZES));
-    const report = renderRun(results, postgres, startLoad) + (profileBlock ? `\n\n${profileBlock}` : "");
+    const report = PROFILE_ONLY ? profileBlock : renderRun(results, postgres, startLoad) + (profileBlock ? `\n\n${profileBlock}` : "");
     console.log(report);
     if (process.env.BENCH_NO_WRITE) return;
     writeSection("## Revocation broadcast to open ControlStreams", INTRO, report, 6);
@@ -115,7 +117,8 @@ max-age closes interfere. Bare baseline, same run, same client and N: a plain co
 pushes one Command object to all of them). Client: lean raw \`node:http2\` with hand-framed Connect
 envelopes, ${PER_CONNECTION} streams per HTTP/2 connection (Node's server advertises
 SETTINGS_MAX_CONCURRENT_STREAMS = 2³²−1; the client assumes 100 until it sees it); every stream
-acks each command as an agent does. Each target gets a fresh database and process per N, then
+acks each command as an agent does. "Other procs' CPU" is the rest of the machine's busy CPU (/proc/stat)
+during the broadcast, as a share of all cores (other engineers' work). Each target gets a fresh database and process per N, then
 ${BROADCASTS} broadcasts in a row (the first one includes cold code paths).`;
 
 /** Rows for N agents (+ victims) and sessions, straight into the gateway's database. */

@@ -7,6 +7,7 @@
  *
  *   npx tsx bench/handshake.ts            # measure and write bench/RESULTS.md
  *   npx tsx bench/handshake.ts --profile  # also: one run under `node --cpu-prof`, top self time
+ *   npx tsx bench/handshake.ts --profile-only
  *
  * Knobs (env): BENCH_HS_CONCURRENCY (default "1,16,64"), BENCH_HS_SECONDS per mode (5),
  * BENCH_HS_MAX_PAIRS per mode (30000), BENCH_HS_AGENTS pre-enrolled agents (128),
@@ -44,7 +45,8 @@ const AGENTS = Math.max(envNumber("BENCH_HS_AGENTS", 128), ...LEVELS);
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 4);
 const MAX_LOAD = envNumber("BENCH_MAX_LOAD", 1.5);
 const QUIET_TIMEOUT_MS = envNumber("BENCH_QUIET_TIMEOUT", 300) * 1000;
-const PROFILE = process.argv.includes("--profile");
+const PROFILE_ONLY = process.argv.includes("--profile-only");
+const PROFILE = PROFILE_ONLY || process.argv.includes("--profile");
 const UNLIMITED = "1000000/s:1000000";
 
 const BEGIN = "/agentgateway.v1.AgentGatewayService/BeginAuthHandshake";
@@ -80,6 +82,24 @@ const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
 async function main(): Promise<void> {
   const log = (line: string) => console.error(`[handshake] ${line}`);
   const postgres = await startPostgres();
+  try {
+    log(`PostgreSQL ${postgres.version}`);
+    const parts: string[] = [];
+    if (!PROFILE_ONLY) parts.push(await measuredRun(postgres, log));
+    if (PROFILE) parts.push(await profileRun(postgres, log));
+    const report = parts.join("\n\n");
+    console.log(report);
+    if (!process.env.BENCH_NO_WRITE) {
+      writeSection("## Handshake throughput", INTRO, report, 6);
+      log("wrote bench/RESULTS.md");
+    }
+  } finally {
+    await postgres.stop();
+  }
+}
+
+/** The measured run: every concurrency level, Health/Check then handshake pairs. */
+async function measuredRun(postgres: BenchPostgres, log: (line: string) => void): Promise<string> {
   let gateway: BenchGateway | undefined;
   let pool: SessionPool | undefined;
   const database = await postgres.createDatabase("agw_bench_hs");
@@ -89,7 +109,7 @@ async function main(): Promise<void> {
       { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED, AGW_REGISTER_RATE: UNLIMITED },
       false,
     );
-    log(`gateway pid ${gateway.pid} at ${gateway.url}; PostgreSQL ${postgres.version}`);
+    log(`gateway pid ${gateway.pid} at ${gateway.url}`);
     const agents = await enrollPool(gateway, AGENTS, log);
     pool = await SessionPool.open(gateway.url, CONNECTIONS);
     await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
@@ -108,26 +128,11 @@ async function main(): Promise<void> {
       if (sampler) activity = await sampler.stop();
       log(`c=${c}: ${results.slice(-2).map((r) => `${r.mode.split(" ")[0]} ${int(r.ops / r.seconds)}/s`).join(", ")}`);
     }
-    const remote = pool.remoteMaxConcurrentStreams;
-    pool.close();
-    pool = undefined;
-    await gateway.stop();
-    gateway = undefined;
-
-    let profileBlock = "";
-    if (PROFILE) profileBlock = await profileRun(postgres, log);
-
-    const report = renderRun(results, activity, postgres, startLoad, remote) + (profileBlock ? `\n\n${profileBlock}` : "");
-    console.log(report);
-    if (!process.env.BENCH_NO_WRITE) {
-      writeSection("## Handshake throughput", INTRO, report, 6);
-      log("wrote bench/RESULTS.md");
-    }
+    return renderRun(results, activity, postgres, startLoad, pool.remoteMaxConcurrentStreams);
   } finally {
     pool?.close();
     await gateway?.stop();
     await database.drop().catch(() => {});
-    await postgres.stop();
   }
 }
 

