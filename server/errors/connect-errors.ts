@@ -13,6 +13,7 @@ import {
   UnauthenticatedError,
 } from "./errors.js";
 
+// biome-ignore lint/complexity/noBannedTypes: keyed by the error classes themselves
 const CODES = new Map<Function, Code>([
   [UnauthenticatedError, Code.Unauthenticated],
   [PermissionDeniedError, Code.PermissionDenied],

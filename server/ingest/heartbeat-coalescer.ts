@@ -117,6 +117,7 @@ export class HeartbeatCoalescer {
 function newestWins(older: HeartbeatReport, newer: HeartbeatReport): HeartbeatReport {
   return {
     tenantId: newer.tenantId,
+    // biome-ignore lint/complexity/useMathMinMax: Dates, and the result must stay a Date
     seenAt: newer.seenAt >= older.seenAt ? newer.seenAt : older.seenAt,
     agentVersion: newer.agentVersion ?? older.agentVersion,
     host: newer.host ?? older.host,

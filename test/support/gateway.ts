@@ -3,7 +3,7 @@ import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Gateway, startGateway } from "../../server/app/gateway.js";
-import { loadConfig, SETTINGS } from "../../server/config/config.js";
+import { loadConfig, type SETTINGS } from "../../server/config/config.js";
 import { createLogger } from "../../server/observability/logger.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 
