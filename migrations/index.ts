@@ -3,6 +3,7 @@ import * as m0001 from "./0001-initial.js";
 import * as m0002 from "./0002-ingest.js";
 import * as m0003 from "./0003-commands.js";
 import * as m0004 from "./0004-rollouts.js";
+import * as m0005 from "./0005-agent-status.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ export const migrations: Record<string, Migration> = {
   "0002-ingest": m0002,
   "0003-commands": m0003,
   "0004-rollouts": m0004,
+  "0005-agent-status": m0005,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

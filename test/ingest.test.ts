@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AgentService, Liveness } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
-import { EventSeverity } from "../gen/agentgateway/v1/ingest_pb.js";
+import { AgentStatus, EventSeverity } from "../gen/agentgateway/v1/ingest_pb.js";
 import { gatewayClient, type GatewayClient, handshake, register, withSession } from "../agent/lib/direct.js";
 import { tryLockSweep } from "../server/ingest/liveness-store.js";
 import { LivenessSweeper } from "../server/ingest/liveness-sweeper.js";
@@ -233,7 +233,10 @@ describe("ingest", () => {
     it("coalesces in memory; after a flush GetAgent shows the version, the host and ONLINE", async () => {
       const hb = await enrollAgent(gw);
       const app = gw.gateway.context;
-      const res = await client.uploadHeartbeat({ agentVersion: "1.4.2", host: { hostname: "edge-7", os: "linux", arch: "arm64" } }, withSession(hb.session));
+      const res = await client.uploadHeartbeat(
+        { agentVersion: "1.4.2", status: AgentStatus.DEGRADED, uptime: { seconds: 3600n, nanos: 0 }, host: { hostname: "edge-7", os: "linux", arch: "arm64" } },
+        withSession(hb.session),
+      );
       expect(res.serverTime).toBeDefined();
       await client.uploadHeartbeat({}, withSession(hb.session));
       // Not written yet (the flush timer is an hour), but readable as "the version the agent reported".
@@ -247,6 +250,9 @@ describe("ingest", () => {
       expect(after.agent?.agentVersion).toBe("1.4.2");
       expect(after.agent?.host).toMatchObject({ hostname: "edge-7", os: "linux", arch: "arm64" });
       expect(after.agent?.liveness).toBe(Liveness.ONLINE);
+      // The agent's own view of its health is kept, not dropped.
+      expect(after.agent?.reportedStatus).toBe(AgentStatus.DEGRADED);
+      expect(after.agent?.uptime?.seconds).toBe(3600n);
       expect(after.agent?.lastSeenAt).toBeDefined();
       expect(await app.heartbeats.reportedVersion(hb.registration.agentId)).toBe("1.4.2");
     });

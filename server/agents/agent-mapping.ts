@@ -1,4 +1,5 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AgentStatus } from "../../gen/agentgateway/v1/ingest_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type AgentSchema, Liveness } from "../../gen/agentgateway/admin/v1/agents_pb.js";
 import { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
@@ -51,5 +52,7 @@ export function toProtoAgent(agent: AgentRecord, thresholds: { staleAfterMs: num
     revokedAt: agent.revokedAt ? timestampFromDate(agent.revokedAt) : undefined,
     revokeReason: agent.revokeReason ?? "",
     enrollmentTokenId: agent.enrollmentTokenId ?? "",
+    reportedStatus: AgentStatus[agent.reportedStatus],
+    uptime: durationFromMs(agent.uptimeSeconds * 1000),
   };
 }

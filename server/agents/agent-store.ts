@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import type { Executor } from "../db/database.js";
-import type { AgentStateName } from "../db/schema.js";
+import type { AgentStateName, ReportedStatusName } from "../db/schema.js";
 
 /** An agent as the services see it. */
 export interface AgentRecord {
@@ -21,11 +21,14 @@ export interface AgentRecord {
   revokedAt: Date | null;
   revokeReason: string | null;
   lastSeenAt: Date | null;
+  reportedStatus: ReportedStatusName;
+  uptimeSeconds: number;
 }
 
 const COLUMNS = [
   "id", "tenant_id", "name", "identity_public_key", "verification_code", "state", "labels", "hostname", "os", "arch",
   "agent_version", "enrollment_token_id", "created_at", "approved_at", "revoked_at", "revoke_reason", "last_seen_at",
+  "reported_status", "uptime_seconds",
 ] as const;
 
 /** Inserts a new agent. A concurrent registration of the same key fails on the unique index. */
@@ -141,6 +144,7 @@ type Row = {
   id: string; tenant_id: string; name: string; identity_public_key: Uint8Array; verification_code: string; state: AgentStateName;
   labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;
   created_at: Date; approved_at: Date | null; revoked_at: Date | null; revoke_reason: string | null; last_seen_at: Date | null;
+  reported_status: ReportedStatusName; uptime_seconds: string | number | bigint;
 };
 
 function toAgent(row: Row): AgentRecord {
@@ -162,5 +166,7 @@ function toAgent(row: Row): AgentRecord {
     revokedAt: row.revoked_at,
     revokeReason: row.revoke_reason,
     lastSeenAt: row.last_seen_at,
+    reportedStatus: row.reported_status,
+    uptimeSeconds: Number(row.uptime_seconds),
   };
 }

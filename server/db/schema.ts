@@ -73,7 +73,12 @@ export interface AgentTable {
   liveness: Generated<LivenessName>;
   /** Last command sequence number handed out (migration 0003). */
   command_seq: Generated<BigIntColumn>;
+  /** The agent's own health status from its latest heartbeat (migration 0005). */
+  reported_status: Generated<ReportedStatusName>;
+  uptime_seconds: ColumnType<string | number | bigint, string | number | bigint | undefined, string | number | bigint>;
 }
+
+export type ReportedStatusName = "UNSPECIFIED" | "HEALTHY" | "DEGRADED" | "UNHEALTHY";
 
 export type LivenessName = "ONLINE" | "STALE" | "OFFLINE";
 

@@ -121,5 +121,7 @@ function newestWins(older: HeartbeatReport, newer: HeartbeatReport): HeartbeatRe
     seenAt: newer.seenAt >= older.seenAt ? newer.seenAt : older.seenAt,
     agentVersion: newer.agentVersion ?? older.agentVersion,
     host: newer.host ?? older.host,
+    status: newer.status ?? older.status,
+    uptimeSeconds: newer.uptimeSeconds ?? older.uptimeSeconds,
   };
 }

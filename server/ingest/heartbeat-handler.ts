@@ -3,6 +3,14 @@ import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import type { AppContext } from "../app/context.js";
 import { agentOf } from "../auth/session-auth.js";
+import { AgentStatus } from "../../gen/agentgateway/v1/ingest_pb.js";
+import type { ReportedStatusName } from "../db/schema.js";
+
+const STATUS: Partial<Record<AgentStatus, ReportedStatusName>> = {
+  [AgentStatus.HEALTHY]: "HEALTHY",
+  [AgentStatus.DEGRADED]: "DEGRADED",
+  [AgentStatus.UNHEALTHY]: "UNHEALTHY",
+};
 
 /**
  * AgentGatewayService.UploadHeartbeat: records liveness and the facts the agent reports. No
@@ -20,6 +28,8 @@ export function heartbeatHandler(app: AppContext): Pick<ServiceImpl<typeof Agent
         seenAt: new Date(),
         agentVersion: version ? version : undefined,
         host: req.host ? { hostname: req.host.hostname, os: req.host.os, arch: req.host.arch } : undefined,
+        status: STATUS[req.status],
+        uptimeSeconds: req.uptime ? Number(req.uptime.seconds) : undefined,
       });
       return { serverTime: timestampNow(), nextHeartbeatInterval: interval };
     },

@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Executor } from "../db/database.js";
+import type { ReportedStatusName } from "../db/schema.js";
 
 /** The latest heartbeat of one agent, as the coalescer keeps it until a flush. */
 export interface HeartbeatReport {
@@ -10,6 +11,9 @@ export interface HeartbeatReport {
   agentVersion: string | undefined;
   /** Host facts; undefined when the heartbeat carried none. */
   host: { hostname: string; os: string; arch: string } | undefined;
+  /** The agent's own health status and uptime; undefined when the heartbeat did not say. */
+  status?: ReportedStatusName | undefined;
+  uptimeSeconds?: number | undefined;
 }
 
 /**
@@ -29,7 +33,9 @@ export async function writeHeartbeats(db: Executor, reports: ReadonlyMap<string,
       agent_version = CASE WHEN v.version IS NOT NULL AND (a.last_seen_at IS NULL OR v.seen_at >= a.last_seen_at) THEN v.version ELSE a.agent_version END,
       hostname = CASE WHEN v.hostname IS NOT NULL AND (a.last_seen_at IS NULL OR v.seen_at >= a.last_seen_at) THEN v.hostname ELSE a.hostname END,
       os = CASE WHEN v.os IS NOT NULL AND (a.last_seen_at IS NULL OR v.seen_at >= a.last_seen_at) THEN v.os ELSE a.os END,
-      arch = CASE WHEN v.arch IS NOT NULL AND (a.last_seen_at IS NULL OR v.seen_at >= a.last_seen_at) THEN v.arch ELSE a.arch END
+      arch = CASE WHEN v.arch IS NOT NULL AND (a.last_seen_at IS NULL OR v.seen_at >= a.last_seen_at) THEN v.arch ELSE a.arch END,
+      reported_status = CASE WHEN v.status IS NOT NULL AND (a.last_seen_at IS NULL OR v.seen_at >= a.last_seen_at) THEN v.status ELSE a.reported_status END,
+      uptime_seconds = CASE WHEN v.uptime IS NOT NULL AND (a.last_seen_at IS NULL OR v.seen_at >= a.last_seen_at) THEN v.uptime ELSE a.uptime_seconds END
     FROM unnest(
       ${ids}::uuid[],
       ${r.map((x) => x.tenantId)}::uuid[],
@@ -37,8 +43,10 @@ export async function writeHeartbeats(db: Executor, reports: ReadonlyMap<string,
       ${r.map((x) => x.agentVersion ?? null)}::text[],
       ${r.map((x) => x.host?.hostname ?? null)}::text[],
       ${r.map((x) => x.host?.os ?? null)}::text[],
-      ${r.map((x) => x.host?.arch ?? null)}::text[]
-    ) AS v(id, tenant_id, seen_at, version, hostname, os, arch)
+      ${r.map((x) => x.host?.arch ?? null)}::text[],
+      ${r.map((x) => x.status ?? null)}::text[],
+      ${r.map((x) => (x.uptimeSeconds === undefined ? null : String(x.uptimeSeconds)))}::bigint[]
+    ) AS v(id, tenant_id, seen_at, version, hostname, os, arch, status, uptime)
     WHERE a.id = v.id AND a.tenant_id = v.tenant_id`.execute(db);
   return Number(result.numAffectedRows ?? 0);
 }
