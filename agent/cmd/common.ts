@@ -70,9 +70,13 @@ export async function openEnrolled(dir: string): Promise<{ store: StateStore; st
   const store = new StateStore(dir);
   await store.init();
   const state = await store.load();
-  if (!state) throw new ExitError(EXIT.IDENTITY_UNUSABLE, `${dir} holds no enrolled agent: run "agw-agent enroll --server URL --token TOKEN --state-dir ${dir}" first`);
+  if (!state)
+    throw new ExitError(EXIT.IDENTITY_UNUSABLE, `${dir} holds no enrolled agent: run "agw-agent enroll --server URL --token TOKEN --state-dir ${dir}" first`);
   if (state.revoked) {
-    throw new ExitError(EXIT.REVOKED, `agent ${state.agentId} was revoked at ${state.revoked.at} (${state.revoked.reason}); refusing to start. An operator must un-revoke it, or enroll a new identity in an empty state directory.`);
+    throw new ExitError(
+      EXIT.REVOKED,
+      `agent ${state.agentId} was revoked at ${state.revoked.at} (${state.revoked.reason}); refusing to start. An operator must un-revoke it, or enroll a new identity in an empty state directory.`,
+    );
   }
   return { store, state };
 }

@@ -22,16 +22,18 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * Writes a file so that readers (and a crash at any instant) see either the old content or
  * the new one, never a mix: write a temp file in the same directory, fsync it, rename it over
  * the target, fsync the directory so the rename itself is durable. The file is 0600 whatever
- * the umask.
+ * the umask. `durable: false` skips both fsyncs (still atomic, not crash-durable) for files
+ * that are only informational.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { exclusive?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { exclusive?: boolean; durable?: boolean } = {}): Promise<void> {
+  const durable = options.durable ?? true;
   const dir = dirname(path);
   const tmp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
   const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, PRIVATE_FILE_MODE);
   try {
     await handle.chmod(PRIVATE_FILE_MODE);
     await handle.writeFile(data);
-    await handle.sync();
+    if (durable) await handle.sync();
   } catch (err) {
     await handle.close().catch(() => {});
     await fs.rm(tmp, { force: true });
@@ -50,7 +52,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(dir);
+  if (durable) await fsyncDir(dir);
 }
 
 /** Makes directory entry changes (create, rename, unlink) in `dir` durable. */

@@ -130,16 +130,21 @@ export class CommandProcessor {
     if (!this.env.updateCommand) return fail("no --update-command is configured on this agent");
     this.env.progress(id, RolloutStage.APPLYING, `running the update hook for ${target}`);
     this.env.logger.info({ rolloutId: id, wave: directive.wave, version: target }, "running the update hook");
-    const outcome = await runHook(this.env.updateCommand, JSON.stringify({ rolloutId: id, wave: directive.wave, ...verified.plain }), {
-      AGW_ROLLOUT_ID: id,
-      AGW_ROLLOUT_WAVE: String(directive.wave),
-      AGW_RELEASE_VERSION: target,
-      AGW_ARTIFACT_URL: verified.plain.artifactUrl,
-      AGW_ARTIFACT_SHA256: verified.plain.artifactSha256,
-      AGW_ARTIFACT_SIZE: verified.plain.artifactSize,
-      AGW_CURRENT_VERSION: this.env.currentVersion(),
-      AGW_STATE_DIR: this.env.stateDir,
-    }, this.env.updateTimeoutMs);
+    const outcome = await runHook(
+      this.env.updateCommand,
+      JSON.stringify({ rolloutId: id, wave: directive.wave, ...verified.plain }),
+      {
+        AGW_ROLLOUT_ID: id,
+        AGW_ROLLOUT_WAVE: String(directive.wave),
+        AGW_RELEASE_VERSION: target,
+        AGW_ARTIFACT_URL: verified.plain.artifactUrl,
+        AGW_ARTIFACT_SHA256: verified.plain.artifactSha256,
+        AGW_ARTIFACT_SIZE: verified.plain.artifactSize,
+        AGW_CURRENT_VERSION: this.env.currentVersion(),
+        AGW_STATE_DIR: this.env.stateDir,
+      },
+      this.env.updateTimeoutMs,
+    );
     if (!outcome.ok) return fail(outcome.reason);
     const running = await this.env.installedVersion(outcome.version, target);
     if (running !== target) return fail(`the update hook succeeded but the agent reports version ${running}, not ${target}`);
@@ -187,7 +192,13 @@ export async function runHook(command: string, stdin: string, env: Record<string
       const tail = stderr.trim().split("\n").slice(-3).join(" | ").slice(0, 600);
       if (timedOut) return resolve({ ok: false, reason: `the update hook timed out after ${Math.round(timeoutMs / 1000)} s` });
       if (code !== 0) return resolve({ ok: false, reason: `the update hook exited with ${code ?? signal}${tail ? `: ${tail}` : ""}` });
-      const last = stdout.trim().split("\n").map((l) => l.trim()).filter(Boolean).at(-1) ?? "";
+      const last =
+        stdout
+          .trim()
+          .split("\n")
+          .map((l) => l.trim())
+          .filter(Boolean)
+          .at(-1) ?? "";
       const match = VERSION_LINE.exec(last);
       resolve({ ok: true, version: match?.[1] && match[1].length <= 64 ? match[1].replace(/^v(?=\d)/, "") : undefined });
     });

@@ -45,10 +45,7 @@ export interface HostInfo {
 }
 
 /** Registers with an enrollment token, proving possession of the identity key. */
-export async function register(
-  client: GatewayClient,
-  input: { token: string; identity: Identity; name: string; host?: HostInfo },
-): Promise<Registration> {
+export async function register(client: GatewayClient, input: { token: string; identity: Identity; name: string; host?: HostInfo }): Promise<Registration> {
   const proof = sign(input.identity.privateKey, registerTranscript({ token: input.token, publicKey: input.identity.publicKey, name: input.name }));
   const res = await client.register({
     enrollmentToken: input.token,

@@ -35,7 +35,12 @@ export function parseLocalEvent(input: unknown, fallbackId: () => string = rando
   }
   let severity = EventSeverity.INFO;
   if (o.severity !== undefined) {
-    const s = typeof o.severity === "string" ? SEVERITIES[o.severity.toLowerCase()] : typeof o.severity === "number" && o.severity >= 1 && o.severity <= 5 ? (o.severity as EventSeverity) : undefined;
+    const s =
+      typeof o.severity === "string"
+        ? SEVERITIES[o.severity.toLowerCase()]
+        : typeof o.severity === "number" && o.severity >= 1 && o.severity <= 5
+          ? (o.severity as EventSeverity)
+          : undefined;
     if (s === undefined) return "severity: one of debug, info, warning, error, critical";
     severity = s;
   }
@@ -200,7 +205,8 @@ export class LocalEventSource {
       throw new Error(`another agent is already running with this state directory (its event socket ${path} answers)`);
     }
     await fs.rm(path, { force: true });
-    const server = createServer((socket) => this.onConnection(socket));
+    // allowHalfOpen: a producer may write its lines, shut down its side, and still read the answers.
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(path, () => {

@@ -16,7 +16,19 @@ export function parseDuration(flag: string, value: string, allowZero = false): n
   return ms;
 }
 
-const UNIT_BYTES: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3 };
+const UNIT_BYTES: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
 
 /** Parses "67108864", "64MiB", "64M" (binary), "1GB" (decimal). */
 export function parseBytes(flag: string, value: string): number {
@@ -38,7 +50,8 @@ export function parseLabels(value: string | undefined): Record<string, string> {
     const eq = pair.indexOf("=");
     const key = (eq === -1 ? pair : pair.slice(0, eq)).trim();
     const val = eq === -1 ? "" : pair.slice(eq + 1).trim();
-    if (key.length > 63 || !LABEL_KEY.test(key)) throw usageError(`--labels: key "${key}" must be lowercase letters, digits, '.', '_', '/', '-' (at most 63 characters)`);
+    if (key.length > 63 || !LABEL_KEY.test(key))
+      throw usageError(`--labels: key "${key}" must be lowercase letters, digits, '.', '_', '/', '-' (at most 63 characters)`);
     if (val.length > 256) throw usageError(`--labels: value of "${key}" is longer than 256 characters`);
     labels[key] = val;
   }
@@ -54,6 +67,9 @@ export function agentName(flag: string | undefined): string {
     if (flag.length > 128 || !NAME.test(flag)) throw usageError(`--name must match ${NAME.source} (at most 128 characters)`);
     return flag;
   }
-  const fromHost = hostname().replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 128);
+  const fromHost = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, "-")
+    .replace(/^[^A-Za-z0-9]+/, "")
+    .slice(0, 128);
   return fromHost || "agent";
 }

@@ -197,7 +197,13 @@ export class Outbox {
         this.options.logger?.error({ err, file: s.name }, "outbox file unreadable; dropping it");
         this.inFlight.delete(s.name);
         await this.deleteSegments([s]);
-        await this.append("events", [dropEvent({ points: s.kind === "telemetry" ? s.count : 0, events: s.kind === "events" ? s.count : 0, bytes: s.bytes, files: 1 }, this.options.maxBytes, "unreadable outbox file")]);
+        await this.append("events", [
+          dropEvent(
+            { points: s.kind === "telemetry" ? s.count : 0, events: s.kind === "events" ? s.count : 0, bytes: s.bytes, files: 1 },
+            this.options.maxBytes,
+            "unreadable outbox file",
+          ),
+        ]);
       }
     }
     if (good.length === 0) return this.nextBatch(kind);

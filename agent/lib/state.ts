@@ -181,10 +181,10 @@ export class StateStore {
     }
   }
 
-  /** Publishes the running agent's status. */
+  /** Publishes the running agent's status (informational: atomic, but not fsynced). */
   saveStatus(status: RuntimeStatus): Promise<void> {
     const snapshot = `${JSON.stringify(status, null, 2)}\n`;
-    return this.serialize(() => writeFileAtomic(this.path(FILES.status), snapshot));
+    return this.serialize(() => writeFileAtomic(this.path(FILES.status), snapshot, { durable: false }));
   }
 
   /** Waits for every queued write. */

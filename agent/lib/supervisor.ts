@@ -4,7 +4,18 @@ import { type GoAway, GoAwayReason, type RolloutStage, type ServerWelcome } from
 import { AgentStatus } from "../../gen/agentgateway/v1/ingest_pb.js";
 import { Backoff, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 import { CAPABILITIES, type CommandEnvironment, CommandProcessor } from "./commands.js";
-import { type ControlChannel, type ControlRequest, type GatewayClient, type HostInfo, type Identity, msOf, openControlStream, type Session, handshake, sendHeartbeat } from "./direct.js";
+import {
+  type ControlChannel,
+  type ControlRequest,
+  type GatewayClient,
+  type HostInfo,
+  type Identity,
+  msOf,
+  openControlStream,
+  type Session,
+  handshake,
+  sendHeartbeat,
+} from "./direct.js";
 import { classify, EXIT, type Verdict } from "./errors.js";
 import type { Outbox } from "./outbox.js";
 import type { AgentStateFile, StateStore } from "./state.js";
@@ -35,9 +46,13 @@ export interface SupervisorOptions {
   /** Rollout settings for the command processor. */
   commands: Pick<CommandEnvironment, "releaseKeys" | "updateCommand" | "updateTimeoutMs" | "stateDir" | "installedVersion">;
   logger: Logger;
+  /** Why the transport's last connection was refused (pin mismatch, TLS), to explain failures. */
+  lastConnectionError?: () => Error | undefined;
   /** Sees every attempt and state change (status file, storm bench). */
   observer?: (event: SupervisorEvent) => void;
   random?: () => number;
+  /** How to wait between attempts (tests record the delays instead of sleeping). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 /** What the supervisor reports to its observer. */
@@ -60,7 +75,7 @@ type Outcome =
   | { kind: "unusable"; reason: string }
   | { kind: "retry"; reason: string; hintMs?: number; healthy?: boolean; immediate?: boolean; superseded?: boolean };
 
-/** Keep using a session until this close to its expiry. */
+/** Keep using a session until this close to its expiry (or 10 % of its lifetime, if shorter). */
 const SESSION_MARGIN_MS = 10_000;
 
 /** The agent's connection manager. */
@@ -79,12 +94,18 @@ export class Supervisor {
   private attempts = 0;
   private stopping = false;
   private refreshedSession = false;
+  /** A session refresh in flight (its handshake fences the current stream). */
+  private refreshing: Promise<Session> | undefined;
   private connectedAt: number | undefined;
   private heartbeatNow: (() => void) | undefined;
+  private heartbeatRequested = false;
   private running: Promise<SupervisorResult> | undefined;
   private readonly startedAt = Date.now();
   /** Live facts for status.json. */
-  readonly live: { connected: boolean; lastContactAt?: number; replicaId?: string; lastError?: string; reconnects: number } = { connected: false, reconnects: 0 };
+  readonly live: { connected: boolean; lastContactAt?: number; replicaId?: string; lastError?: string; reconnects: number } = {
+    connected: false,
+    reconnects: 0,
+  };
 
   constructor(private readonly options: SupervisorOptions) {
     this.random = options.random ?? Math.random;
@@ -140,6 +161,7 @@ export class Supervisor {
       let outcome: Outcome;
       try {
         const session = await this.ensureSession();
+        if (this.stopping) break;
         outcome = await this.connectOnce(session);
       } catch (err) {
         outcome = this.outcomeOfError(err, false);
@@ -155,8 +177,11 @@ export class Supervisor {
       this.live.reconnects++;
       this.emit({ type: "disconnected", at: Date.now(), reason: outcome.reason, delayMs });
       const log = outcome.superseded ? logger.error.bind(logger) : logger.info.bind(logger);
-      log({ reason: outcome.reason, retryInMs: delayMs, failures: this.backoff.attempt }, outcome.superseded ? "another process is using this agent's identity (stream superseded); backing off" : "disconnected; reconnecting");
-      await sleep(delayMs, this.stopController.signal);
+      log(
+        { reason: outcome.reason, retryInMs: delayMs, failures: this.backoff.attempt },
+        outcome.superseded ? "another process is using this agent's identity (stream superseded); backing off" : "disconnected; reconnecting",
+      );
+      await (this.options.sleep ?? sleep)(delayMs, this.stopController.signal);
     }
     await this.commandsIdle(2000);
     return { exitCode: EXIT.OK, reason: "stopped" };
@@ -179,6 +204,13 @@ export class Supervisor {
 
   /** The session to use: the current one while valid, one another command stored, or a new handshake. */
   private async ensureSession(): Promise<Session> {
+    if (this.refreshing) {
+      try {
+        return await this.refreshing;
+      } catch {
+        // the refresh failed: decide below like any other time
+      }
+    }
     if (this.session && this.usable(this.session)) return this.session;
     const stored = await this.storedSession();
     if (stored && stored.token !== this.session?.token) {
@@ -208,7 +240,8 @@ export class Supervisor {
   }
 
   private usable(session: Session): boolean {
-    return session.expiresAt.getTime() - Date.now() > SESSION_MARGIN_MS;
+    const lifetime = session.expiresAt.getTime() - (session.issuedAt ?? new Date()).getTime();
+    return session.expiresAt.getTime() - Date.now() > Math.min(SESSION_MARGIN_MS, lifetime * 0.1);
   }
 
   private async storedSession(): Promise<Session | undefined> {
@@ -242,10 +275,20 @@ export class Supervisor {
     let goAway: GoAway | undefined;
     let streamError: unknown;
     const escalate = (outcome: Outcome) => {
-      escalation ??= outcome;
-      channel.abort(new Error(outcome.reason));
+      if (escalation) return;
+      escalation = outcome;
+      if (outcome.kind === "revoked" && !goAway) {
+        // An RPC saw PERMISSION_DENIED first; the stream's GoAway REVOKED carries the
+        // operator's reason and is usually a moment behind, so give it that moment.
+        timers.push(setTimeout(() => channel.abort(new Error(outcome.reason)), 1500));
+      } else {
+        channel.abort(new Error(outcome.reason));
+      }
     };
-    const welcomeTimer = setTimeout(() => escalate({ kind: "retry", reason: "the gateway did not answer the hello in time" }), this.options.welcomeTimeoutMs ?? 15_000);
+    const welcomeTimer = setTimeout(
+      () => escalate({ kind: "retry", reason: "the gateway did not answer the hello in time" }),
+      this.options.welcomeTimeoutMs ?? 15_000,
+    );
     try {
       for await (const message of channel.responses) {
         this.contact();
@@ -263,7 +306,14 @@ export class Supervisor {
             break;
           case "goAway":
             goAway = kind.value;
-            logger.info({ reason: GoAwayReason[kind.value.reason] ?? kind.value.reason, reconnectAfterMs: msOf(kind.value.reconnectAfter, 0), message: kind.value.message }, "gateway sent GoAway");
+            logger.info(
+              {
+                reason: GoAwayReason[kind.value.reason] ?? kind.value.reason,
+                reconnectAfterMs: msOf(kind.value.reconnectAfter, 0),
+                message: kind.value.message,
+              },
+              "gateway sent GoAway",
+            );
             break;
           default:
             break;
@@ -284,7 +334,11 @@ export class Supervisor {
       await Promise.allSettled(background);
     }
     const healthy = this.connectedAt !== undefined && Date.now() - this.connectedAt >= (this.options.healthyAfterMs ?? 30_000);
-    if (escalation) return escalation.kind === "retry" ? { ...escalation, healthy } : escalation;
+    if (escalation) {
+      const e: Outcome = escalation;
+      if (e.kind === "revoked" && goAway?.reason === GoAwayReason.REVOKED && goAway.message) return { kind: "revoked", reason: goAway.message };
+      return e.kind === "retry" ? { ...e, healthy } : e;
+    }
     if (goAway) return this.outcomeOfGoAway(goAway, session, healthy);
     if (this.refreshedSession) return { kind: "retry", reason: "session refreshed: reopening the stream", immediate: true };
     if (this.stopping) return { kind: "retry", reason: "stopping" };
@@ -340,7 +394,8 @@ export class Supervisor {
       void (async () => {
         if (this.session?.token !== session.token || this.stopping) return;
         try {
-          await this.newSession();
+          this.refreshing = this.newSession();
+          await this.refreshing;
           this.refreshedSession = true;
           channel.end();
         } catch (err) {
@@ -349,6 +404,8 @@ export class Supervisor {
           if (verdict.kind === "identity-unusable") return escalate({ kind: "unusable", reason: verdict.message });
           // Keep the current session and stream; the reconnect loop handshakes if it expires.
           this.options.logger.warn({ code: verdict.kind, error: verdict.message }, "session refresh failed; will handshake when the session ends");
+        } finally {
+          this.refreshing = undefined;
         }
       })();
     }, delay);
@@ -363,6 +420,7 @@ export class Supervisor {
     while (!signal.aborted) {
       const session = this.session;
       if (!session) return;
+      this.heartbeatRequested = false;
       const dropped = outbox?.stats().droppedTotal ?? 0;
       try {
         const res = await sendHeartbeat(
@@ -386,6 +444,8 @@ export class Supervisor {
         if (verdict.kind === "reauthenticate" && this.session?.token === session.token) return escalate(this.reauthenticate(verdict.message, session.token));
         logger.warn({ code: verdict.kind, error: verdict.message }, "heartbeat failed");
       }
+      // Asked for while this one was in flight (a rollout finished): send again right away.
+      if (this.heartbeatRequested) continue;
       // ±10 % so a fleet that connected together does not beat together.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, intervalMs * (0.9 + this.random() * 0.2));
@@ -420,7 +480,9 @@ export class Supervisor {
         // This process opens one stream at a time, so a newer one belongs to someone else.
         return { kind: "retry", reason: "superseded by a newer stream of this identity (another process?)", superseded: true, healthy };
       case GoAwayReason.SESSION_ENDED:
-        if (this.session && this.session.token !== session.token) return { kind: "retry", reason: "session replaced: reconnecting with the new one", immediate: true };
+        // Our own refresh fenced this stream (its GoAway may beat the handshake's answer here).
+        if (this.refreshing || (this.session && this.session.token !== session.token))
+          return { kind: "retry", reason: "session replaced: reconnecting with the new one", immediate: true };
         this.refusedToken = session.token;
         this.session = undefined;
         return { kind: "retry", reason: `session ended: ${goAway.message}`, healthy, hintMs };
@@ -431,6 +493,8 @@ export class Supervisor {
 
   private outcomeOfError(err: unknown, healthy: boolean, session?: Session): Outcome {
     const verdict: Verdict = classify(err);
+    const cause = this.options.lastConnectionError?.();
+    if (cause) verdict.message = `${verdict.message} (${cause.message})`;
     switch (verdict.kind) {
       case "revoked":
         return { kind: "revoked", reason: verdict.message };
@@ -441,7 +505,10 @@ export class Supervisor {
         return { kind: "retry", reason: "awaiting operator approval" };
       case "unknown-agent":
         // Not fatal: a gateway pointed at the wrong database would otherwise stop a whole fleet.
-        this.options.logger.error({ error: verdict.message }, "the gateway does not know this agent (deleted, or the wrong gateway?); enroll again if it was removed");
+        this.options.logger.error(
+          { error: verdict.message },
+          "the gateway does not know this agent (deleted, or the wrong gateway?); enroll again if it was removed",
+        );
         return { kind: "retry", reason: verdict.message };
       case "reauthenticate":
         return session ? { ...this.reauthenticate(verdict.message, session.token), healthy } : { kind: "retry", reason: verdict.message, healthy };
@@ -457,9 +524,14 @@ export class Supervisor {
     this.stopping = true;
     this.session = undefined;
     this.channel?.abort();
-    await store.clearSession();
     state.revoked = { at: new Date().toISOString(), reason, source: "gateway" };
-    await store.save(state);
+    try {
+      await store.clearSession();
+      await store.save(state);
+    } catch (err) {
+      // Still exit 78; without the mark the next start asks the gateway and is refused again.
+      logger.error({ err }, "could not record the revocation in the state directory");
+    }
     this.emit({ type: "revoked", at: Date.now(), reason });
     logger.error({ reason }, "this agent was revoked: stopping for good (exit 78); an operator must un-revoke it");
     return { exitCode: EXIT.REVOKED, reason };
@@ -474,6 +546,7 @@ export class Supervisor {
   private progress(rolloutId: string, stage: RolloutStage, message: string): void {
     this.sendControl({ kind: { case: "rolloutProgress", value: { rolloutId, stage, message: message.slice(0, 1024) } } });
     // After a rollout the gateway verifies the wave from heartbeats: report the version now.
+    this.heartbeatRequested = true;
     this.heartbeatNow?.();
   }
 
@@ -495,4 +568,3 @@ export class Supervisor {
     await Promise.race([this.commands.idle(), sleep(maxMs)]);
   }
 }
-

@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import { EventSeverity } from "../../gen/agentgateway/v1/ingest_pb.js";
 import { Backoff } from "./backoff.js";
 import { type GatewayClient, type Session, uploadEvents, uploadTelemetry } from "./direct.js";
-import { classify } from "./errors.js";
+import { Code } from "@connectrpc/connect";
+import { asConnectError, classify } from "./errors.js";
 import type { Batch, EventRecord, Outbox, OutboxKind, PointRecord } from "./outbox.js";
 
 /** Thrown out of the uploader when the connection as a whole must change (revoked, re-auth). */
@@ -48,8 +49,8 @@ function toEvent(r: EventRecord) {
  * Drains the outbox to the gateway while a connection is up: oldest first per kind, one
  * batch per call within the gateway's limits, files deleted only after the gateway accepted
  * them. Transient failures wait (jittered, honouring retry hints) and retry the same batch;
- * a batch the gateway refuses as invalid is bisected so only the bad items are dropped (and
- * reported); revocation and a dead session escalate to the supervisor.
+ * a batch the gateway refuses as invalid (or as too large) is bisected so only the bad items
+ * are dropped (and reported); revocation and a dead session escalate to the supervisor.
  */
 export class Uploader {
   readonly counters: UploadCounters = { points: 0, events: 0, duplicates: 0, rejected: 0 };
@@ -101,7 +102,7 @@ export class Uploader {
         id: randomUUID(),
         type: "agent.upload.rejected",
         severity: EventSeverity.ERROR,
-        message: `the gateway refused ${rejected.length} ${batch.kind === "telemetry" ? "metric points" : "events"} as invalid: ${rejected[0]}`.slice(0, 4096),
+        message: `the gateway refused ${rejected.length} ${batch.kind === "telemetry" ? "metric points" : "events"}: ${rejected[0]}`.slice(0, 4096),
         attributes: { count: String(rejected.length), kind: batch.kind },
         s: Math.floor(now / 1000),
         n: (now % 1000) * 1_000_000,
@@ -132,9 +133,15 @@ export class Uploader {
         if (current && current.token !== session.token) return await this.sendRecords(kind, records, signal, rejected);
         throw new UploadEscalation("reauthenticate", verdict.message, session.token);
       }
-      if (verdict.kind !== "invalid") throw err;
+      // RESOURCE_EXHAUSTED without a retry hint is not a rate limit (those carry one): it is a
+      // message over the gateway's size limit. Retrying the same bytes would never end.
+      const tooLarge = asConnectError(err).code === Code.ResourceExhausted && verdict.kind === "transient" && verdict.retryAfterMs === undefined;
+      if (verdict.kind !== "invalid" && !tooLarge) throw err;
       if (records.length === 1) {
-        this.logger.error({ kind, id: records[0]?.id, error: verdict.message }, "gateway refused an item as invalid; dropping it");
+        this.logger.error(
+          { kind, id: records[0]?.id, error: verdict.message },
+          tooLarge ? "gateway refused an item as too large; dropping it" : "gateway refused an item as invalid; dropping it",
+        );
         rejected.push(verdict.message);
         return;
       }

@@ -1,0 +1,104 @@
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import * as http2 from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import forge from "node-forge";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
+import { gatewayClient } from "./direct.js";
+import { checkServerUrl, createAgentTransport, isLoopbackHost, normalizePin, TrustError } from "./transport.js";
+
+let server: http2.Http2SecureServer;
+let url: string;
+let dir: string;
+let caFile: string;
+let pin: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "agw-tls-test-"));
+  const { cert, key, der } = selfSigned();
+  caFile = join(dir, "ca.pem");
+  writeFileSync(caFile, cert);
+  pin = createHash("sha256").update(der).digest("hex");
+  const handler = connectNodeAdapter({ routes: (router) => router.service(AgentGatewayService, { uploadHeartbeat: async () => ({}) }) });
+  server = http2.createSecureServer({ cert, key }, handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  url = `https://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+});
+
+afterAll(async () => {
+  server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function call(trust: Parameters<typeof createAgentTransport>[1]): Promise<Code | "ok"> {
+  const t = createAgentTransport(url, trust, { unaryTimeoutMs: 5000 });
+  try {
+    await gatewayClient(t.transport).uploadHeartbeat({});
+    return "ok";
+  } catch (err) {
+    return ConnectError.from(err).code;
+  } finally {
+    t.close();
+  }
+}
+
+describe("gateway trust", () => {
+  it("trusts the gateway through a CA file", async () => {
+    expect(await call({ caFile, pins: [] })).toBe("ok");
+  });
+
+  it("trusts a self-signed gateway through its SHA-256 pin (colons and case do not matter)", async () => {
+    const colons = pin.toUpperCase().match(/../g)?.join(":") ?? "";
+    expect(await call({ pins: [colons] })).toBe("ok");
+  });
+
+  it("refuses a certificate that matches no pin, even when the CA vouches for it", async () => {
+    const wrong = "00".repeat(32);
+    expect(await call({ pins: [wrong] })).not.toBe("ok");
+    expect(await call({ caFile, pins: [wrong] })).not.toBe("ok");
+  });
+
+  it("refuses an https gateway it has no way to trust (no trust on first use)", async () => {
+    expect(() => createAgentTransport(url, { pins: [] })).toThrow(TrustError);
+    // With the system store only, a private self-signed certificate does not verify.
+    expect(await call({ pins: [], systemCa: true })).not.toBe("ok");
+  });
+
+  it("allows h2c only to loopback unless told otherwise", () => {
+    expect(() => checkServerUrl("http://127.0.0.1:7070", { pins: [] })).not.toThrow();
+    expect(() => checkServerUrl("http://[::1]:7070", { pins: [] })).not.toThrow();
+    expect(() => checkServerUrl("http://gw.example.com:7070", { pins: [] })).toThrow(/cleartext/);
+    expect(() => checkServerUrl("http://gw.example.com:7070", { pins: [], allowInsecureHttp: true })).not.toThrow();
+    expect(() => checkServerUrl("https://gw.example.com/api", { pins: [pin] })).toThrow(/without a path/);
+    expect(isLoopbackHost("localhost")).toBe(true);
+    expect(isLoopbackHost("127.8.9.10")).toBe(true);
+    expect(isLoopbackHost("10.0.0.1")).toBe(false);
+    expect(() => normalizePin("abc")).toThrow(TrustError);
+  });
+});
+
+/** A throwaway certificate for 127.0.0.1 (node-forge; RSA keygen is native). */
+function selfSigned(): { cert: string; key: string; der: Buffer } {
+  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048 });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = "01";
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 3_600_000);
+  const subject = [{ name: "commonName", value: "127.0.0.1" }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: "basicConstraints", cA: true },
+    { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] },
+  ]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey), der };
+}

@@ -1,0 +1,303 @@
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
+import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
+import { type Rollout, RolloutService, RolloutState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
+import { signReleaseManifest } from "../cli/release.js";
+import { gatewayClient, register } from "../agent/lib/direct.js";
+import { EXIT } from "../agent/lib/errors.js";
+import { newState, StateStore } from "../agent/lib/state.js";
+import { Supervisor, type SupervisorEvent } from "../agent/lib/supervisor.js";
+import { createAgentTransport } from "../agent/lib/transport.js";
+import { generateKeyPair } from "../server/protocol/ed25519.js";
+import { enrollAgent, mintToken } from "./support/agents.js";
+import { createTestDatabase, type TestDatabase } from "./support/database.js";
+import { startTestGateway, type TestGateway } from "./support/gateway.js";
+
+/**
+ * The agent library's supervisor against a real in-process gateway on real PostgreSQL:
+ * commands, a real rollout, session refresh, revocation, and a graceful gateway restart.
+ */
+
+let root: string;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "agw-agent-supervisor-"));
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+interface RunningAgent {
+  agentId: string;
+  supervisor: Supervisor;
+  store: StateStore;
+  events: SupervisorEvent[];
+  result: Promise<{ exitCode: number; reason: string }>;
+  version: () => string;
+  close(): Promise<void>;
+}
+
+/** Enrolls a new identity through the gateway and runs a Supervisor for it. */
+async function startAgent(
+  gw: TestGateway,
+  options: { labels?: Record<string, string>; releaseKeys?: Uint8Array[]; updateCommand?: string } = {},
+): Promise<RunningAgent> {
+  const dir = await mkdtemp(join(root, "agent-"));
+  const store = new StateStore(dir);
+  await store.init();
+  const identity = await store.createIdentity();
+  const transport = createAgentTransport(gw.url, { pins: [] });
+  const client = gatewayClient(transport.transport);
+  const token = await mintToken(gw, { labels: options.labels ?? {} });
+  const name = `sup-${Math.random().toString(36).slice(2, 8)}`;
+  const reg = await register(client, { token, identity, name });
+  const state = newState({
+    server: gw.url,
+    agentId: reg.agentId,
+    tenantId: reg.tenantId,
+    name,
+    labels: {},
+    verificationCode: reg.verificationCode,
+    tls: { pins: [] },
+    releaseKeys: [],
+  });
+  await store.save(state);
+  let version = "1.0.0";
+  const events: SupervisorEvent[] = [];
+  const supervisor = new Supervisor({
+    client,
+    identity,
+    store,
+    state,
+    backoff: { initialMs: 200, maxMs: 1000, floorMs: 50 },
+    healthyAfterMs: 1000,
+    hostInfo: () => ({ hostname: "test", os: "linux", arch: "x64", agentVersion: version, labels: {} }),
+    version: () => version,
+    commands: {
+      releaseKeys: options.releaseKeys ?? [],
+      ...(options.updateCommand ? { updateCommand: options.updateCommand } : {}),
+      updateTimeoutMs: 10_000,
+      stateDir: dir,
+      installedVersion: async (hookSaid, manifestVersion) => {
+        version = hookSaid ?? manifestVersion;
+        return version;
+      },
+    },
+    logger: pino({ level: process.env.AGW_TEST_LOG_LEVEL ?? "silent" }),
+    observer: (e) => events.push(e),
+  });
+  const result = supervisor.run();
+  return {
+    agentId: reg.agentId,
+    supervisor,
+    store,
+    events,
+    result,
+    version: () => version,
+    close: async () => {
+      await supervisor.stop(500);
+      transport.close();
+    },
+  };
+}
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const connections = (a: RunningAgent) => a.events.filter((e) => e.type === "connected").length;
+
+describe("agent supervisor on a real gateway", () => {
+  let gw: TestGateway;
+  const releaseKey = generateKeyPair();
+
+  beforeAll(async () => {
+    gw = await startTestGateway({ heartbeatFlushInterval: "100ms", handshakeRatePerAgent: "1000/s:1000" });
+    await gw.admin(ReleaseKeyService).registerReleaseKey({ name: "agent-suite", publicKey: releaseKey.publicKey });
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it("acks a peer revocation after recording it, and the gateway stops redelivering it", async () => {
+    const agent = await startAgent(gw);
+    await until("connected", () => connections(agent) > 0);
+    const peer = await enrollAgent(gw);
+    await gw.admin(AgentService).revokeAgent({ id: peer.registration.agentId, reason: "peer test" });
+    const state = await until("the peer notice", async () => {
+      const s = await agent.store.load();
+      return s?.revokedPeers.some((p) => p.agentId === peer.registration.agentId) ? s : undefined;
+    });
+    expect(BigInt(state.lastAppliedSequence)).toBeGreaterThan(0n);
+    await until("the ack recorded", async () => {
+      const rows = await gw.gateway.context.database.db
+        .selectFrom("agent_commands")
+        .select(["acked_at", "ack_status"])
+        .where("agent_id", "=", agent.agentId)
+        .execute();
+      return rows.length > 0 && rows.every((r) => r.acked_at !== null && r.ack_status === "OK") ? true : undefined;
+    });
+    await agent.close();
+  });
+
+  it("applies a real rollout: verifies the manifest, runs the hook, reports the new version, and the wave completes", async () => {
+    const out = join(root, `hook-${Date.now()}.json`);
+    const agent = await startAgent(gw, { labels: { suite: "agent-rollout" }, releaseKeys: [releaseKey.publicKey], updateCommand: `cat > ${out}; echo 2.0.0` });
+    await until("connected", () => connections(agent) > 0);
+    const manifest = signReleaseManifest(
+      {
+        version: "2.0.0",
+        artifactUrl: "https://releases.example.invalid/agw-agent-2.0.0.tgz",
+        artifactSha256: new Uint8Array(32).fill(9),
+        artifactSize: 42n,
+        notes: "",
+      },
+      releaseKey.privateKey,
+    );
+    const rollouts = gw.admin(RolloutService);
+    const { rollout } = await rollouts.createRollout({
+      spec: {
+        manifest,
+        targetSelector: { suite: "agent-rollout" },
+        waves: [{ name: "all", cumulativePercent: 100, failureBudget: 0, verifyWindow: durationFromMs(15_000) }],
+      },
+    });
+    await rollouts.startRollout({ id: rollout?.id ?? "" });
+    const done: Rollout = await until("rollout completed", async () => {
+      const r = (await rollouts.getRollout({ id: rollout?.id ?? "" })).rollout;
+      return r && (r.state === RolloutState.COMPLETED || r.state === RolloutState.HALTED) ? r : undefined;
+    }).finally(() => rollouts.cancelRollout({ id: rollout?.id ?? "", reason: "test over" }).catch(() => {}));
+    expect(done.state, `${done.haltReason} ${JSON.stringify(done.failures)}`).toBe(RolloutState.COMPLETED);
+    expect(agent.version()).toBe("2.0.0");
+    expect(JSON.parse(readFileSync(out, "utf8"))).toMatchObject({ version: "2.0.0", rolloutId: rollout?.id });
+    await agent.close();
+  });
+
+  it("refuses a rollout signed by a key it did not pin, without running the hook", async () => {
+    const marker = join(root, `never-${Date.now()}`);
+    const other = generateKeyPair();
+    await gw.admin(ReleaseKeyService).registerReleaseKey({ name: "not-pinned-by-agent", publicKey: other.publicKey });
+    const agent = await startAgent(gw, { labels: { suite: "agent-unpinned" }, releaseKeys: [releaseKey.publicKey], updateCommand: `touch ${marker}` });
+    await until("connected", () => connections(agent) > 0);
+    const manifest = signReleaseManifest(
+      { version: "3.0.0", artifactUrl: "https://releases.example.invalid/x.tgz", artifactSha256: new Uint8Array(32), artifactSize: 1n, notes: "" },
+      other.privateKey,
+    );
+    const rollouts = gw.admin(RolloutService);
+    const { rollout } = await rollouts.createRollout({
+      spec: {
+        manifest,
+        targetSelector: { suite: "agent-unpinned" },
+        waves: [{ name: "all", cumulativePercent: 100, failureBudget: 0, verifyWindow: durationFromMs(15_000) }],
+      },
+    });
+    await rollouts.startRollout({ id: rollout?.id ?? "" });
+    const halted = await until("rollout halted", async () => {
+      const r = (await rollouts.getRollout({ id: rollout?.id ?? "" })).rollout;
+      return r && r.state === RolloutState.HALTED ? r : undefined;
+    }).finally(() => rollouts.cancelRollout({ id: rollout?.id ?? "", reason: "test over" }).catch(() => {}));
+    expect(halted.failures[0]?.reason).toMatch(/not pinned/);
+    expect(existsSync(marker)).toBe(false);
+    expect(agent.version()).toBe("1.0.0");
+    await agent.close();
+  });
+
+  it("stops with exit 78 and the operator's reason when revoked, and marks the state", async () => {
+    const agent = await startAgent(gw);
+    await until("connected", () => connections(agent) > 0);
+    await gw.admin(AgentService).revokeAgent({ id: agent.agentId, reason: "stolen laptop" });
+    const result = await agent.result;
+    expect(result).toEqual({ exitCode: EXIT.REVOKED, reason: "stolen laptop" });
+    expect((await agent.store.load())?.revoked?.reason).toBe("stolen laptop");
+    expect(await agent.store.loadSession()).toBeUndefined();
+    await agent.close();
+  });
+});
+
+describe("session refresh", () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({ sessionTtl: "6s", handshakeRatePerAgent: "1000/s:1000" });
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it("handshakes again at about two thirds of the lifetime and reopens the stream without a failure", async () => {
+    const agent = await startAgent(gw);
+    await until("two refreshes", () => agent.events.filter((e) => e.type === "handshake").length >= 3, 20_000);
+    await until("reconnected", () => connections(agent) >= 3);
+    const disconnects = agent.events.filter((e): e is Extract<SupervisorEvent, { type: "disconnected" }> => e.type === "disconnected");
+    for (const d of disconnects) {
+      expect(d.delayMs).toBe(0);
+      expect(d.reason).toMatch(/session (refreshed|replaced)/);
+    }
+    await agent.close();
+    // One handshake per stream: the refresh never races into a second, wasted one.
+    const handshakes = agent.events.filter((e) => e.type === "handshake").length;
+    expect(handshakes - connections(agent)).toBeGreaterThanOrEqual(0);
+    expect(handshakes - connections(agent)).toBeLessThanOrEqual(1);
+  }, 30_000);
+});
+
+describe("graceful gateway restart", () => {
+  let database: TestDatabase;
+  let port: number;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    port = await freePort();
+  });
+
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it("follows the DRAIN GoAway's reconnect hint, backs off while the gateway is down, and reconnects when it is back", async () => {
+    const settings = { listen: `127.0.0.1:${port}`, drainSpread: "400ms", handshakeRatePerAgent: "1000/s:1000" };
+    let gw = await startTestGateway(settings, database);
+    const agent = await startAgent(gw);
+    await until("connected", () => connections(agent) > 0);
+    await gw.stop();
+    await until("disconnected", () => agent.events.some((e) => e.type === "disconnected"));
+    const first = agent.events.find((e): e is Extract<SupervisorEvent, { type: "disconnected" }> => e.type === "disconnected");
+    expect(first?.reason).toMatch(/DRAIN/);
+    expect(first?.delayMs).toBeLessThanOrEqual(400 + 200);
+    await new Promise((r) => setTimeout(r, 1500));
+    const attemptsWhileDown = agent.events.filter((e) => e.type === "attempt").length;
+    // Backoff (200 ms doubling to 1 s): a handful of attempts in 1.5 s, never a tight loop.
+    expect(attemptsWhileDown).toBeLessThan(15);
+    gw = await startTestGateway(settings, database);
+    await until("reconnected", () => connections(agent) >= 2, 20_000);
+    await agent.close();
+    await gw.stop();
+  }, 60_000);
+});
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
