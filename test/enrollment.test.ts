@@ -108,6 +108,16 @@ describe("Register", () => {
     await expectCode(register(client, { token: await mintToken(gw), identity, name: "two" }), Code.AlreadyExists, /already bound/);
   });
 
+  it("answers a retried Register (lost response) with the agent it created, without using the token again", async () => {
+    const identity = newIdentity();
+    const token = await mintToken(gw, { maxUses: 2 });
+    const first = await register(client, { token, identity, name: "retry-me" });
+    const again = await register(client, { token, identity, name: "retry-me" });
+    expect(again.agentId).toBe(first.agentId);
+    const { tokens } = await gw.admin(EnrollmentTokenService).listEnrollmentTokens({});
+    expect(tokens.find((t) => token.startsWith(t.displayPrefix))?.usesLeft).toBe(1);
+  });
+
   it("enforces a pinned name, and a refused attempt leaves the token usable", async () => {
     const token = await mintToken(gw, { pinnedAgentName: "db-7" });
     await expectCode(register(client, { token, identity: newIdentity(), name: "db-8" }), Code.PermissionDenied, /pinned/);

@@ -86,6 +86,7 @@ export class ControlHub {
           replicaId: this.options.replicaId,
           heartbeatInterval: durationFromMs(heartbeatIntervalMs),
           maxStreamAge: durationFromMs(this.options.maxStreamAgeMs),
+          pingInterval: durationFromMs(this.options.pingIntervalMs),
         },
       },
     };

@@ -41,11 +41,17 @@ export async function registerAgent(db: Kysely<Schema>, input: RegisterInput): P
     return await db.transaction().execute(async (trx) => {
       if (await isKeyRevoked(trx, input.identityPublicKey)) throw new PermissionDeniedError("this identity key is revoked", "AGENT_REVOKED");
       const existing = await findLiveAgentByKey(trx, input.identityPublicKey);
-      if (existing) throw new AlreadyExistsError(`this identity key is already bound to agent ${existing.id}`, "KEY_ALREADY_BOUND");
+      if (existing) {
+        // A retry of a Register whose answer was lost: same key (proven above), same token.
+        // Answer with the agent it created instead of stranding the caller without its id.
+        const token = await findTokenByHash(trx, tokenHash);
+        if (token && existing.enrollmentTokenId === token.id && existing.name === input.name) return existing;
+        throw new AlreadyExistsError(`this identity key is already bound to agent ${existing.id}`, "KEY_ALREADY_BOUND");
+      }
       const token = await redeemToken(trx, tokenHash);
       if (!token) throw await tokenRefusal(trx, tokenHash);
       if (token.pinnedAgentName && token.pinnedAgentName !== input.name) {
-        throw new PermissionDeniedError(`this enrollment token is pinned to agent name "${token.pinnedAgentName}"`);
+        throw new PermissionDeniedError(`this enrollment token is pinned to agent name "${token.pinnedAgentName}"`, "TOKEN_NAME_MISMATCH");
       }
       const agent = await insertAgent(trx, {
         id: randomUUID(),
