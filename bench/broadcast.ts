@@ -15,6 +15,7 @@
  * like agents do), BENCH_MAX_LOAD wait for load below this (1.5).
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { cpus } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import pg from "pg";
 import { RevokeAgentRequestSchema, RevokeAgentResponseSchema } from "../gen/agentgateway/admin/v1/agents_pb.js";
@@ -25,12 +26,14 @@ import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
 import { type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
 import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
-import { cpus } from "node:os";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
 import { fmt, int, sleep, summarize, table } from "./lib/stats.js";
 import { StreamFleet } from "./lib/stream-fleet.js";
 
-const SIZES = (process.env.BENCH_BC_SIZES ?? "1000,10000").split(",").map(Number).filter((n) => n > 0);
+const SIZES = (process.env.BENCH_BC_SIZES ?? "1000,10000")
+  .split(",")
+  .map(Number)
+  .filter((n) => n > 0);
 const BROADCASTS = envNumber("BENCH_BC_BROADCASTS", 2);
 const PER_CONNECTION = envNumber("BENCH_BC_PER_CONNECTION", 100);
 const ACK = (process.env.BENCH_BC_ACK ?? "1") !== "0";
@@ -201,7 +204,17 @@ async function runGateway(postgres: BenchPostgres, n: number, profile?: { fromUs
       await sleep(1500); // acks flush (every 200 ms) before the next broadcast
     }
     const acked = await ackedCount(database.url);
-    result = { target: "gateway", n, openSeconds, memoryWarm, memoryFull, broadcasts, ackedRows: acked, goAways: fleet.goAways, streamErrors: fleet.firstError };
+    result = {
+      target: "gateway",
+      n,
+      openSeconds,
+      memoryWarm,
+      memoryFull,
+      broadcasts,
+      ackedRows: acked,
+      goAways: fleet.goAways,
+      streamErrors: fleet.firstError,
+    };
   } finally {
     fleet?.close();
     admin?.close();
@@ -289,7 +302,9 @@ async function measureBroadcast(
   const latencies: number[] = [];
   for (const at of fleet.receivedAt) if (!Number.isNaN(at)) latencies.push(at - t0);
   const latency = summarize(latencies);
-  log(`${target} n=${n} #${index + 1}: ${latencies.length}/${n} received, p50 ${fmt(latency.p50, 0)} ms, p99 ${fmt(latency.p99, 0)} ms, max ${fmt(latency.max, 0)} ms`);
+  log(
+    `${target} n=${n} #${index + 1}: ${latencies.length}/${n} received, p50 ${fmt(latency.p50, 0)} ms, p99 ${fmt(latency.p99, 0)} ms, max ${fmt(latency.max, 0)} ms`,
+  );
   return {
     target,
     n,
@@ -337,7 +352,10 @@ async function profileRun(postgres: BenchPostgres, n: number): Promise<string> {
     "",
     `Under the profiler: p50 ${fmt(last?.latency.p50 ?? Number.NaN, 0)} ms, p99 ${fmt(last?.latency.p99 ?? Number.NaN, 0)} ms, max ${fmt(last?.latency.max ?? Number.NaN, 0)} ms; busy CPU in the window ${fmt(s.totalMs, 0)} ms (${fmt((s.totalMs * 1000) / n, 1)} µs per stream), idle ${fmt(s.idleMs, 0)} ms${s.windowed ? "" : " (window did not line up: whole profile)"}. Self time by area:`,
     "",
-    table(["area", "self ms", "share", "µs / stream"], s.areas.map((a) => [a.name, fmt(a.ms, 0), `${fmt(a.share * 100, 1)} %`, fmt((a.ms * 1000) / n, 1)])),
+    table(
+      ["area", "self ms", "share", "µs / stream"],
+      s.areas.map((a) => [a.name, fmt(a.ms, 0), `${fmt(a.share * 100, 1)} %`, fmt((a.ms * 1000) / n, 1)]),
+    ),
     "",
     "Top functions by self time:",
     "",
@@ -360,6 +378,7 @@ function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: 
         `#${b.index + 1}`,
         b.complete ? int(b.received) : `**${int(b.received)} (timeout)**`,
         fmt(b.callMs, 0),
+        fmt(b.latency.min, 0),
         fmt(b.latency.p50, 0),
         fmt(b.latency.p99, 0),
         `**${fmt(b.latency.max, 0)}**`,
@@ -397,7 +416,24 @@ function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: 
     "Broadcast latency (ms from the start of the RevokeAgent / trigger call to each stream's receipt):",
     "",
     table(
-      ["N", "target", "bcast", "received", "call ms", "p50 ms", "p99 ms", "max ms", "max × bare", "server CPU ms", "server CPU µs/stream", "PostgreSQL CPU ms", "client CPU ms", "other procs' CPU", "load 1m"],
+      [
+        "N",
+        "target",
+        "bcast",
+        "received",
+        "call ms",
+        "first ms",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "max × bare",
+        "server CPU ms",
+        "server CPU µs/stream",
+        "PostgreSQL CPU ms",
+        "client CPU ms",
+        "other procs' CPU",
+        "load 1m",
+      ],
       rows,
       (i) => i !== 1 && i !== 2,
     ),
@@ -405,7 +441,18 @@ function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: 
     "Open streams (memory after forced GC; per stream = delta from the first 100 streams to N):",
     "",
     table(
-      ["N", "target", "open s (all N)", "streams opened/s", "VmRSS MiB at N", "RSS KiB / stream", "heap KiB / stream", "external KiB / stream", "acked rows", "stream errors"],
+      [
+        "N",
+        "target",
+        "open s (all N)",
+        "streams opened/s",
+        "VmRSS MiB at N",
+        "RSS KiB / stream",
+        "heap KiB / stream",
+        "external KiB / stream",
+        "acked rows",
+        "stream errors",
+      ],
       mem,
       (i) => i !== 1 && i !== 9,
     ),

@@ -14,6 +14,7 @@
  * BENCH_CONNECTIONS HTTP/2 connections (4), BENCH_MAX_LOAD wait for load below this (1.5).
  */
 import { createPrivateKey, type KeyObject, sign as nodeSign } from "node:crypto";
+import { cpus } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -31,23 +32,30 @@ import { authTranscript } from "../server/protocol/transcript.js";
 import { type BenchGateway, spawnGateway } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
-import { ActivitySampler, type BenchPostgres, startPostgres } from "./lib/postgres.js";
+import { ActivitySampler, type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
 import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
-import { cpus } from "node:os";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
-import { fmt, int, sleep, summarize, table } from "./lib/stats.js";
+import { fmt, int, summarize, table } from "./lib/stats.js";
 
-const LEVELS = (process.env.BENCH_HS_CONCURRENCY ?? "1,16,64").split(",").map(Number).filter((n) => n > 0);
+const LEVELS = (process.env.BENCH_HS_CONCURRENCY ?? "1,16,64")
+  .split(",")
+  .map(Number)
+  .filter((n) => n > 0);
 const SECONDS = envNumber("BENCH_HS_SECONDS", 5);
 const MAX_PAIRS = envNumber("BENCH_HS_MAX_PAIRS", 30_000);
 const MAX_CHECKS = MAX_PAIRS * 10;
 const AGENTS = Math.max(envNumber("BENCH_HS_AGENTS", 128), ...LEVELS);
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 4);
+const WARMUP_SECONDS = envNumber("BENCH_HS_WARMUP", 5);
 const MAX_LOAD = envNumber("BENCH_MAX_LOAD", 1.5);
 const QUIET_TIMEOUT_MS = envNumber("BENCH_QUIET_TIMEOUT", 300) * 1000;
 const PROFILE_ONLY = process.argv.includes("--profile-only");
 const PROFILE = PROFILE_ONLY || process.argv.includes("--profile");
 const UNLIMITED = "1000000/s:1000000";
+/** Also measure the gateway with bench/lib/pg-named-statements-hook.ts preloaded (BENCH_HS_EXPERIMENT=0 to skip). */
+const EXPERIMENT = process.env.BENCH_HS_EXPERIMENT !== "0";
+const NAMED_STATEMENTS_HOOK = "bench/lib/pg-named-statements-hook.ts";
+const EXPERIMENT_MODE = "pair, EXPERIMENT: pg named prepared statements (bench preload, server unchanged)";
 
 const BEGIN = "/agentgateway.v1.AgentGatewayService/BeginAuthHandshake";
 const COMPLETE = "/agentgateway.v1.AgentGatewayService/CompleteAuthHandshake";
@@ -98,41 +106,93 @@ async function main(): Promise<void> {
   }
 }
 
-/** The measured run: every concurrency level, Health/Check then handshake pairs. */
-async function measuredRun(postgres: BenchPostgres, log: (line: string) => void): Promise<string> {
-  let gateway: BenchGateway | undefined;
-  let pool: SessionPool | undefined;
-  const database = await postgres.createDatabase("agw_bench_hs");
+/** A gateway under test with its own database, enrolled agents and client connections. */
+interface Target {
+  gateway: BenchGateway;
+  database: BenchDatabase;
+  agents: PoolAgent[];
+  pool: SessionPool;
+}
+
+async function startTarget(postgres: BenchPostgres, name: string, preload: string[], log: (line: string) => void): Promise<Target> {
+  const database = await postgres.createDatabase(name);
   try {
-    gateway = await spawnGateway(
+    const gateway = await spawnGateway(
       database.url,
       { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED, AGW_REGISTER_RATE: UNLIMITED },
       false,
+      preload,
     );
-    log(`gateway pid ${gateway.pid} at ${gateway.url}`);
+    log(`gateway pid ${gateway.pid} at ${gateway.url}${preload.length ? ` (preload ${preload.join(", ")})` : ""}`);
     const agents = await enrollPool(gateway, AGENTS, log);
-    pool = await SessionPool.open(gateway.url, CONNECTIONS);
+    const pool = await SessionPool.open(gateway.url, CONNECTIONS);
+    return { gateway, database, agents, pool };
+  } catch (err) {
+    await database.drop().catch(() => {});
+    throw err;
+  }
+}
+
+async function stopTarget(t: Target | undefined): Promise<void> {
+  if (!t) return;
+  t.pool.close();
+  await t.gateway.stop();
+  await t.database.drop().catch(() => {});
+}
+
+/**
+ * The measured run: every concurrency level, Health/Check then handshake pairs on the gateway
+ * as it is, and (unless disabled) handshake pairs on a second, experimental gateway process
+ * with its own database. Both stay up (idle when not measured) and are measured alternately
+ * (order flipped per level), so warm-up and drift affect them alike.
+ */
+async function measuredRun(postgres: BenchPostgres, log: (line: string) => void): Promise<string> {
+  let base: Target | undefined;
+  let experiment: Target | undefined;
+  try {
+    base = await startTarget(postgres, "agw_bench_hs", [], log);
+    if (EXPERIMENT) experiment = await startTarget(postgres, "agw_bench_hs_exp", [NAMED_STATEMENTS_HOOK], log);
     await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
     const startLoad = loadAverages();
     // Warm-up (not recorded): JIT, connection pools, prepared code paths.
-    await runMode("warm-up", 16, 2, 1_000_000, gateway, postgres, healthOp(pool));
-    await runMode("warm-up", 16, 2, 1_000_000, gateway, postgres, handshakeOp(pool, agents, 16));
+    for (const t of [base, experiment]) {
+      if (!t) continue;
+      await runMode("warm-up", 16, WARMUP_SECONDS, 1_000_000, t.gateway, postgres, healthOp(t.pool));
+      await runMode("warm-up", 16, WARMUP_SECONDS, 1_000_000, t.gateway, postgres, handshakeOp(t.pool, t.agents, 16));
+    }
     const results: ModeResult[] = [];
     let activity: Awaited<ReturnType<ActivitySampler["stop"]>> | undefined;
-    for (const c of LEVELS) {
+    for (const [level, c] of LEVELS.entries()) {
       await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
-      results.push(await runMode("Health/Check (bare unary, no DB)", c, SECONDS, MAX_CHECKS, gateway, postgres, healthOp(pool)));
-      const sampler = c === Math.max(...LEVELS) ? new ActivitySampler(database.url, database.name) : undefined;
-      await sampler?.start();
-      results.push(await runMode("Begin + Complete handshake pair", c, SECONDS, MAX_PAIRS, gateway, postgres, handshakeOp(pool, agents, c)));
-      if (sampler) activity = await sampler.stop();
-      log(`c=${c}: ${results.slice(-2).map((r) => `${r.mode.split(" ")[0]} ${int(r.ops / r.seconds)}/s`).join(", ")}`);
+      results.push(await runMode("Health/Check (bare unary, no DB)", c, SECONDS, MAX_CHECKS, base.gateway, postgres, healthOp(base.pool)));
+      const measureBase = async (b: Target) => {
+        const sampler = c === Math.max(...LEVELS) ? new ActivitySampler(b.database.url, b.database.name) : undefined;
+        await sampler?.start();
+        results.push(await runMode("Begin + Complete handshake pair", c, SECONDS, MAX_PAIRS, b.gateway, postgres, handshakeOp(b.pool, b.agents, c)));
+        if (sampler) activity = await sampler.stop();
+      };
+      const measureExperiment = async (e: Target) => {
+        await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
+        results.push(await runMode(EXPERIMENT_MODE, c, SECONDS, MAX_PAIRS, e.gateway, postgres, handshakeOp(e.pool, e.agents, c)));
+      };
+      if (experiment && level % 2 === 1) {
+        await measureExperiment(experiment);
+        await measureBase(base);
+      } else {
+        await measureBase(base);
+        if (experiment) await measureExperiment(experiment);
+      }
+      log(
+        `c=${c}: ${results
+          .filter((r) => r.concurrency === c)
+          .map((r) => `${r.mode.split(" ")[0]} ${int(r.ops / r.seconds)}/s`)
+          .join(", ")}`,
+      );
     }
-    return renderRun(results, activity, postgres, startLoad, pool.remoteMaxConcurrentStreams);
+    return renderRun(results, activity, postgres, startLoad, base.pool.remoteMaxConcurrentStreams);
   } finally {
-    pool?.close();
-    await gateway?.stop();
-    await database.drop().catch(() => {});
+    await stopTarget(experiment);
+    await stopTarget(base);
   }
 }
 
@@ -147,6 +207,10 @@ binary protobuf, \`application/proto\`) over several HTTP/2 connections; the cli
 \`node:crypto\` (signatures identical to \`@noble/ed25519\`'s) so its CPU stays small. CPU per op is
 \`utime+stime\` from \`/proc/<pid>/stat\` (10 ms ticks) over the measured interval: the gateway process,
 the whole PostgreSQL cluster (postmaster and backends, embedded server only), and the load generator;
+Rows marked EXPERIMENT run a second gateway process (own database, own agents, same PostgreSQL
+server, measured alternately with the first) with
+\`bench/lib/pg-named-statements-hook.ts\` preloaded: every parameterized \`pg\` query becomes a named
+prepared statement (parsed and planned once per connection); the server code is unchanged.
 "other procs' CPU" is the rest of the machine's busy CPU (/proc/stat) in that interval, as a share of
 all cores: other engineers' work on the shared machine. A mode waits for a quiet machine first.`;
 
@@ -289,14 +353,10 @@ async function profileRun(postgres: BenchPostgres, log: (line: string) => void):
   let gateway: BenchGateway | undefined;
   let pool: SessionPool | undefined;
   try {
-    gateway = await spawnGateway(
-      database.url,
-      { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED, AGW_REGISTER_RATE: UNLIMITED },
-      true,
-    );
+    gateway = await spawnGateway(database.url, { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED, AGW_REGISTER_RATE: UNLIMITED }, true);
     const agents = await enrollPool(gateway, AGENTS, log);
     pool = await SessionPool.open(gateway.url, CONNECTIONS);
-    await runMode("warm-up", 16, 2, 1_000_000, gateway, postgres, handshakeOp(pool, agents, 16));
+    await runMode("warm-up", 16, WARMUP_SECONDS, 1_000_000, gateway, postgres, handshakeOp(pool, agents, 16));
     const fromUs = monotonicMicros();
     const result = await runMode("profiled pairs", c, SECONDS, MAX_PAIRS, gateway, postgres, handshakeOp(pool, agents, c));
     const toUs = monotonicMicros();
@@ -342,7 +402,9 @@ function renderRun(
   startLoad: string,
   remoteMaxStreams: number | undefined,
 ): string {
-  const rows = results.map((r) => {
+  const rank = (m: string) => (m.startsWith("Health") ? 0 : m.startsWith("Begin") ? 1 : 2);
+  const ordered = [...results].sort((a, b) => a.concurrency - b.concurrency || rank(a.mode) - rank(b.mode));
+  const rows = ordered.map((r) => {
     const base = results.find((b) => b.concurrency === r.concurrency && b.mode.startsWith("Health"));
     const rate = r.ops / r.seconds;
     const ratio = base && base !== r ? fmt(rate / (base.ops / base.seconds), 3) : "1";
@@ -369,12 +431,27 @@ function renderRun(
     machineFacts({
       PostgreSQL: `${postgres.version}, ${postgres.description}`,
       "load averages when measuring started": startLoad,
-      client: `lean raw node:http2, ${CONNECTIONS} HTTP/2 connections (server SETTINGS_MAX_CONCURRENT_STREAMS ${remoteMaxStreams ?? "?"}), ${AGENTS} pre-enrolled agents, ${SECONDS} s or ${int(MAX_PAIRS)} pairs per mode after a 2 s warm-up`,
+      client: `lean raw node:http2, ${CONNECTIONS} HTTP/2 connections (server SETTINGS_MAX_CONCURRENT_STREAMS ${remoteMaxStreams ?? "?"}), ${AGENTS} pre-enrolled agents, ${SECONDS} s or ${int(MAX_PAIRS)} pairs per mode after a ${WARMUP_SECONDS} s warm-up of each kind`,
       command: `\`${commandLine()}\``,
     }),
     "",
     table(
-      ["conc.", "mode", "ops", "errors", "s", "ops/s", "× Health", "p50 ms", "p99 ms", "gateway CPU µs/op", "PostgreSQL CPU µs/op", "client CPU µs/op", "other procs' CPU", "load 1m"],
+      [
+        "conc.",
+        "mode",
+        "ops",
+        "errors",
+        "s",
+        "ops/s",
+        "× Health",
+        "p50 ms",
+        "p99 ms",
+        "gateway CPU µs/op",
+        "PostgreSQL CPU µs/op",
+        "client CPU µs/op",
+        "other procs' CPU",
+        "load 1m",
+      ],
       rows,
       (i) => i !== 1 && i !== 3,
     ),

@@ -7,8 +7,9 @@
  *
  *   node --import tsx bench/lib/bare-control-server.ts   # prints "BARE listening on http://…"
  */
-import http2 from "node:http2";
+
 import { randomBytes, randomUUID } from "node:crypto";
+import http2 from "node:http2";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { connectNodeAdapter } from "@connectrpc/connect-node";

@@ -48,6 +48,8 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Write a V8 CPU profile (node --cpu-prof) to a temp dir; `stop()` returns its path. */
   cpuProfile?: boolean;
+  /** Extra modules to preload (`--import`), absolute paths or relative to the repository root. */
+  preload?: string[];
   /** Regex whose first group is the URL the process prints when it listens. */
   ready: RegExp;
   timeoutMs?: number;
@@ -57,6 +59,7 @@ export interface SpawnOptions {
 export async function spawnMeasured(options: SpawnOptions): Promise<MeasuredProcess> {
   const profileDir = options.cpuProfile ? mkdtempSync(join(tmpdir(), "agw-bench-prof-")) : undefined;
   const nodeArgs = ["--expose-gc", "--import", "tsx", "--import", MEMORY_HOOK];
+  for (const p of options.preload ?? []) nodeArgs.push("--import", p.startsWith("/") ? p : join(ROOT, p));
   if (profileDir) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", profileDir);
   const child = spawn(process.execPath, [...nodeArgs, ...options.script], {
     cwd: ROOT,
@@ -147,9 +150,10 @@ export interface BenchGateway extends MeasuredProcess {
 
 /**
  * Starts the real gateway on a random 127.0.0.1 port over the given database, with a known
- * bootstrap admin key. `env` adds or overrides AGW_* settings.
+ * bootstrap admin key. `env` adds or overrides AGW_* settings; `preload` adds bench-side
+ * `--import` modules (experiments; the server code itself is never changed).
  */
-export async function spawnGateway(databaseUrl: string, env: Record<string, string> = {}, cpuProfile = false): Promise<BenchGateway> {
+export async function spawnGateway(databaseUrl: string, env: Record<string, string> = {}, cpuProfile = false, preload: string[] = []): Promise<BenchGateway> {
   const adminKey = `bench-admin-${randomBytes(24).toString("hex")}`;
   const proc = await spawnMeasured({
     script: ["server/main.ts", "serve"],
@@ -162,6 +166,7 @@ export async function spawnGateway(databaseUrl: string, env: Record<string, stri
       ...env,
     },
     cpuProfile,
+    preload,
     ready: /listening on (http:\/\/[\d.]+:\d+)/,
   });
   return { ...proc, adminKey };

@@ -142,9 +142,7 @@ export class ActivitySampler {
     while (this.busy) await new Promise((r) => setTimeout(r, 5));
     await this.client?.end();
     const total = [...this.counts.values()].reduce((a, b) => a + b, 0);
-    const rows = [...this.counts.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .map(([what, n]) => ({ what, share: total ? n / total : 0 }));
+    const rows = [...this.counts.entries()].sort((a, b) => b[1] - a[1]).map(([what, n]) => ({ what, share: total ? n / total : 0 }));
     return { samples: this.samples, rows };
   }
 

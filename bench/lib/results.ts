@@ -4,8 +4,9 @@
  * write). Inside its section a benchmark keeps a short description and its last few runs as
  * "### " blocks, newest last, so repeated runs show their spread.
  */
-import { cpus } from "node:os";
+
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./child.js";
 import { loadAverages } from "./proc.js";

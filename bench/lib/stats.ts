@@ -7,9 +7,10 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[rank] ?? Number.NaN;
 }
 
-/** p50 / p99 / max / mean of a list of samples. */
+/** min / p50 / p99 / max / mean of a list of samples. */
 export interface Summary {
   count: number;
+  min: number;
   p50: number;
   p99: number;
   max: number;
@@ -23,6 +24,7 @@ export function summarize(samples: ArrayLike<number>): Summary {
   for (const v of sorted) sum += v;
   return {
     count: sorted.length,
+    min: sorted.length ? (sorted[0] ?? Number.NaN) : Number.NaN,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     max: sorted.length ? (sorted[sorted.length - 1] ?? Number.NaN) : Number.NaN,

@@ -6,16 +6,14 @@
  */
 import type http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
-import {
-  AckStatus,
-  type ControlStreamResponse,
-  ControlStreamRequestSchema,
-  ControlStreamResponseSchema,
-} from "../../gen/agentgateway/v1/control_pb.js";
+import { AckStatus, ControlStreamRequestSchema, type ControlStreamResponse, ControlStreamResponseSchema } from "../../gen/agentgateway/v1/control_pb.js";
 import { type BidiStream, bidi, connectSession } from "./lean-client.js";
 
 const PATH = "/agentgateway.v1.AgentGatewayService/ControlStream";
-const HELLO = toBinary(ControlStreamRequestSchema, create(ControlStreamRequestSchema, { kind: { case: "hello", value: { agentVersion: "bench", lastAppliedSequence: 0n } } }));
+const HELLO = toBinary(
+  ControlStreamRequestSchema,
+  create(ControlStreamRequestSchema, { kind: { case: "hello", value: { agentVersion: "bench", lastAppliedSequence: 0n } } }),
+);
 
 /** Options for StreamFleet.open. */
 export interface FleetOptions {
