@@ -20,7 +20,7 @@ import { create } from "@bufbuild/protobuf";
 import pg from "pg";
 import { RevokeAgentRequestSchema, RevokeAgentResponseSchema } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { UploadHeartbeatRequestSchema, UploadHeartbeatResponseSchema } from "../gen/agentgateway/v1/ingest_pb.js";
-import { newSecret } from "../server/protocol/secrets.js";
+import { newSecret } from "../client/protocol/secrets.js";
 import { type MeasuredProcess, type MemorySnapshot, spawnGateway, spawnMeasured } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";

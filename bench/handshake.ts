@@ -27,8 +27,8 @@ import {
   CompleteAuthHandshakeResponseSchema,
 } from "../gen/agentgateway/v1/gateway_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
-import { generateKeyPair, sign as nobleSign } from "../server/protocol/ed25519.js";
-import { authTranscript } from "../server/protocol/transcript.js";
+import { generateKeyPair, sign as nobleSign } from "../client/protocol/ed25519.js";
+import { authTranscript } from "../client/protocol/transcript.js";
 import { type BenchGateway, spawnGateway } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";

@@ -31,7 +31,7 @@ import { DEFAULT_BACKOFF } from "../agent/lib/backoff.js";
 import { gatewayClient, type Identity, register } from "../agent/lib/direct.js";
 import { type AgentStateFile, newState, StateStore } from "../agent/lib/state.js";
 import { Supervisor } from "../agent/lib/supervisor.js";
-import { type AgentTransport, createAgentTransport } from "../agent/lib/transport.js";
+import { type GatewayTransport, createGatewayTransport } from "../client/transport.js";
 import { type BenchGateway, spawnGateway } from "./lib/child.js";
 import { freePort, startPostgres } from "./lib/postgres.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
@@ -124,7 +124,7 @@ async function enroll(gateway: BenchGateway, root: string): Promise<Enrolled[]> 
     }),
   );
   const { secret } = await admin.createEnrollmentToken({ maxUses: AGENTS, requiresApproval: false });
-  const transport = createAgentTransport(gateway.url, { pins: [] });
+  const transport = createGatewayTransport(gateway.url, { pins: [] });
   const client = gatewayClient(transport.transport);
   const fleet: Enrolled[] = [];
   for (let i = 0; i < AGENTS; i += 20) {
@@ -168,9 +168,9 @@ async function runScenario(
   const backAt = new Map<number, number>();
   const connected = new Set<number>();
   const logger = pino({ level: "silent" });
-  const transports: AgentTransport[] = [];
+  const transports: GatewayTransport[] = [];
   const supervisors = fleet.map((agent, i) => {
-    const transport = createAgentTransport(agent.state.server, { pins: [] });
+    const transport = createGatewayTransport(agent.state.server, { pins: [] });
     transports.push(transport);
     return new Supervisor({
       client: gatewayClient(transport.transport),

@@ -34,7 +34,7 @@ import {
 } from "../gen/agentgateway/v1/ingest_pb.js";
 import { migrateToLatest } from "../server/db/database.js";
 import type { Schema } from "../server/db/schema.js";
-import { generateKeyPair } from "../server/protocol/ed25519.js";
+import { generateKeyPair } from "../client/protocol/ed25519.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const UPLOADERS = envInt("BENCH_UPLOADERS", 8);

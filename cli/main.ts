@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
 import { SignedReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
-import { generateKeyPair } from "../server/protocol/ed25519.js";
+import { generateKeyPair } from "../client/protocol/ed25519.js";
 import { digestArtifact, signReleaseManifest } from "./release.js";
 
 const USAGE = `usage: agwctl <command> [flags]

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ReleaseManifestSchema, type SignedReleaseManifest, SignedReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
-import { publicKeyFromPrivate, sign } from "../server/protocol/ed25519.js";
-import { releaseManifestTranscript } from "../server/protocol/transcript.js";
+import { publicKeyFromPrivate, sign } from "../client/protocol/ed25519.js";
+import { releaseManifestTranscript } from "../client/protocol/transcript.js";
 
 /** What a release manifest says. */
 export interface ManifestFields {

@@ -15,7 +15,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import type { ReleaseManifest } from "../gen/agentgateway/v1/release_pb.js";
 import { ReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
-import { publicKeyFromPrivate, sign } from "../server/protocol/ed25519.js";
+import { publicKeyFromPrivate, sign } from "../client/protocol/ed25519.js";
 import {
   AUTH_CONTEXT,
   authTranscript,
@@ -24,12 +24,12 @@ import {
   RELEASE_MANIFEST_CONTEXT,
   registerTranscript,
   releaseManifestTranscript,
-} from "../server/protocol/transcript.js";
+} from "../client/protocol/transcript.js";
 import {
   normalizeVerificationCode,
   VERIFICATION_CODE_CONTEXT,
   verificationCode,
-} from "../server/protocol/verification-code.js";
+} from "../client/protocol/verification-code.js";
 
 const outDir = join(dirname(fileURLToPath(import.meta.url)), "..", "test", "vectors");
 

@@ -6,9 +6,9 @@ import { EnrollmentTokenService, EnrollmentTokenState } from "../gen/agentgatewa
 import { AgentState } from "../gen/agentgateway/v1/common_pb.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { gatewayClient, type GatewayClient, handshake, register } from "../agent/lib/direct.js";
-import { generateKeyPair, sign } from "../server/protocol/ed25519.js";
-import { registerTranscript } from "../server/protocol/transcript.js";
-import { verificationCode } from "../server/protocol/verification-code.js";
+import { generateKeyPair, sign } from "../client/protocol/ed25519.js";
+import { registerTranscript } from "../client/protocol/transcript.js";
+import { verificationCode } from "../client/protocol/verification-code.js";
 import { mintToken, newIdentity } from "./support/agents.js";
 import { expectCode } from "./support/expect-code.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";

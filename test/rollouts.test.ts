@@ -6,7 +6,7 @@ import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.
 import { type Rollout, RolloutService, RolloutState, WaveState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { SignedReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
 import { signReleaseManifest } from "../cli/release.js";
-import { generateKeyPair } from "../server/protocol/ed25519.js";
+import { generateKeyPair } from "../client/protocol/ed25519.js";
 import { expectCode } from "./support/expect-code.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 import { SimAgent } from "./support/sim-agent.js";

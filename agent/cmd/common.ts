@@ -4,7 +4,7 @@ import { ExitError, EXIT } from "../lib/errors.js";
 import { usageError } from "../lib/flags.js";
 import { createAgentLogger, LOG_LEVELS } from "../lib/logger.js";
 import { type AgentStateFile, StateStore } from "../lib/state.js";
-import { normalizePin, type TrustOptions, TrustError } from "../lib/transport.js";
+import { normalizePin, type TrustOptions, TrustError } from "../../client/transport.js";
 
 /** Default state directory (systemd's StateDirectory=agw-agent). */
 export const DEFAULT_STATE_DIR = "/var/lib/agw-agent";

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Code } from "@connectrpc/connect";
 import { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
-import { verificationCode } from "../../server/protocol/verification-code.js";
+import { verificationCode } from "../../client/protocol/verification-code.js";
 import { Backoff } from "../lib/backoff.js";
 import { gatewayClient, handshake, type GatewayClient, type Identity, register } from "../lib/direct.js";
 import { asConnectError, classify, EXIT, ExitError } from "../lib/errors.js";
@@ -10,7 +10,7 @@ import { agentName, parseDuration, parseLabels, usageError } from "../lib/flags.
 import { hostFacts } from "../lib/host.js";
 import { parseReleaseKeys } from "../lib/manifest.js";
 import { type AgentStateFile, newState, StateStore } from "../lib/state.js";
-import { checkServerUrl, createAgentTransport, TrustError } from "../lib/transport.js";
+import { checkServerUrl, createGatewayTransport, TrustError } from "../../client/transport.js";
 import { sleep } from "../lib/uploader.js";
 import { AGENT_VERSION } from "../lib/version.js";
 import { COMMON_FLAGS, humanDuration, loggerOf, protocolOf, stateDirOf, TRUST_FLAGS, trustOf } from "./common.js";
@@ -64,7 +64,7 @@ export async function enroll(argv: string[]): Promise<number> {
   } catch (err) {
     throw usageError((err as Error).message);
   }
-  const transport = createAgentTransport(server, trust, { protocol: protocolOf(values.protocol) });
+  const transport = createGatewayTransport(server, trust, { protocol: protocolOf(values.protocol) });
   const client = gatewayClient(transport.transport);
   try {
     let identity: Identity;

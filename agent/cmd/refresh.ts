@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { gatewayClient, handshake } from "../lib/direct.js";
 import { classify, EXIT, ExitError } from "../lib/errors.js";
 import { FILES } from "../lib/state.js";
-import { createAgentTransport } from "../lib/transport.js";
+import { createGatewayTransport } from "../../client/transport.js";
 import { COMMON_FLAGS, humanDuration, loggerOf, openEnrolled, protocolOf, stateDirOf, TRUST_FLAGS, trustOf } from "./common.js";
 
 export const REFRESH_USAGE = `agw-agent refresh [--state-dir DIR]
@@ -21,7 +21,7 @@ export async function refresh(argv: string[]): Promise<number> {
   const logger = loggerOf(values["log-level"] ?? "warn");
   const identity = await store.loadIdentity();
   if (!identity) throw new ExitError(EXIT.IDENTITY_UNUSABLE, `${dir}/${FILES.identity} is missing`);
-  const transport = createAgentTransport(values.server ?? state.server, trustOf(values, state), { protocol: protocolOf(values.protocol) });
+  const transport = createGatewayTransport(values.server ?? state.server, trustOf(values, state), { protocol: protocolOf(values.protocol) });
   try {
     const session = await handshake(gatewayClient(transport.transport), state.agentId, identity);
     await store.saveSession({

@@ -7,7 +7,7 @@ import { parseReleaseKeys } from "../lib/manifest.js";
 import { Outbox } from "../lib/outbox.js";
 import { FILES, type RuntimeStatus } from "../lib/state.js";
 import { Supervisor, type SupervisorEvent } from "../lib/supervisor.js";
-import { createAgentTransport, TrustError } from "../lib/transport.js";
+import { createGatewayTransport, TrustError } from "../../client/transport.js";
 import { gatewayClient } from "../lib/direct.js";
 import { AGENT_VERSION, readVersionFile } from "../lib/version.js";
 import { COMMON_FLAGS, loggerOf, openEnrolled, protocolOf, stateDirOf, TRUST_FLAGS, trustOf } from "./common.js";
@@ -86,9 +86,9 @@ export async function run(argv: string[]): Promise<number> {
     return state.installedVersion?.replaced === builtIn ? state.installedVersion.version : builtIn;
   };
   const trust = trustOf(values, state);
-  let transport: ReturnType<typeof createAgentTransport>;
+  let transport: ReturnType<typeof createGatewayTransport>;
   try {
-    transport = createAgentTransport(values.server ?? state.server, trust, { protocol: protocolOf(values.protocol) });
+    transport = createGatewayTransport(values.server ?? state.server, trust, { protocol: protocolOf(values.protocol) });
   } catch (err) {
     if (err instanceof TrustError) throw usageError(err.message);
     throw err;

@@ -8,8 +8,8 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AckStatus, type Command, CommandSchema, RolloutStage } from "../../gen/agentgateway/v1/control_pb.js";
 import { ReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
-import { generateKeyPair, sign } from "../../server/protocol/ed25519.js";
-import { releaseManifestTranscript } from "../../server/protocol/transcript.js";
+import { generateKeyPair, sign } from "../../client/protocol/ed25519.js";
+import { releaseManifestTranscript } from "../../client/protocol/transcript.js";
 import { type CommandEnvironment, CommandProcessor } from "./commands.js";
 import { newState } from "./state.js";
 

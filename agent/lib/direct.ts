@@ -6,8 +6,8 @@ import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import type { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
 import type { AgentHelloSchema, ControlStreamRequestSchema, ControlStreamResponse } from "../../gen/agentgateway/v1/control_pb.js";
 import type { EventSchema, MetricPointSchema, UploadHeartbeatRequestSchema } from "../../gen/agentgateway/v1/ingest_pb.js";
-import { authTranscript, registerTranscript } from "../../server/protocol/transcript.js";
-import { sign } from "../../server/protocol/ed25519.js";
+import { authTranscript, registerTranscript } from "../../client/protocol/transcript.js";
+import { sign } from "../../client/protocol/ed25519.js";
 
 /**
  * Single requests to the gateway, one function per protocol step, no retries or state (the

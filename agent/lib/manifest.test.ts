@@ -3,8 +3,8 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { ReleaseManifestSchema, type SignedReleaseManifest, SignedReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
-import { generateKeyPair, sign } from "../../server/protocol/ed25519.js";
-import { releaseManifestTranscript } from "../../server/protocol/transcript.js";
+import { generateKeyPair, sign } from "../../client/protocol/ed25519.js";
+import { releaseManifestTranscript } from "../../client/protocol/transcript.js";
 import { ManifestError, parseReleaseKeys, verifyReleaseManifest } from "./manifest.js";
 
 interface Case {

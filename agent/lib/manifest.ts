@@ -1,8 +1,8 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type ReleaseManifest, ReleaseManifestSchema, type SignedReleaseManifest } from "../../gen/agentgateway/v1/release_pb.js";
-import { isUsablePublicKey, verifyEd25519 } from "../../server/protocol/ed25519.js";
-import { releaseManifestTranscript } from "../../server/protocol/transcript.js";
+import { isUsablePublicKey, verifyEd25519 } from "../../client/protocol/ed25519.js";
+import { releaseManifestTranscript } from "../../client/protocol/transcript.js";
 
 /** A manifest that passed every check, decoded, plus the plain form handed to the update hook. */
 export interface VerifiedManifest {

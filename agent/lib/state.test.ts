@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { publicKeyFromPrivate } from "../../server/protocol/ed25519.js";
+import { publicKeyFromPrivate } from "../../client/protocol/ed25519.js";
 import { writeFileAtomic } from "./atomic-file.js";
 import { FILES, newState, recordApplied, recordRevokedPeer, StateStore } from "./state.js";
 

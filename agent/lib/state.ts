@@ -1,6 +1,6 @@
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { generateKeyPair, publicKeyFromPrivate } from "../../server/protocol/ed25519.js";
+import { generateKeyPair, publicKeyFromPrivate } from "../../client/protocol/ed25519.js";
 import type { Identity } from "./direct.js";
 import { ensurePrivateDir, readIfExists, removeStaleTempFiles, writeFileAtomic } from "./atomic-file.js";
 

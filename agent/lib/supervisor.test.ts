@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AckStatus, type ControlStreamRequest, type ControlStreamResponseSchema, GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
 import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import { EventSeverity } from "../../gen/agentgateway/v1/ingest_pb.js";
-import { generateKeyPair } from "../../server/protocol/ed25519.js";
+import { generateKeyPair } from "../../client/protocol/ed25519.js";
 import { gatewayClient } from "./direct.js";
 import { EXIT } from "./errors.js";
 import { type EventRecord, Outbox } from "./outbox.js";

@@ -6,7 +6,7 @@ import { peerRevokedBody } from "../control/commands.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError } from "../errors/errors.js";
 import type { Operator } from "../operators/operator-auth.js";
-import { normalizeVerificationCode } from "../protocol/verification-code.js";
+import { normalizeVerificationCode } from "../../client/protocol/verification-code.js";
 import { type AgentRecord, getAgent, setAgentState } from "./agent-store.js";
 
 /** An operator's change to an agent's lifecycle. */

@@ -4,9 +4,9 @@ import type { Kysely } from "kysely";
 import { getAgentById } from "../agents/agent-store.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
-import { verifyEd25519 } from "../protocol/ed25519.js";
-import { constantTimeEqual, newSecret } from "../protocol/secrets.js";
-import { authTranscript } from "../protocol/transcript.js";
+import { verifyEd25519 } from "../../client/protocol/ed25519.js";
+import { constantTimeEqual, newSecret } from "../../client/protocol/secrets.js";
+import { authTranscript } from "../../client/protocol/transcript.js";
 
 /** A challenge handed to an agent. */
 export interface Challenge {

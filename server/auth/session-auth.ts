@@ -3,7 +3,7 @@ import type { Kysely } from "kysely";
 import type { Bus } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
-import { hashSecret, parseSecret } from "../protocol/secrets.js";
+import { hashSecret, parseSecret } from "../../client/protocol/secrets.js";
 import { bearerToken } from "./bearer.js";
 
 /** The authenticated agent of a post-handshake call. */

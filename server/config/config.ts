@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { parseDurationMs } from "../../client/values.js";
 
 /**
  * Every setting of the gateway, read from the environment and overridable by flags. This table
@@ -174,15 +175,6 @@ function parseLogLevel(value: string): string {
 function nonEmpty(key: SettingKey, value: string): string {
   if (!value.trim()) throw new ConfigError(`${describe(key)} must not be empty`);
   return value.trim();
-}
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses "250ms", "30s", "5m", "1h", "2d" or a plain number of seconds. */
-export function parseDurationMs(value: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-  if (!match?.[1]) return undefined;
-  return Math.round(Number(match[1]) * (UNIT_MS[match[2] ?? "s"] ?? 1000));
 }
 
 function durationMs(key: SettingKey, value: string): number {

@@ -7,10 +7,10 @@ import { isUniqueViolation } from "../db/errors.js";
 import type { Schema } from "../db/schema.js";
 import type { Executor } from "../db/database.js";
 import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
-import { verifyEd25519 } from "../protocol/ed25519.js";
-import { hashSecret, parseSecret } from "../protocol/secrets.js";
-import { registerTranscript } from "../protocol/transcript.js";
-import { verificationCode } from "../protocol/verification-code.js";
+import { verifyEd25519 } from "../../client/protocol/ed25519.js";
+import { hashSecret, parseSecret } from "../../client/protocol/secrets.js";
+import { registerTranscript } from "../../client/protocol/transcript.js";
+import { verificationCode } from "../../client/protocol/verification-code.js";
 import { findTokenByHash, redeemToken, tokenState } from "./token-store.js";
 
 /** What the agent sends to Register, already validated for shape at the edge. */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "kysely";
 import type { Executor } from "../db/database.js";
-import { newSecret } from "../protocol/secrets.js";
+import { newSecret } from "../../client/protocol/secrets.js";
 
 /** An enrollment token without its secret. */
 export interface EnrollmentTokenRecord {

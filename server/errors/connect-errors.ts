@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "pino";
+import { ERROR_DOMAIN } from "../../client/reasons.js";
 import {
   AlreadyExistsError,
   DomainError,
@@ -23,9 +24,6 @@ const CODES = new Map<Function, Code>([
   [InvalidInputError, Code.InvalidArgument],
   [RateLimitedError, Code.ResourceExhausted],
 ]);
-
-/** The ErrorInfo domain of every reason the gateway sends. */
-export const ERROR_DOMAIN = "agentgateway.v1";
 
 /**
  * The one mapping from errors to Connect codes. Domain errors keep their message; anything

@@ -1,3 +1,5 @@
+import type { ReasonName } from "../../client/reasons.js";
+
 /**
  * Domain errors. Services throw these; `toConnectError` (server/errors/connect-errors.ts) is the
  * one place that maps them to Connect codes. Messages are safe to show to the caller: they
@@ -9,11 +11,11 @@ export abstract class DomainError extends Error {
   /**
    * A stable machine-readable reason (UPPER_SNAKE_CASE), sent as a google.rpc.ErrorInfo detail,
    * so clients in any language can tell e.g. "awaiting approval" from "rejected" without
-   * parsing the message. The list is in docs/protocol.md, "Errors".
+   * parsing the message. The list is client/reasons.ts, documented in docs/protocol.md, "Errors".
    */
-  reason?: string;
+  reason?: ReasonName;
 
-  constructor(message: string, reason?: string) {
+  constructor(message: string, reason?: ReasonName) {
     super(message);
     if (reason) this.reason = reason;
   }

@@ -3,9 +3,9 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { type ReleaseManifest, ReleaseManifestSchema, type SignedReleaseManifest } from "../../gen/agentgateway/v1/release_pb.js";
 import type { Executor } from "../db/database.js";
 import { FailedPreconditionError, InvalidInputError } from "../errors/errors.js";
-import { constantTimeEqual } from "../protocol/secrets.js";
-import { verifyEd25519 } from "../protocol/ed25519.js";
-import { releaseManifestTranscript } from "../protocol/transcript.js";
+import { constantTimeEqual } from "../../client/protocol/secrets.js";
+import { verifyEd25519 } from "../../client/protocol/ed25519.js";
+import { releaseManifestTranscript } from "../../client/protocol/transcript.js";
 
 const validator = createValidator();
 

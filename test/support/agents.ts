@@ -2,7 +2,7 @@ import { EnrollmentTokenService } from "../../gen/agentgateway/admin/v1/enrollme
 import { AgentService } from "../../gen/agentgateway/admin/v1/agents_pb.js";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { gatewayClient, handshake, type Identity, register, type Registration, type Session } from "../../agent/lib/direct.js";
-import { generateKeyPair } from "../../server/protocol/ed25519.js";
+import { generateKeyPair } from "../../client/protocol/ed25519.js";
 import type { TestGateway } from "./gateway.js";
 
 /** A new identity key pair. */

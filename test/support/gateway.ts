@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import type { Client, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
+import { createAdminClient } from "../../client/admin-client.js";
 import { type Gateway, startGateway } from "../../server/app/gateway.js";
 import { loadConfig, type SETTINGS } from "../../server/config/config.js";
 import { createLogger } from "../../server/observability/logger.js";
@@ -48,14 +49,7 @@ export async function startTestGateway(overrides: Overrides = {}, existing?: Tes
     transport,
     grpcTransport,
     admin: (service, key = adminKey) =>
-      createClient(service, createConnectTransport({
-        baseUrl: gateway.url,
-        httpVersion: "2",
-        interceptors: [(next) => (req) => {
-          req.header.set("authorization", `Bearer ${key}`);
-          return next(req);
-        }],
-      })),
+      createAdminClient(service, key, (interceptors) => createConnectTransport({ baseUrl: gateway.url, httpVersion: "2", interceptors })),
     stop: async () => {
       await gateway.stop();
       if (!existing) await database.drop();

@@ -3,9 +3,9 @@ import { AckStatus, RolloutStage } from "../../gen/agentgateway/v1/control_pb.js
 import { AgentStatus } from "../../gen/agentgateway/v1/ingest_pb.js";
 import { ReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
 import { gatewayClient, withSession } from "../../agent/lib/direct.js";
-import { constantTimeEqual } from "../../server/protocol/secrets.js";
-import { verifyEd25519 } from "../../server/protocol/ed25519.js";
-import { releaseManifestTranscript } from "../../server/protocol/transcript.js";
+import { constantTimeEqual } from "../../client/protocol/secrets.js";
+import { verifyEd25519 } from "../../client/protocol/ed25519.js";
+import { releaseManifestTranscript } from "../../client/protocol/transcript.js";
 import { enrollAgent, type EnrolledAgent } from "./agents.js";
 import type { TestGateway } from "./gateway.js";
 import { openStream, type TestStream } from "./stream.js";

@@ -2,11 +2,11 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import type { Transport } from "@connectrpc/connect";
+import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 /**
- * How the agent decides to trust the gateway. There is no trust on first use: an https
+ * How a client (the agent, the CLI) decides to trust the gateway. There is no trust on first use: an https
  * gateway is trusted through a CA file, a SHA-256 pin of its certificate, or (explicitly) the
  * system trust store; http:// (h2c) is for loopback and development only.
  */
@@ -21,8 +21,8 @@ export interface TrustOptions {
   allowInsecureHttp?: boolean;
 }
 
-/** A transport with its own HTTP/2 connection, and the means to close that connection. */
-export interface AgentTransport {
+/** A transport to the gateway with its own HTTP/2 connection, and the means to close that connection. */
+export interface GatewayTransport {
   transport: Transport;
   url: URL;
   /** Closes the HTTP/2 connection (and any call still on it). */
@@ -39,6 +39,8 @@ export interface TransportOptions {
   /** HTTP/2 PING interval while calls are open: detects a dead gateway without a FIN/RST. */
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** Interceptors for every call (e.g. the bearer credential of client/admin-client.ts). */
+  interceptors?: Interceptor[];
 }
 
 /** Thrown for a server URL or trust setting the agent refuses to use. */
@@ -82,7 +84,7 @@ export function checkServerUrl(server: string, trust: TrustOptions): URL {
   } else if (url.protocol === "https:") {
     if (!trust.caFile && trust.pins.length === 0 && !trust.systemCa) {
       throw new TrustError(
-        "an https gateway needs --ca-file FILE or --ca-pin SHA256 (or --system-ca for a publicly issued certificate); the agent never trusts on first use",
+        "an https gateway needs --ca-file FILE or --ca-pin SHA256 (or --system-ca for a publicly issued certificate); AgentGateway clients never trust on first use",
       );
     }
   } else {
@@ -98,7 +100,7 @@ export function checkServerUrl(server: string, trust: TrustOptions): URL {
  * checked in checkServerIdentity when the chain verifies, and by a gate that holds back every
  * byte until the handshake is done when only a pin is configured (self-signed gateway).
  */
-export function createAgentTransport(server: string, trust: TrustOptions, options: TransportOptions = {}): AgentTransport {
+export function createGatewayTransport(server: string, trust: TrustOptions, options: TransportOptions = {}): GatewayTransport {
   const url = checkServerUrl(server, trust);
   const pins = trust.pins.map(normalizePin);
   const ping = { pingIntervalMs: options.pingIntervalMs ?? 20_000, pingTimeoutMs: options.pingTimeoutMs ?? 10_000 };
@@ -127,7 +129,13 @@ export function createAgentTransport(server: string, trust: TrustOptions, option
   } else {
     sessionManager = new Http2SessionManager(url, ping);
   }
-  const common = { baseUrl: url.origin, httpVersion: "2" as const, sessionManager, defaultTimeoutMs: options.unaryTimeoutMs ?? 20_000 };
+  const common = {
+    baseUrl: url.origin,
+    httpVersion: "2" as const,
+    sessionManager,
+    defaultTimeoutMs: options.unaryTimeoutMs ?? 20_000,
+    interceptors: options.interceptors ?? [],
+  };
   const transport = options.protocol === "grpc" ? createGrpcTransport(common) : createConnectTransport(common);
   return {
     transport,

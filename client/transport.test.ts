@@ -8,9 +8,9 @@ import { type Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import forge from "node-forge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
-import { gatewayClient } from "./direct.js";
-import { checkServerUrl, createAgentTransport, isLoopbackHost, normalizePin, TrustError } from "./transport.js";
+import { AgentGatewayService } from "../gen/agentgateway/v1/gateway_pb.js";
+import { createClient } from "@connectrpc/connect";
+import { checkServerUrl, createGatewayTransport, isLoopbackHost, normalizePin, TrustError } from "./transport.js";
 
 let server: http2.Http2SecureServer;
 let url: string;
@@ -36,10 +36,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function call(trust: Parameters<typeof createAgentTransport>[1]): Promise<Code | "ok"> {
-  const t = createAgentTransport(url, trust, { unaryTimeoutMs: 5000 });
+async function call(trust: Parameters<typeof createGatewayTransport>[1]): Promise<Code | "ok"> {
+  const t = createGatewayTransport(url, trust, { unaryTimeoutMs: 5000 });
   try {
-    await gatewayClient(t.transport).uploadHeartbeat({});
+    await createClient(AgentGatewayService, t.transport).uploadHeartbeat({});
     return "ok";
   } catch (err) {
     return ConnectError.from(err).code;
@@ -65,7 +65,7 @@ describe("gateway trust", () => {
   });
 
   it("refuses an https gateway it has no way to trust (no trust on first use)", async () => {
-    expect(() => createAgentTransport(url, { pins: [] })).toThrow(TrustError);
+    expect(() => createGatewayTransport(url, { pins: [] })).toThrow(TrustError);
     // With the system store only, a private self-signed certificate does not verify.
     expect(await call({ pins: [], systemCa: true })).not.toBe("ok");
   });
