@@ -90,6 +90,13 @@ export async function getAgent(db: Executor, tenantId: string, id: string, forUp
   return row ? toAgent(row) : undefined;
 }
 
+/** The agents with these ids that belong to one of the tenants (live views re-read changed agents in one query). */
+export async function getAgentsByIds(db: Executor, tenantIds: readonly string[], ids: readonly string[]): Promise<AgentRecord[]> {
+  if (tenantIds.length === 0 || ids.length === 0) return [];
+  const rows = await db.selectFrom("agents").select(COLUMNS).where("tenant_id", "in", tenantIds).where("id", "in", ids).execute();
+  return rows.map(toAgent);
+}
+
 /** Filters for listing agents. */
 export interface AgentFilter {
   tenantId: string;

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { RolloutProgress } from "../../gen/agentgateway/v1/control_pb.js";
+import { AgentWatchHub, announceAgentsUpdated, DEFAULT_WATCH_OPTIONS } from "../agents/agent-watch.js";
 import { ControlHub } from "../control/control-hub.js";
 import { RolloutEngine } from "../rollout/rollout-engine.js";
 import { SessionResolver } from "../auth/session-auth.js";
@@ -32,6 +33,8 @@ export interface AppContext {
   liveness: LivenessSweeper;
   /** The ControlStreams this replica holds. */
   control: ControlHub;
+  /** Live agent feeds (WatchAgents) of this replica, fed from the bus. */
+  agentWatch: AgentWatchHub;
   /** Staged rollouts and their verifier. */
   rollouts: RolloutEngine;
   /** In-process hooks between capabilities (e.g. rollout progress reported on a stream). */
@@ -50,6 +53,16 @@ export interface AppEvents {
 
 /** Wires the context's parts together from config and the opened database and bus. */
 export function createAppContext(config: Config, logger: Logger, database: Database, bus: Bus): AppContext {
+  // Live views hear of heartbeat-level changes and liveness transitions through the bus, so a
+  // console connected to any replica sees them; failures only delay a view, never the write.
+  const announce = (ids: string[]) => {
+    if (ids.length > 0) announceAgentsUpdated(bus, ids).catch((err) => logger.warn({ err }, "announcing agent updates failed"));
+  };
+  const writeAndAnnounce = async (reports: Parameters<typeof writeHeartbeats>[1]) => {
+    const result = await writeHeartbeats(database.db, reports, new Date(Date.now() - config.staleAfterMs));
+    announce(result.notable);
+    return result;
+  };
   return {
     config,
     logger,
@@ -59,7 +72,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     apiKeys: new ApiKeyStore(database.db),
     health: new HealthStatus(),
     heartbeats: new HeartbeatCoalescer(
-      { write: (reports) => writeHeartbeats(database.db, reports), readVersion: (agentId) => readReportedVersion(database.db, agentId) },
+      { write: writeAndAnnounce, readVersion: (agentId) => readReportedVersion(database.db, agentId) },
       { intervalMs: config.heartbeatFlushIntervalMs, logger },
     ),
     liveness: new LivenessSweeper(database.db, {
@@ -67,6 +80,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       staleAfterMs: config.staleAfterMs,
       offlineAfterMs: config.offlineAfterMs,
       logger,
+      onTransitions: (transitions) => announce(transitions.map((t) => t.agentId)),
     }),
     control: new ControlHub(database.db, bus, logger, {
       replicaId: config.replicaId,
@@ -74,6 +88,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       pingIntervalMs: config.streamPingIntervalMs,
       drainSpreadMs: config.drainSpreadMs,
     }),
+    agentWatch: new AgentWatchHub(database.db, bus, logger, { ...DEFAULT_WATCH_OPTIONS, maxStreamsPerKey: config.watchStreamsPerKey }),
     events: new EventEmitter<AppEvents>(),
     rollouts: new RolloutEngine(database.db, bus, logger),
     rateLimits: {

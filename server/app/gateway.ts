@@ -46,6 +46,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   onResync = () => {
     app.sessions.clear();
     app.control.resync();
+    app.agentWatch.resync();
   };
   const bootstrap = await bootstrapTenant(database.db, app.apiKeys, {
     tenantName: config.defaultTenant,
@@ -88,6 +89,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         app.health.shutdown();
         // Streams first: agents get a jittered reconnect hint instead of a cut connection.
         app.control.drain();
+        app.agentWatch.close();
         await listener.close(config.shutdownGraceMs);
         // No more calls can arrive: write the last heartbeats before the database closes.
         await app.liveness.stop();

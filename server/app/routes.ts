@@ -8,6 +8,7 @@ import { file_agentgateway_admin_v1_release_keys, ReleaseKeyService } from "../.
 import { file_agentgateway_admin_v1_rollouts, RolloutService } from "../../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { AgentGatewayService, file_agentgateway_v1_gateway } from "../../gen/agentgateway/v1/gateway_pb.js";
 import { agentService } from "../agents/agent-admin-handler.js";
+import { agentWatchHandler } from "../agents/agent-watch-handler.js";
 import { auditService } from "../audit/audit-handler.js";
 import { handshakeHandlers } from "../auth/handshake-handler.js";
 import { registerHandler } from "../enrollment/register-handler.js";
@@ -48,7 +49,7 @@ export function registerRoutes(router: ConnectRouter, app: AppContext): void {
   } satisfies Partial<ServiceImpl<typeof AgentGatewayService>>);
   router.service(EnrollmentTokenService, enrollmentTokenService(app));
   router.service(ApiKeyService, apiKeyService(app));
-  router.service(AgentService, { ...agentService(app), ...ingestAdminHandlers(app) });
+  router.service(AgentService, { ...agentService(app), ...ingestAdminHandlers(app), ...agentWatchHandler(app) });
   router.service(AuditService, auditService(app));
   router.service(ReleaseKeyService, releaseKeyService(app));
   router.service(RolloutService, rolloutService(app));

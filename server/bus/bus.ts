@@ -8,8 +8,12 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** The topics the gateway uses. Keep payloads small: PostgreSQL NOTIFY caps them at 8000 bytes. */
-export type BusTopic = "agent_changed" | "session_changed" | "commands_queued" | "stream_opened" | "rollout_changed";
+/**
+ * The topics the gateway uses. Keep payloads small: PostgreSQL NOTIFY caps them at 8000 bytes.
+ * `agents_updated` carries comma-separated agent ids whose admin view changed without a
+ * lifecycle transition (registration, liveness, reported version); only live views listen.
+ */
+export type BusTopic = "agent_changed" | "session_changed" | "commands_queued" | "stream_opened" | "rollout_changed" | "agents_updated";
 
 /** In-process bus: the single-process gateway, and the local half of the PostgreSQL bus. */
 export class MemoryBus implements Bus {

@@ -40,6 +40,8 @@ export const SETTINGS = [
   setting("registerRatePerSource", "AGW_REGISTER_RATE", "5/s:20", "Register calls allowed per source address: `rate/s:burst`."),
   setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshake calls (Begin + Complete) allowed per agent id: `rate/s:burst`."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
+  setting("watchStreamsPerKey", "AGW_WATCH_STREAMS_PER_KEY", "8", "Open WatchAgents streams (live console views) per operator API key and gateway process; one more answers RESOURCE_EXHAUSTED."),
+  setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
 ] as const;
 
 /** The validated configuration the gateway runs with. Tests build it with `loadConfig({...})`. */
@@ -70,6 +72,9 @@ export interface Config {
   registerRatePerSource: RateSpec;
   handshakeRatePerAgent: RateSpec;
   handshakeRatePerSource: RateSpec;
+  watchStreamsPerKey: number;
+  /** Exact origins allowed cross-origin calls (lowercase scheme://host[:port]); empty = CORS off. */
+  corsOrigins: string[];
 }
 
 /** Token-bucket parameters: `perSecond` refill, `burst` capacity. */
@@ -147,6 +152,8 @@ export function loadConfig(
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
     handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
     handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),
+    watchStreamsPerKey: positiveInt("watchStreamsPerKey", raw.watchStreamsPerKey),
+    corsOrigins: origins("corsOrigins", raw.corsOrigins),
   };
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");
@@ -217,4 +224,15 @@ function rate(key: SettingKey, value: string): RateSpec {
     throw new ConfigError(`${describe(key)} must look like 5/s:20 (rate per second : burst), got "${value}"`);
   }
   return { perSecond, burst };
+}
+
+function origins(key: SettingKey, value: string): string[] {
+  const list = value.split(",").map((o) => o.trim()).filter((o) => o !== "");
+  for (const origin of list) {
+    // An origin is exactly scheme://host[:port]: no path, no wildcard, so nothing matches by accident.
+    if (!/^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/i.test(origin) && !/^https?:\/\/\[[0-9a-f:]+\](:\d{1,5})?$/i.test(origin)) {
+      throw new ConfigError(`${describe(key)} must list origins like https://console.example.com (no path, no *), got "${origin}"`);
+    }
+  }
+  return list.map((o) => o.toLowerCase());
 }

@@ -3,6 +3,7 @@ import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.j
 import type { AppContext } from "../app/context.js";
 import { peerOf } from "../app/peer.js";
 import { toProtoAgentState } from "../agents/agent-mapping.js";
+import { announceAgentsUpdated } from "../agents/agent-watch.js";
 import { admit } from "../ratelimit/admit.js";
 import { registerAgent } from "./register.js";
 
@@ -25,6 +26,8 @@ export function registerHandler(app: AppContext): Pick<ServiceImpl<typeof AgentG
         proofSignature: req.proofSignature,
       });
       app.logger.info({ agentId: agent.id, tenantId: agent.tenantId, state: agent.state }, "agent registered");
+      // Live views (a pending approval appearing in the console); the registration stands either way.
+      await announceAgentsUpdated(app.bus, [agent.id]).catch((err) => app.logger.warn({ err }, "announcing a registration failed"));
       return { agentId: agent.id, state: toProtoAgentState(agent.state), verificationCode: agent.verificationCode, tenantId: agent.tenantId };
     },
   };

@@ -14,6 +14,8 @@ export interface LivenessSweeperOptions {
   /** Transactions per run; what is left waits for the next run. */
   maxBatchesPerRun?: number;
   logger?: Logger;
+  /** Told of each batch of transitions after it committed (live views announce them on the bus). */
+  onTransitions?: (transitions: LivenessTransition[]) => void;
 }
 
 /** What one sweep did. */
@@ -110,6 +112,7 @@ export class LivenessSweeper {
         return changed;
       });
       if (recorded === undefined) return { swept: batch > 0, transitions, more: false };
+      if (recorded.length > 0) this.options.onTransitions?.(recorded);
       transitions.push(...recorded);
       if (recorded.length < batchSize) return { swept: true, transitions, more: false };
     }

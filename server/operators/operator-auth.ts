@@ -38,6 +38,7 @@ export const REQUIRED_ROLE: Record<string, RoleName> = {
   "agentgateway.admin.v1.AgentService/RetireAgent": "editor",
   "agentgateway.admin.v1.AgentService/ListAgentEvents": "viewer",
   "agentgateway.admin.v1.AgentService/ListAgentTelemetry": "viewer",
+  "agentgateway.admin.v1.AgentService/WatchAgents": "viewer",
   "agentgateway.admin.v1.ReleaseKeyService/RegisterReleaseKey": "admin",
   "agentgateway.admin.v1.ReleaseKeyService/ListReleaseKeys": "viewer",
   "agentgateway.admin.v1.ReleaseKeyService/RevokeReleaseKey": "admin",

@@ -1,0 +1,265 @@
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Bus } from "../bus/bus.js";
+import type { AgentStateName, Schema } from "../db/schema.js";
+import { RateLimitedError } from "../errors/errors.js";
+import { type AgentRecord, getAgentsByIds } from "./agent-store.js";
+
+/** Which agents one watch wants (the same meaning as ListAgents' filters). */
+export interface WatchFilter {
+  states: readonly AgentStateName[];
+  labels: Readonly<Record<string, string>>;
+  namePrefix: string;
+}
+
+/** What a watcher hands to its stream next. */
+export type WatchBatch =
+  | { kind: "resync" }
+  | { kind: "changes"; upserts: AgentRecord[]; removedIds: string[] }
+  | { kind: "keepalive" }
+  | { kind: "closed" };
+
+/** Limits of the hub. */
+export interface AgentWatchOptions {
+  /** Open watches per API key; one more is refused with RESOURCE_EXHAUSTED. */
+  maxStreamsPerKey: number;
+  /** How often collected changes are re-read and handed out (one query per tick per replica). */
+  tickMs: number;
+  /** Changes buffered for one slow watcher before it is told to take a fresh snapshot instead. */
+  maxQueuedPerStream: number;
+  /** Ids collected between ticks before every watcher is resynchronised instead. */
+  maxDirty: number;
+  /** A watcher with nothing to send for this long gets an empty message (dead connections show). */
+  keepaliveMs: number;
+  /** Agents per message and per re-read query. */
+  batchSize: number;
+}
+
+/** Defaults: a handful of tabs per operator, changes out within a fraction of a second. */
+export const DEFAULT_WATCH_OPTIONS: AgentWatchOptions = {
+  maxStreamsPerKey: 8,
+  tickMs: 200,
+  maxQueuedPerStream: 10_000,
+  maxDirty: 20_000,
+  keepaliveMs: 30_000,
+  batchSize: 500,
+};
+
+/** Bus payloads of `agents_updated` stay under PostgreSQL's 8000-byte NOTIFY limit. */
+const IDS_PER_NOTIFICATION = 190;
+
+/**
+ * Announces agents whose admin view changed in a way that is not a lifecycle transition
+ * (registration, liveness, reported version or status), in as few notifications as fit.
+ */
+export async function announceAgentsUpdated(bus: Bus, agentIds: readonly string[]): Promise<void> {
+  for (let i = 0; i < agentIds.length; i += IDS_PER_NOTIFICATION) {
+    await bus.publish("agents_updated", agentIds.slice(i, i + IDS_PER_NOTIFICATION).join(","));
+  }
+}
+
+/** Whether an agent passes a watch's filter; mirrors listAgents' SQL. */
+export function matchesFilter(agent: AgentRecord, filter: WatchFilter): boolean {
+  if (filter.states.length > 0 && !filter.states.includes(agent.state)) return false;
+  if (filter.namePrefix && !agent.name.startsWith(filter.namePrefix)) return false;
+  for (const [key, value] of Object.entries(filter.labels)) {
+    if (agent.labels[key] !== value) return false;
+  }
+  return true;
+}
+
+/**
+ * One open WatchAgents stream. It holds no copy of the client's view: changes are coalesced per
+ * agent id until the stream takes them, so memory is bounded by maxQueuedPerStream, and a
+ * watcher past it is asked to resynchronise (a fresh snapshot) instead of growing.
+ */
+export class AgentWatcher {
+  private queue = new Map<string, AgentRecord | null>();
+  private needsResync = false;
+  private closed = false;
+  private wake: (() => void) | undefined;
+  lastSentAt = Date.now();
+
+  constructor(
+    readonly tenantId: string,
+    readonly keyId: string,
+    readonly filter: WatchFilter,
+    private readonly maxQueued: number,
+    private readonly batchSize: number,
+  ) {}
+
+  /** Called by the hub with a re-read agent of this watcher's tenant. */
+  offer(agent: AgentRecord): void {
+    this.put(agent.id, matchesFilter(agent, this.filter) ? agent : null);
+  }
+
+  resync(): void {
+    this.needsResync = true;
+    this.queue.clear();
+    this.poke();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.poke();
+  }
+
+  /** Wakes the stream so it sends a keepalive if it has been quiet. */
+  keepalive(now: number, quietMs: number): void {
+    if (now - this.lastSentAt >= quietMs) this.poke();
+  }
+
+  /** Waits for the next thing to send; `keepaliveMs` decides whether a wake-up with nothing queued is a keepalive. */
+  async next(signal: AbortSignal, keepaliveMs: number): Promise<WatchBatch> {
+    for (;;) {
+      if (this.closed || signal.aborted) return { kind: "closed" };
+      if (this.needsResync) {
+        this.needsResync = false;
+        return { kind: "resync" };
+      }
+      if (this.queue.size > 0) return this.take();
+      if (Date.now() - this.lastSentAt >= keepaliveMs) return { kind: "keepalive" };
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private take(): WatchBatch {
+    const upserts: AgentRecord[] = [];
+    const removedIds: string[] = [];
+    for (const [id, agent] of this.queue) {
+      if (upserts.length + removedIds.length >= this.batchSize) break;
+      this.queue.delete(id);
+      if (agent) upserts.push(agent);
+      else removedIds.push(id);
+    }
+    return { kind: "changes", upserts, removedIds };
+  }
+
+  private put(id: string, agent: AgentRecord | null): void {
+    if (this.needsResync || this.closed) return;
+    // Re-inserting moves the id to the end, so a busy agent cannot starve the others.
+    this.queue.delete(id);
+    this.queue.set(id, agent);
+    if (this.queue.size > this.maxQueued) {
+      this.resync();
+      return;
+    }
+    this.poke();
+  }
+
+  private poke(): void {
+    this.wake?.();
+  }
+}
+
+/**
+ * The live agent feed of one replica. It listens on the bus (so changes made through any
+ * replica arrive), collects changed agent ids, and on one shared timer re-reads them in one
+ * query and hands each to the watchers of its tenant. Nothing is collected while this replica
+ * has no watcher.
+ */
+export class AgentWatchHub {
+  private readonly watchers = new Set<AgentWatcher>();
+  private readonly perKey = new Map<string, number>();
+  private dirty = new Set<string>();
+  private readonly unsubscribe: Array<() => void>;
+  private readonly timer: NodeJS.Timeout;
+  private flushing = false;
+
+  constructor(
+    private readonly db: Kysely<Schema>,
+    bus: Bus,
+    private readonly logger: Logger,
+    readonly options: AgentWatchOptions = DEFAULT_WATCH_OPTIONS,
+  ) {
+    this.unsubscribe = [
+      bus.subscribe("agent_changed", (id) => this.markDirty([id])),
+      bus.subscribe("agents_updated", (ids) => this.markDirty(ids.split(","))),
+    ];
+    this.timer = setInterval(() => void this.tick(), options.tickMs);
+    this.timer.unref();
+  }
+
+  /** Number of open watches on this replica. */
+  get size(): number {
+    return this.watchers.size;
+  }
+
+  /** Opens a watch for an operator key; throws RESOURCE_EXHAUSTED past the per-key cap. */
+  open(tenantId: string, keyId: string, filter: WatchFilter): AgentWatcher {
+    const open = this.perKey.get(keyId) ?? 0;
+    if (open >= this.options.maxStreamsPerKey) {
+      throw new RateLimitedError(`this API key already has ${open} WatchAgents streams open on this gateway (at most ${this.options.maxStreamsPerKey})`, 5_000);
+    }
+    const watcher = new AgentWatcher(tenantId, keyId, filter, this.options.maxQueuedPerStream, this.options.batchSize);
+    this.perKey.set(keyId, open + 1);
+    this.watchers.add(watcher);
+    return watcher;
+  }
+
+  /** Forgets a watch (its stream ended). */
+  release(watcher: AgentWatcher): void {
+    if (!this.watchers.delete(watcher)) return;
+    const left = (this.perKey.get(watcher.keyId) ?? 1) - 1;
+    if (left > 0) this.perKey.set(watcher.keyId, left);
+    else this.perKey.delete(watcher.keyId);
+  }
+
+  /** Every watcher takes a fresh snapshot (the bus lost notifications while reconnecting). */
+  resync(): void {
+    this.dirty.clear();
+    for (const w of this.watchers) w.resync();
+  }
+
+  /** Ends every watch (shutdown): clients reconnect, to another replica if this one is gone. */
+  close(): void {
+    clearInterval(this.timer);
+    for (const off of this.unsubscribe) off();
+    for (const w of this.watchers) w.close();
+  }
+
+  private markDirty(ids: string[]): void {
+    if (this.watchers.size === 0) return;
+    for (const id of ids) if (id) this.dirty.add(id);
+    if (this.dirty.size > this.options.maxDirty) this.resync();
+  }
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    for (const w of this.watchers) w.keepalive(now, this.options.keepaliveMs);
+    if (this.flushing || this.dirty.size === 0) return;
+    this.flushing = true;
+    const ids = [...this.dirty];
+    this.dirty = new Set();
+    try {
+      const tenants = [...new Set([...this.watchers].map((w) => w.tenantId))];
+      for (let i = 0; i < ids.length; i += this.options.batchSize) {
+        const chunk = ids.slice(i, i + this.options.batchSize);
+        const agents = await getAgentsByIds(this.db, tenants, chunk);
+        this.dispatch(chunk, agents);
+      }
+    } catch (err) {
+      // The changes are lost for the watchers; a snapshot brings them back to the truth.
+      this.logger.warn({ err, agents: ids.length }, "re-reading changed agents failed; watchers resynchronise");
+      for (const w of this.watchers) w.resync();
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private dispatch(ids: string[], agents: AgentRecord[]): void {
+    const byId = new Map(agents.map((a) => [a.id, a]));
+    // An id not found belongs to a tenant nobody here watches: nothing is sent, so a watcher
+    // never learns that another tenant's agent changed.
+    for (const w of this.watchers) {
+      for (const id of ids) {
+        const agent = byId.get(id);
+        if (agent?.tenantId === w.tenantId) w.offer(agent);
+      }
+    }
+  }
+}
