@@ -5,7 +5,7 @@ import { enqueueForTenant } from "../control/command-store.js";
 import { peerRevokedBody } from "../control/commands.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError } from "../errors/errors.js";
-import type { Operator } from "../operators/operator-auth.js";
+import type { Operator } from "../identity/principal.js";
 import { normalizeVerificationCode } from "../../client/protocol/verification-code.js";
 import { type AgentRecord, getAgent, setAgentState } from "./agent-store.js";
 

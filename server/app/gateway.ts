@@ -2,7 +2,6 @@ import { readFileSync } from "node:fs";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
-import { sessionAuthInterceptor } from "../auth/session-auth.js";
 import { deleteExpiredChallenges } from "../auth/handshake.js";
 import { type Bus, MemoryBus } from "../bus/bus.js";
 import { PgBus } from "../bus/pg-bus.js";
@@ -10,11 +9,11 @@ import type { Config } from "../config/config.js";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
 import { listen, type Listener } from "../http/listener.js";
-import { operatorAuthInterceptor } from "../operators/operator-auth.js";
+import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type AppContext, createAppContext } from "./context.js";
 import { peerContextValues } from "./peer.js";
-import { registerRoutes } from "./routes.js";
+import { accessPolicy, registerRoutes } from "./routes.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 
 /** A running gateway. */
@@ -32,6 +31,9 @@ export interface Gateway {
  * service on one port. The order matters: nothing listens before the schema is current.
  */
 export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  // Read from the descriptors before anything else: a served RPC that declares no access stops
+  // the start-up here instead of being callable by anyone.
+  const access = accessPolicy();
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger });
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) logger.info({ migrations: applied }, "database migrated");
@@ -48,11 +50,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     tenantName: config.defaultTenant,
     bootstrapAdminKey: config.bootstrapAdminKey,
   });
+  const identity = identityInterceptor(access, {
+    operators: [apiKeyAuthenticator(app.apiKeys)],
+    agents: [sessionAuthenticator(app.sessions)],
+  });
   const handler = connectNodeAdapter({
-    routes: (router) => registerRoutes(router, app),
+    routes: (router) => {
+      registerRoutes(router, app);
+      access.assertCovers(router.handlers.map((h) => h.method));
+    },
     // Order: errors are mapped last (outermost); identity is resolved before validation so an
     // unauthenticated caller learns nothing about the request shape.
-    interceptors: [errorInterceptor(logger), operatorAuthInterceptor(app.apiKeys), sessionAuthInterceptor(app.sessions), createValidateInterceptor()],
+    interceptors: [errorInterceptor(logger), identity, createValidateInterceptor()],
     readMaxBytes: config.maxMessageBytes,
     contextValues: peerContextValues,
   });

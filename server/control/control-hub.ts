@@ -2,7 +2,7 @@ import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
-import type { AgentIdentity } from "../auth/session-auth.js";
+import type { AgentIdentity } from "../identity/principal.js";
 import type { Bus } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { type Ack, pendingCommands, recordAcks } from "./command-store.js";

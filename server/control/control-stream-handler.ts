@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import { AckStatus, type ControlStreamRequest } from "../../gen/agentgateway/v1/control_pb.js";
 import type { AppContext } from "../app/context.js";
-import { agentOf } from "../auth/session-auth.js";
+import { agentOf } from "../identity/principal.js";
 import type { AckStatusName } from "../db/schema.js";
 import { InvalidInputError } from "../errors/errors.js";
 import { ackThrough } from "./command-store.js";
