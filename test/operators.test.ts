@@ -5,6 +5,8 @@ import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ApiKeyService, Role } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { auditRecordHash, GENESIS_HASH } from "../client/protocol/audit-chain.js";
 import { gatewayClient, register } from "../agent/lib/direct.js";
 import { SERVED_FILES } from "../server/app/routes.js";
 import { declaredAccess } from "../server/identity/access-policy.js";
@@ -135,6 +137,29 @@ describe("audit", () => {
     const verdict = await gw.admin(AuditService).verifyAuditChain({});
     expect(verdict.ok).toBe(true);
     expect(Number(verdict.checked)).toBe(events.length);
+  });
+
+  it("exports a chain that a client recomputes from the wire alone: tenant id, Struct data, timestamps", async () => {
+    const me = await gw.admin(ApiKeyService).whoAmI({});
+    const { events } = await gw.admin(AuditService).listAuditEvents({ pageSize: 1000 });
+    expect(events.length).toBeGreaterThan(3);
+    let prev: Uint8Array = GENESIS_HASH;
+    for (const e of events) {
+      expect(e.tenantId).toBe(me.tenantId);
+      expect(Buffer.from(e.prevHash).equals(Buffer.from(prev))).toBe(true);
+      const hash = auditRecordHash({
+        tenantId: e.tenantId,
+        seq: Number(e.seq),
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        data: e.data ?? {},
+        createdAt: timestampDate(e.createdAt!),
+        prevHash: e.prevHash,
+      });
+      expect(Buffer.from(hash).toString("hex"), `record ${e.seq}`).toBe(Buffer.from(e.hash).toString("hex"));
+      prev = e.hash;
+    }
   });
 
   it("detects a tampered record", async () => {

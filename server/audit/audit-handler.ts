@@ -21,6 +21,7 @@ export function auditService(app: AppContext): ServiceImpl<typeof AuditService> 
       return {
         events: rows.map((r) => ({
           seq: BigInt(r.seq),
+          tenantId: r.tenant_id,
           actor: r.actor,
           action: r.action,
           target: r.target,
