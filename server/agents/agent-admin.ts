@@ -76,7 +76,7 @@ export async function transitionAgent(
   });
   if (result.changed) {
     await bus.publish("agent_changed", agentId);
-    if (transition.kind === "revoke") await bus.publish("commands_queued", `tenant:${operator.tenantId}`);
+    if (transition.kind === "revoke") await bus.publish("commands_queued", { scope: "tenant", tenantId: operator.tenantId });
   }
   return result.agent;
 }

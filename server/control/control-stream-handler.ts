@@ -81,7 +81,13 @@ async function readRequests(app: AppContext, conn: AgentConnection, incoming: As
           app.control.pong(conn, kind.value.nonce);
           break;
         case "rolloutProgress":
-          app.events.emit("rolloutProgress", { agentId: conn.agentId, tenantId: conn.tenantId, progress: kind.value });
+          app.agentEvents.rolloutProgress({
+            tenantId: conn.tenantId,
+            agentId: conn.agentId,
+            rolloutId: kind.value.rolloutId,
+            stage: kind.value.stage,
+            message: kind.value.message,
+          });
           break;
         case "hello":
           conn.close(); // a second hello is a protocol error; the agent will reconnect
