@@ -7,6 +7,7 @@ import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { auditRecordHash, GENESIS_HASH } from "../client/protocol/audit-chain.js";
+import { secretFingerprint } from "../client/protocol/secrets.js";
 import { gatewayClient, register } from "../agent/lib/direct.js";
 import { SERVED_FILES } from "../server/app/routes.js";
 import { declaredAccess } from "../server/identity/access-policy.js";
@@ -123,6 +124,19 @@ describe("tenancy", () => {
     const reg = await register(gatewayClient(gw.transport), { token: secret, identity: newIdentity(), name: "b-agent" });
     expect(reg.tenantId).toBe(other.tenantId);
     await expectCode(gw.admin(AgentService).getAgent({ id: reg.agentId }), Code.NotFound);
+  });
+});
+
+describe("key listings", () => {
+  it("show a fingerprint of each key, never characters of the key itself (the bootstrap key included)", async () => {
+    const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: "listed", role: Role.VIEWER });
+    const { keys: apiKeys } = await gw.admin(ApiKeyService).listApiKeys({});
+    const shown = apiKeys.map((k) => k.displayPrefix);
+    expect(shown).toContain(secretFingerprint("apiKey", gw.adminKey));
+    expect(shown).toContain(secretFingerprint("apiKey", secret));
+    for (const key of [gw.adminKey, secret.slice(5)]) {
+      for (const p of shown) expect(p).not.toContain(key.slice(0, 4));
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import { PgBus } from "../bus/pg-bus.js";
 import type { Config } from "../config/config.js";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
+import type { ConnectionGuardStats } from "../http/connection-guard.js";
 import { listen, type Listener } from "../http/listener.js";
 import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
@@ -22,6 +23,8 @@ export interface Gateway {
   address: { host: string; port: number };
   context: AppContext;
   bootstrap: BootstrapResult;
+  /** Connections the guard refused or closed (timeouts, caps) since start. */
+  connections: ConnectionGuardStats;
   /** Graceful stop: refuse new calls, let open ones finish within the grace period, close the database. */
   stop(): Promise<void>;
 }
@@ -71,7 +74,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Everything a call may rely on runs before the first call can arrive.
     workers = await startWorkers(backgroundWorkers(context), logger);
     const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
-    const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler, ...(tls ? { tls } : {}) });
+    const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler, limits: config.connections, ...(tls ? { tls } : {}) });
     context.health.set("", ServingStatus.SERVING);
     logger.info({ url: listener.url, replica: config.replicaId, database: database.kind, workers: workers.names }, "gateway listening");
     return running(context, listener, workers, bootstrap);
@@ -93,6 +96,7 @@ function running(app: AppContext, listener: Listener, workers: RunningWorkers, b
     address: listener.address,
     context: app,
     bootstrap,
+    connections: listener.guard.stats,
     stop: () => {
       stopping ??= (async () => {
         app.health.shutdown();

@@ -36,7 +36,7 @@ export type ApiKey = Message<"agentgateway.admin.v1.ApiKey"> & {
   role: Role;
 
   /**
-   * The first characters of the secret ("agwk_AbCd1234").
+   * Fingerprint of the secret: "agwk:" and the first 8 hex digits of its SHA-256 (docs/protocol.md, "Secrets").
    *
    * @generated from field: string display_prefix = 4;
    */

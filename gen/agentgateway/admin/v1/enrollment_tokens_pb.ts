@@ -26,7 +26,7 @@ export type EnrollmentToken = Message<"agentgateway.admin.v1.EnrollmentToken"> &
   id: string;
 
   /**
-   * The first characters of the secret ("agwe_AbCd1234"), enough to recognise it.
+   * Fingerprint of the secret: "agwe:" and the first 8 hex digits of its SHA-256 (docs/protocol.md, "Secrets").
    *
    * @generated from field: string display_prefix = 2;
    */
