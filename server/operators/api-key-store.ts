@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Executor } from "../db/database.js";
 import type { RoleName } from "../db/schema.js";
 import { hashSecret, newSecret, parseSecret, secretFingerprint } from "../../client/protocol/secrets.js";
-import type { Operator } from "./operator-auth.js";
+import type { Operator } from "../identity/principal.js";
 
 /** An operator API key as the admin API shows it (never the secret). */
 export interface ApiKeyRecord {
