@@ -3,7 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AgentService, WatchAgentsResponseSchema } from "../../gen/agentgateway/admin/v1/agents_pb.js";
 import type { AppContext } from "../app/context.js";
 import type { AgentStateName } from "../db/schema.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import { fromProtoAgentState, toProtoAgent } from "./agent-mapping.js";
 import { listAgents } from "./agent-store.js";
 import type { AgentWatcher, WatchFilter } from "./agent-watch.js";

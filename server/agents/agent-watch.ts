@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Bus } from "../bus/bus.js";
+import type { Worker } from "../workers/worker.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
 import { RateLimitedError } from "../errors/errors.js";
 import { type AgentRecord, getAgentsByIds } from "./agent-store.js";
@@ -54,7 +55,7 @@ const IDS_PER_NOTIFICATION = 190;
  */
 export async function announceAgentsUpdated(bus: Bus, agentIds: readonly string[]): Promise<void> {
   for (let i = 0; i < agentIds.length; i += IDS_PER_NOTIFICATION) {
-    await bus.publish("agents_updated", agentIds.slice(i, i + IDS_PER_NOTIFICATION).join(","));
+    await bus.publish("agents_updated", agentIds.slice(i, i + IDS_PER_NOTIFICATION));
   }
 }
 
@@ -160,28 +161,42 @@ export class AgentWatcher {
  * The live agent feed of one replica. It listens on the bus (so changes made through any
  * replica arrive), collects changed agent ids, and on one shared timer re-reads them in one
  * query and hands each to the watchers of its tenant. Nothing is collected while this replica
- * has no watcher.
+ * has no watcher. A worker: started after the bus, stopped before it.
  */
-export class AgentWatchHub {
+export class AgentWatchHub implements Worker {
+  readonly name = "agent-watch";
   private readonly watchers = new Set<AgentWatcher>();
   private readonly perKey = new Map<string, number>();
   private dirty = new Set<string>();
-  private readonly unsubscribe: Array<() => void>;
-  private readonly timer: NodeJS.Timeout;
-  private flushing = false;
+  private unsubscribe: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly db: Kysely<Schema>,
-    bus: Bus,
+    private readonly bus: Bus,
     private readonly logger: Logger,
     readonly options: AgentWatchOptions = DEFAULT_WATCH_OPTIONS,
-  ) {
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
     this.unsubscribe = [
-      bus.subscribe("agent_changed", (id) => this.markDirty([id])),
-      bus.subscribe("agents_updated", (ids) => this.markDirty(ids.split(","))),
+      this.bus.subscribe("agent_changed", (id) => this.markDirty([id])),
+      this.bus.subscribe("agents_updated", (ids) => this.markDirty(ids)),
     ];
-    this.timer = setInterval(() => void this.tick(), options.tickMs);
+    this.timer = setInterval(() => void this.tick(), this.options.tickMs);
     this.timer.unref();
+  }
+
+  /** Stops listening and waits for a re-read in progress. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    for (const off of this.unsubscribe) off();
+    this.unsubscribe = [];
+    this.drain();
+    await this.flushing;
   }
 
   /** Number of open watches on this replica. */
@@ -216,9 +231,7 @@ export class AgentWatchHub {
   }
 
   /** Ends every watch (shutdown): clients reconnect, to another replica if this one is gone. */
-  close(): void {
-    clearInterval(this.timer);
-    for (const off of this.unsubscribe) off();
+  drain(): void {
     for (const w of this.watchers) w.close();
   }
 
@@ -228,11 +241,16 @@ export class AgentWatchHub {
     if (this.dirty.size > this.options.maxDirty) this.resync();
   }
 
-  private async tick(): Promise<void> {
+  private tick(): void {
     const now = Date.now();
     for (const w of this.watchers) w.keepalive(now, this.options.keepaliveMs);
     if (this.flushing || this.dirty.size === 0) return;
-    this.flushing = true;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+    });
+  }
+
+  private async flush(): Promise<void> {
     const ids = [...this.dirty];
     this.dirty = new Set();
     try {
@@ -246,8 +264,6 @@ export class AgentWatchHub {
       // The changes are lost for the watchers; a snapshot brings them back to the truth.
       this.logger.warn({ err, agents: ids.length }, "re-reading changed agents failed; watchers resynchronise");
       for (const w of this.watchers) w.resync();
-    } finally {
-      this.flushing = false;
     }
   }
 

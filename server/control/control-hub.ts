@@ -2,8 +2,8 @@ import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
-import type { AgentIdentity } from "../auth/session-auth.js";
-import type { Bus } from "../bus/bus.js";
+import type { AgentIdentity } from "../identity/principal.js";
+import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { type Ack, pendingCommands, recordAcks } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
@@ -72,7 +72,7 @@ export class ControlHub {
     conn.lastSent = lastAppliedSequence;
     this.byAgent.get(identity.agentId)?.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
     this.byAgent.set(identity.agentId, conn);
-    await this.bus.publish("stream_opened", `${identity.agentId}|${conn.id}`);
+    await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
     return conn;
   }
 
@@ -162,23 +162,14 @@ export class ControlHub {
     return { kind: { case: "goAway" as const, value: { reason, reconnectAfter: durationFromMs(Math.round(reconnectAfterMs)), message } } };
   }
 
-  private onCommandsQueued(payload: string): void {
-    const [scope, id] = payload.split(":");
-    if (scope === "agent" && id) {
-      this.markDirty(id);
-    } else if (scope === "all") {
-      for (const conn of this.byAgent.values()) this.dirty.add(conn.agentId);
-      this.scheduleDelivery();
-    } else if (scope === "tenant" && id) {
-      for (const conn of this.byAgent.values()) if (conn.tenantId === id) this.dirty.add(conn.agentId);
-      this.scheduleDelivery();
-    }
+  private onCommandsQueued(queued: CommandsQueued): void {
+    for (const conn of this.byAgent.values()) if (queued.scope === "all" || conn.tenantId === queued.tenantId) this.dirty.add(conn.agentId);
+    this.scheduleDelivery();
   }
 
-  private onStreamOpened(payload: string): void {
-    const [agentId, connId] = payload.split("|");
-    const conn = agentId ? this.byAgent.get(agentId) : undefined;
-    if (conn && conn.id !== connId) {
+  private onStreamOpened(opened: { agentId: string; connectionId: string }): void {
+    const conn = this.byAgent.get(opened.agentId);
+    if (conn && conn.id !== opened.connectionId) {
       conn.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
       this.byAgent.delete(conn.agentId);
     }

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { Worker } from "../workers/worker.js";
 import type { HeartbeatReport } from "./heartbeat-store.js";
 
 /** Where the coalescer writes and reads; the gateway passes the PostgreSQL queries, unit tests a stub. */
@@ -15,7 +16,8 @@ export interface HeartbeatSink {
  * runs at a time; a failed flush puts its entries back (a newer heartbeat that arrived meanwhile
  * wins field by field) for the next one; `stop()` flushes what is left.
  */
-export class HeartbeatCoalescer {
+export class HeartbeatCoalescer implements Worker {
+  readonly name = "heartbeat-flusher";
   private pending = new Map<string, HeartbeatReport>();
   /** The batch being written, still readable until the write commits. */
   private inflight: ReadonlyMap<string, HeartbeatReport> | undefined;

@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import type { AppContext } from "../app/context.js";
-import { agentOf } from "../auth/session-auth.js";
+import { agentOf } from "../identity/principal.js";
 import { AgentStatus } from "../../gen/agentgateway/v1/ingest_pb.js";
 import type { ReportedStatusName } from "../db/schema.js";
 
