@@ -9,6 +9,7 @@ import { migrateToLatest, openDatabase } from "../db/database.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
 import type { ConnectionGuardStats } from "../http/connection-guard.js";
 import { listen, type Listener } from "../http/listener.js";
+import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
@@ -67,8 +68,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         access.assertCovers(router.handlers.map((h) => h.method));
       },
       // Order: errors are mapped last (outermost); identity is resolved before validation so an
-      // unauthenticated caller learns nothing about the request shape.
-      interceptors: [errorInterceptor(logger), identity, createValidateInterceptor()],
+      // unauthenticated caller learns nothing about the request shape; values no column can hold
+      // are refused before the protovalidate rules, in every field of every message.
+      interceptors: [errorInterceptor(logger), identity, storableInputInterceptor(), createValidateInterceptor()],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
     });
