@@ -8,6 +8,8 @@ import type { Config } from "../config/config.js";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
 import type { ConnectionGuardStats } from "../http/connection-guard.js";
+import { adminConsole } from "../http/admin-static.js";
+import { corsForAdmin } from "../http/cors.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
@@ -77,7 +79,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Everything a call may rely on runs before the first call can arrive.
     workers = await startWorkers(backgroundWorkers(context), logger);
     const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
-    const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler, limits: config.connections, ...(tls ? { tls } : {}) });
+    // The web admin's files at /admin/ and, when configured, CORS for a console elsewhere, in
+    // front of Connect on the same port.
+    const served = adminConsole(corsForAdmin(handler, config.corsOrigins));
+    const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler: served, limits: config.connections, ...(tls ? { tls } : {}) });
     context.health.set("", ServingStatus.SERVING);
     logger.info({ url: listener.url, replica: config.replicaId, database: database.kind, workers: workers.names }, "gateway listening");
     return running(context, listener, workers, bootstrap);

@@ -1,0 +1,149 @@
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { TransportProvider } from "@connectrpc/connect-query";
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { useCallback, useMemo, useState } from "react";
+import { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
+import { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
+import { roleAllows, roleName } from "./lib/access.js";
+import { type Me, MeContext } from "./lib/auth.js";
+import { FleetProvider, useFleet } from "./lib/fleet.js";
+import { useNow } from "./lib/live.js";
+import { Link, match, navigate, usePath } from "./lib/router.js";
+import { forgetKey, storedKey } from "./lib/session.js";
+import { Badge, LiveIndicator } from "./lib/ui.js";
+import { AgentDetailPage } from "./pages/agent-detail.js";
+import { AgentsPage } from "./pages/agents.js";
+import { ApprovalsPage } from "./pages/approvals.js";
+import { AuditPage } from "./pages/audit.js";
+import { OverviewPage } from "./pages/overview.js";
+import { RolloutDetailPage } from "./pages/rollout-detail.js";
+import { RolloutsPage } from "./pages/rollouts.js";
+import { SignIn } from "./pages/sign-in.js";
+import { TokensPage } from "./pages/tokens.js";
+
+/** The console: sign-in until a key is accepted, then the shell with live data. */
+export function App() {
+  const [me, setMe] = useState<Me | undefined>(undefined);
+  const [notice, setNotice] = useState<string | undefined>(undefined);
+  const queryClient = useMemo(
+    () =>
+      new QueryClient({
+        defaultOptions: {
+          queries: { retry: (n, err) => n < 2 && (err as ConnectError).code !== Code.PermissionDenied, refetchOnWindowFocus: false, staleTime: 5_000 },
+        },
+      }),
+    [],
+  );
+  const signOut = useCallback(
+    (why?: string) => {
+      forgetKey();
+      queryClient.clear();
+      setMe(undefined);
+      setNotice(why);
+      navigate("/");
+    },
+    [queryClient],
+  );
+  if (!me) {
+    return (
+      <SignIn
+        initialKey={storedKey()}
+        notice={notice}
+        onSignedIn={(m) => {
+          setNotice(undefined);
+          setMe(m);
+        }}
+      />
+    );
+  }
+  const onFatal = (err: ConnectError) => {
+    if (err.code === Code.Unauthenticated) signOut("The gateway no longer accepts this key (revoked?). Sign in again.");
+  };
+  return (
+    <MeContext.Provider value={me}>
+      <TransportProvider transport={me.transport}>
+        <QueryClientProvider client={queryClient}>
+          <FleetProvider transport={me.transport} onFatal={onFatal}>
+            <Shell me={me} onSignOut={() => signOut()} />
+          </FleetProvider>
+        </QueryClientProvider>
+      </TransportProvider>
+    </MeContext.Provider>
+  );
+}
+
+function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
+  const path = usePath();
+  const fleet = useFleet();
+  const now = useNow();
+  const pending = [...fleet.agents.values()].filter((a) => a.state === AgentState.PENDING_APPROVAL).length;
+  const canAudit = roleAllows(me.role, AuditService.method.listAuditEvents);
+  const nav: Array<{ to: string; label: string; extra?: number }> = [
+    { to: "/", label: "Overview" },
+    { to: "/agents", label: "Agents" },
+    { to: "/approvals", label: "Approvals", extra: pending },
+    { to: "/tokens", label: "Tokens" },
+    { to: "/rollouts", label: "Rollouts" },
+    ...(canAudit ? [{ to: "/audit", label: "Audit" }] : []),
+  ];
+  const section = `/${path.split("/")[1] ?? ""}`;
+  return (
+    <div className="shell">
+      <header className="topbar">
+        <div className="brand">AgentGateway</div>
+        <nav className="nav">
+          {nav.map((n) => (
+            <Link key={n.to} to={n.to} className={section === n.to ? "active" : ""}>
+              {n.label}
+              {n.extra ? <span className="count">{n.extra}</span> : null}
+            </Link>
+          ))}
+        </nav>
+        <div className="who">
+          <LiveIndicator status={fleet.status} now={now} />
+          <span className="tenant" data-testid="tenant" title={me.tenantId}>
+            {me.tenantName}
+          </span>
+          <Badge tone="blue" testId="role">
+            {roleName(me.role)}
+          </Badge>
+          <span className="key" title={`key ${me.keyId}`}>
+            {me.keyName}
+          </span>
+          <button type="button" className="button" onClick={onSignOut}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      {fleet.status.kind !== "live" && fleet.status.kind !== "connecting" && (
+        <div className="banner" role="status" data-testid="disconnected">
+          Live updates are disconnected: {fleet.status.kind === "disconnected" ? fleet.status.error : fleet.status.kind === "failed" ? fleet.status.error : "the stream ended"}. What you see may be out of date.
+        </div>
+      )}
+      <main className="page">
+        <Route path={path} />
+      </main>
+    </div>
+  );
+}
+
+function Route({ path }: { path: string }) {
+  const agent = match("/agents/:id", path);
+  if (agent?.id) return <AgentDetailPage id={agent.id} />;
+  const rollout = match("/rollouts/:id", path);
+  if (rollout?.id) return <RolloutDetailPage id={rollout.id} />;
+  if (match("/agents", path)) return <AgentsPage />;
+  if (match("/approvals", path)) return <ApprovalsPage />;
+  if (match("/tokens", path)) return <TokensPage />;
+  if (match("/rollouts", path)) return <RolloutsPage />;
+  if (match("/audit", path)) return <AuditPage />;
+  if (path === "/" || path === "") return <OverviewPage />;
+  return (
+    <div className="card">
+      <h2>Not found</h2>
+      <p>
+        There is no page at <code>{path}</code>. <Link to="/">Go to the overview</Link>.
+      </p>
+    </div>
+  );
+}
