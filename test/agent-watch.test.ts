@@ -9,6 +9,7 @@ import { AgentState } from "../gen/agentgateway/v1/common_pb.js";
 import { AgentStatus } from "../gen/agentgateway/v1/ingest_pb.js";
 import { gatewayClient, handshake, register, withSession } from "../agent/lib/direct.js";
 import { createAdminClient } from "../client/admin-client.js";
+import { AgentWatchHub, DEFAULT_WATCH_OPTIONS } from "../server/agents/agent-watch.js";
 import { createTenant, mintToken, newIdentity } from "./support/agents.js";
 import { expectCode } from "./support/expect-code.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
@@ -178,6 +179,35 @@ describe("WatchAgents", () => {
       }
     }
     for (const w of open) w.close();
+  });
+
+  it("refreshes agents that only heartbeat, so a console's last-heartbeat time keeps up", async () => {
+    // Its own gateway with long liveness thresholds, so no liveness transition announces the agent.
+    const quiet = await startTestGateway({ heartbeatFlushInterval: "100ms", staleAfter: "10m", offlineAfter: "20m" });
+    const ctx = quiet.gateway.context;
+    const hub = new AgentWatchHub(ctx.database.db, ctx.bus, ctx.logger, { ...DEFAULT_WATCH_OPTIONS, refreshMs: 300 });
+    hub.start();
+    try {
+      const identity = newIdentity();
+      const reg = await register(gatewayClient(quiet.transport), { token: await mintToken(quiet), identity, name: "watch-refresh" });
+      const session = await handshake(gatewayClient(quiet.transport), reg.agentId, identity);
+      const beat = () => gatewayClient(quiet.transport).uploadHeartbeat({ status: AgentStatus.HEALTHY, agentVersion: "1.0.0" }, withSession(session));
+      await beat();
+      await new Promise((r) => setTimeout(r, 500));
+      const watcher = hub.open(reg.tenantId, "refresh-test", { states: [], labels: {}, namePrefix: "" });
+      // Same version, same status, already online: nothing is announced; only the refresh sees it.
+      await beat();
+      const signal = AbortSignal.timeout(5_000);
+      for (;;) {
+        const batch = await watcher.next(signal, 60_000);
+        if (batch.kind === "closed") throw new Error("no refresh within 5 s");
+        if (batch.kind === "changes" && batch.upserts.some((a) => a.id === reg.agentId)) break;
+      }
+      hub.release(watcher);
+    } finally {
+      await hub.stop();
+      await quiet.stop();
+    }
   });
 
   it("refuses a caller without a key, and validates the filter at the edge", async () => {

@@ -97,6 +97,13 @@ export async function getAgentsByIds(db: Executor, tenantIds: readonly string[],
   return rows.map(toAgent);
 }
 
+/** Ids of the tenants' agents with a heartbeat after `since` (live views refresh their "last heartbeat"), at most `limit`. */
+export async function listAgentIdsSeenSince(db: Executor, tenantIds: readonly string[], since: Date, limit: number): Promise<string[]> {
+  if (tenantIds.length === 0) return [];
+  const rows = await db.selectFrom("agents").select("id").where("tenant_id", "in", tenantIds).where("last_seen_at", ">", since).limit(limit).execute();
+  return rows.map((r) => r.id);
+}
+
 /** Filters for listing agents. */
 export interface AgentFilter {
   tenantId: string;

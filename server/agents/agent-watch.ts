@@ -4,7 +4,7 @@ import type { Bus } from "../bus/bus.js";
 import type { Worker } from "../workers/worker.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
 import { RateLimitedError } from "../errors/errors.js";
-import { type AgentRecord, getAgentsByIds } from "./agent-store.js";
+import { type AgentRecord, getAgentsByIds, listAgentIdsSeenSince } from "./agent-store.js";
 
 /** Which agents one watch wants (the same meaning as ListAgents' filters). */
 export interface WatchFilter {
@@ -34,6 +34,11 @@ export interface AgentWatchOptions {
   keepaliveMs: number;
   /** Agents per message and per re-read query. */
   batchSize: number;
+  /**
+   * How often agents that merely heartbeat (nothing else changed, so nothing was announced) are
+   * re-read, so "last heartbeat" in a console is at most this much behind.
+   */
+  refreshMs: number;
 }
 
 /** Defaults: a handful of tabs per operator, changes out within a fraction of a second. */
@@ -44,6 +49,7 @@ export const DEFAULT_WATCH_OPTIONS: AgentWatchOptions = {
   maxDirty: 20_000,
   keepaliveMs: 30_000,
   batchSize: 500,
+  refreshMs: 30_000,
 };
 
 /** Bus payloads of `agents_updated` stay under PostgreSQL's 8000-byte NOTIFY limit. */
@@ -171,6 +177,7 @@ export class AgentWatchHub implements Worker {
   private unsubscribe: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  private lastRefresh = Date.now();
 
   constructor(
     private readonly db: Kysely<Schema>,
@@ -244,13 +251,28 @@ export class AgentWatchHub implements Worker {
   private tick(): void {
     const now = Date.now();
     for (const w of this.watchers) w.keepalive(now, this.options.keepaliveMs);
-    if (this.flushing || this.dirty.size === 0) return;
-    this.flushing = this.flush().finally(() => {
+    if (this.flushing) return;
+    const refresh = this.watchers.size > 0 && now - this.lastRefresh >= this.options.refreshMs;
+    if (!refresh && this.dirty.size === 0) return;
+    this.flushing = (refresh ? this.refresh(now) : Promise.resolve()).then(() => this.flush()).finally(() => {
       this.flushing = undefined;
     });
   }
 
+  /** Marks the agents that heartbeat since the last refresh as changed (one query per replica). */
+  private async refresh(now: number): Promise<void> {
+    const since = new Date(this.lastRefresh - this.options.tickMs);
+    this.lastRefresh = now;
+    const tenants = [...new Set([...this.watchers].map((w) => w.tenantId))];
+    try {
+      this.markDirty(await listAgentIdsSeenSince(this.db, tenants, since, this.options.maxDirty));
+    } catch (err) {
+      this.logger.warn({ err }, "refreshing live agent views failed");
+    }
+  }
+
   private async flush(): Promise<void> {
+    if (this.dirty.size === 0) return;
     const ids = [...this.dirty];
     this.dirty = new Set();
     try {

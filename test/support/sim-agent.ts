@@ -42,6 +42,13 @@ export class SimAgent {
     return agent;
   }
 
+  /** A simulated agent for an identity enrolled elsewhere (e.g. approved by hand in a test). */
+  static async adopt(gw: TestGateway, enrolled: EnrolledAgent, behaviour: SimBehaviour): Promise<SimAgent> {
+    const agent = new SimAgent(gw, enrolled, behaviour);
+    await agent.heartbeat();
+    return agent;
+  }
+
   get id(): string {
     return this.enrolled.registration.agentId;
   }

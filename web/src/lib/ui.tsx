@@ -59,9 +59,9 @@ export function LiveIndicator({ status, now }: { status: LiveStatus; now: number
     status.kind === "live" ? "live"
     : status.kind === "connecting" ? (status.attempt > 1 ? `reconnecting (attempt ${status.attempt})` : "connecting")
     : status.kind === "disconnected" ? `disconnected — retrying in ${Math.max(0, Math.ceil((status.retryAt - now) / 1000))} s`
-    : status.kind === "ended" ? "ended"
+    : status.kind === "ended" ? "final"
     : `stopped: ${status.error}`;
-  const tone = status.kind === "live" ? "green" : status.kind === "connecting" ? "amber" : "red";
+  const tone = status.kind === "live" ? "green" : status.kind === "connecting" ? "amber" : status.kind === "ended" ? "grey" : "red";
   return (
     <span className={`live live-${tone}`} data-testid="live-status" data-state={status.kind} title={status.kind === "disconnected" ? status.error : undefined}>
       <span className="dot" /> {text}

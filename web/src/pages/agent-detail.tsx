@@ -43,7 +43,7 @@ export function AgentDetailPage({ id }: { id: string }) {
     ["Reported status", agent.reportedStatus ? enumLabel(AgentStatus, agent.reportedStatus) : "—"],
     ["Uptime", duration(agent.uptime)],
     ["Version", agent.agentVersion || "—"],
-    ["Host", agent.host ? `${agent.host.hostname || "—"} (${agent.host.os || "?"}/${agent.host.arch || "?"})` : "—"],
+    ["Host", agent.host?.hostname ? `${agent.host.hostname}${agent.host.os ? ` (${agent.host.os}/${agent.host.arch})` : ""}` : "—"],
     ["Verification code", <span key="c" className="mono">{agent.verificationCode}</span>],
     ["Identity key", <span key="k" className="mono small break">{hex(agent.identityPublicKey)}</span>],
     ["Registered", dateTime(agent.createdAt)],

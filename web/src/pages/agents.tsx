@@ -128,7 +128,8 @@ export function AgentsPage() {
                   <StateBadge state={a.state} />
                 </td>
                 <td>
-                  <LivenessBadge liveness={a.liveness} />
+                  {/* Liveness means something only for agents allowed to connect. */}
+                  {a.state === AgentState.ACTIVE ? <LivenessBadge liveness={a.liveness} /> : <span className="muted">—</span>}
                 </td>
                 <td className="mono">{a.agentVersion || "—"}</td>
                 <td className="ellipsis" title={a.host ? `${a.host.hostname} ${a.host.os}/${a.host.arch}` : ""}>

@@ -34,7 +34,8 @@ export function ApprovalsPage() {
                 <Link to={`/agents/${a.id}`}>{a.name}</Link>
               </h3>
               <p className="muted small">
-                {a.host?.hostname || "unknown host"} · {a.host?.os || "?"}/{a.host?.arch || "?"} · registered {ago(a.createdAt, now)} ({dateTime(a.createdAt)})
+                {a.host?.hostname || "unknown host"}
+                {a.host?.os ? ` · ${a.host.os}/${a.host.arch}` : ""} · registered {ago(a.createdAt, now)} ({dateTime(a.createdAt)})
               </p>
               <p className="labels">
                 {Object.entries(a.labels).map(([k, v]) => (

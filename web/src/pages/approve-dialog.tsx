@@ -37,7 +37,10 @@ export function ApproveDialog({ agent, open, onClose }: { agent: Agent; open: bo
         <input
           name="expected-code"
           value={typed}
-          onChange={(e) => setTyped(e.target.value)}
+          onChange={(e) => {
+            setTyped(e.target.value);
+            approve.reset();
+          }}
           placeholder="XXXX-XXXX"
           maxLength={16}
           spellCheck={false}

@@ -7,6 +7,12 @@ import { Badge, Card, ErrorNote } from "../lib/ui.js";
 
 const PAGE_SIZE = 25;
 
+/** "operator:<uuid>" → "operator:77aa40d0": the full value is in the cell's title. */
+function shortActor(actor: string): string {
+  const colon = actor.indexOf(":");
+  return colon > 0 ? `${actor.slice(0, colon)}:${actor.slice(colon + 1, colon + 9)}` : actor;
+}
+
 /** "agent:<id>" targets link to the agent. */
 function Target({ target }: { target: string }) {
   if (target.startsWith("agent:")) return <Link to={`/agents/${target.slice(6)}`}>{target}</Link>;
@@ -37,6 +43,7 @@ export function AuditPage() {
               setCursors([0n]);
             }}
             aria-label="action"
+            className="w-search"
           />
           <button type="button" className="button primary" onClick={() => verify.mutate({})} disabled={verify.isPending}>
             {verify.isPending ? "Verifying…" : "Verify chain"}
@@ -52,7 +59,16 @@ export function AuditPage() {
         </p>
       )}
       <ErrorNote error={verify.error ?? list.error} />
-      <table className="table" data-testid="audit-table">
+      <table className="table fixed" data-testid="audit-table">
+        <colgroup>
+          <col className="w-seq" />
+          <col className="w-time" />
+          <col className="w-actor" />
+          <col className="w-action" />
+          <col className="w-target" />
+          <col />
+          <col className="w-hash" />
+        </colgroup>
         <thead>
           <tr>
             <th className="num">Seq</th>
@@ -70,7 +86,7 @@ export function AuditPage() {
               <td className="num mono">{String(e.seq)}</td>
               <td className="nowrap">{dateTime(e.createdAt)}</td>
               <td className="mono small ellipsis" title={e.actor}>
-                {e.actor}
+                {shortActor(e.actor)}
               </td>
               <td>
                 <Badge tone={e.action.includes("revoked") || e.action.includes("rejected") ? "red" : e.action.includes("approved") ? "green" : "grey"}>{e.action}</Badge>

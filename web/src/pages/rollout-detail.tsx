@@ -95,6 +95,7 @@ export function RolloutDetailPage({ id }: { id: string }) {
       </Card>
     );
   }
+  const terminal = rollout.state === RolloutState.COMPLETED || rollout.state === RolloutState.CANCELLED;
   const verbs = possible(rollout).filter((v) => roleAllows(me.role, methods[v]));
   const anyError = Object.values(m).find((x) => x.error)?.error;
   return (
@@ -134,7 +135,7 @@ export function RolloutDetailPage({ id }: { id: string }) {
           </div>
           <div>
             <dt>Verify deadline</dt>
-            <dd>{relative(rollout.waves[rollout.currentWave]?.verifyDeadline, now)}</dd>
+            <dd>{terminal ? "—" : relative(rollout.waves[rollout.currentWave]?.verifyDeadline, now)}</dd>
           </div>
           <div>
             <dt>Auto-advance</dt>

@@ -148,19 +148,26 @@ function NewRollout({ onCreated }: { onCreated: (id: string) => void }) {
             <span>Target agents with labels (empty: every active agent)</span>
             <input value={target} onChange={(e) => setTarget(e.target.value)} placeholder="site=ams" name="target" />
           </label>
-          <label className="field narrow">
-            <span>Auto-advance after (minutes, 0 = by hand)</span>
+          <label className="field">
+            <span>Auto-advance after a healthy wave (minutes; 0 = advance by hand)</span>
             <input type="number" min={0} max={1440} value={autoAdvanceMinutes} onChange={(e) => setAutoAdvanceMinutes(Number(e.target.value))} />
           </label>
         </div>
         <div>
-          <table className="table compact-table">
+          <table className="table compact-table fixed">
+            <colgroup>
+              <col />
+              <col className="w-num" />
+              <col className="w-num" />
+              <col className="w-num" />
+              <col className="w-remove" />
+            </colgroup>
             <thead>
               <tr>
                 <th>Wave</th>
-                <th>Cumulative %</th>
-                <th>Failure budget</th>
-                <th>Verify window (min)</th>
+                <th title="Cumulative share of the targeted agents">Up to %</th>
+                <th title="Members that may fail before the rollout halts">Budget</th>
+                <th title="Minutes members have to reach the version">Verify min</th>
                 <th />
               </tr>
             </thead>

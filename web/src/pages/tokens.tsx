@@ -48,7 +48,8 @@ export function TokensPage() {
   const canCreate = roleAllows(me.role, EnrollmentTokenService.method.createEnrollmentToken);
   const canRevoke = roleAllows(me.role, EnrollmentTokenService.method.revokeEnrollmentToken);
 
-  const [form, setForm] = useState({ ttlMs: 3_600_000, maxUses: 1, requiresApproval: true, pinnedAgentName: "", labels: "", description: "" });
+  const blank = { ttlMs: 3_600_000, maxUses: 1, requiresApproval: true, pinnedAgentName: "", labels: "", description: "" };
+  const [form, setForm] = useState(blank);
   const submit = (e: FormEvent) => {
     e.preventDefault();
     create.mutate({
@@ -58,7 +59,7 @@ export function TokensPage() {
       pinnedAgentName: form.pinnedAgentName.trim(),
       labels: labelsFrom(form.labels),
       description: form.description.trim(),
-    });
+    }, { onSuccess: () => setForm(blank) });
   };
 
   return (
@@ -109,12 +110,14 @@ export function TokensPage() {
                 <span>Description</span>
                 <input value={form.description} maxLength={256} placeholder="rack 12 probes" onChange={(e) => setForm({ ...form, description: e.target.value })} name="description" />
               </label>
-              <label className="check">
-                <input type="checkbox" checked={form.requiresApproval} onChange={(e) => setForm({ ...form, requiresApproval: e.target.checked })} /> requires approval
-              </label>
-              <button type="submit" className="button primary" disabled={create.isPending}>
-                Create token
-              </button>
+              <div className="form-end">
+                <label className="check">
+                  <input type="checkbox" checked={form.requiresApproval} onChange={(e) => setForm({ ...form, requiresApproval: e.target.checked })} /> requires approval
+                </label>
+                <button type="submit" className="button primary" disabled={create.isPending}>
+                  Create token
+                </button>
+              </div>
               <ErrorNote error={create.error} />
             </form>
           )}

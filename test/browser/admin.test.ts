@@ -1,0 +1,263 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { toJsonString } from "@bufbuild/protobuf";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../../gen/agentgateway/admin/v1/agents_pb.js";
+import { ApiKeyService, Role } from "../../gen/agentgateway/admin/v1/api_keys_pb.js";
+import { ReleaseKeyService } from "../../gen/agentgateway/admin/v1/release_keys_pb.js";
+import { SignedReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { EventSeverity } from "../../gen/agentgateway/v1/ingest_pb.js";
+import { gatewayClient, handshake, register, withSession } from "../../agent/lib/direct.js";
+import { signReleaseManifest } from "../../cli/release.js";
+import { generateKeyPair } from "../../client/protocol/ed25519.js";
+import { mintToken, newIdentity } from "../support/agents.js";
+import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { SimAgent } from "../support/sim-agent.js";
+
+/**
+ * The web admin in a real browser (Debian's chromium driven by playwright-core) against a real
+ * gateway and PostgreSQL, walking an operator's day: sign in, approve a new agent after
+ * comparing its code, watch it come online, run a rollout wave by wave, revoke the agent and
+ * verify the audit chain. Screenshots of each page go to test/browser/artifacts/.
+ */
+const CHROMIUM = process.env.AGW_CHROMIUM ?? "/usr/bin/chromium";
+const ARTIFACTS = new URL("./artifacts/", import.meta.url).pathname;
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) {
+  console.warn(`browser tests skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set AGW_CHROMIUM); .ci/run installs it`);
+}
+
+let gw: TestGateway;
+let browser: Browser;
+let page: Page;
+const agents: SimAgent[] = [];
+const releaseKey = generateKeyPair();
+const problems: string[] = [];
+
+async function shot(name: string): Promise<void> {
+  // Let relative times and transitions settle so the picture shows a steady page.
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: false });
+}
+
+async function go(label: string): Promise<void> {
+  await page.getByRole("navigation").getByRole("link", { name: new RegExp(`^${label}`) }).click();
+}
+
+async function signIn(key: string): Promise<void> {
+  await page.getByLabel("Operator API key").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByTestId("tenant").waitFor();
+}
+
+describe.skipIf(!hasChromium)("the web admin in a browser", () => {
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    gw = await startTestGateway({ heartbeatFlushInterval: "100ms", livenessSweepInterval: "300ms", handshakeRatePerAgent: "1000/s:1000" });
+    await gw.admin(ReleaseKeyService).registerReleaseKey({ name: "release-2026", publicKey: releaseKey.publicKey });
+    for (let i = 0; i < 6; i++) {
+      const a = await SimAgent.start(gw, { pinnedReleaseKeys: [releaseKey.publicKey] }, `edge-${String(i + 1).padStart(2, "0")}`);
+      await a.connect();
+      agents.push(a);
+    }
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    // CSP violations and script errors fail the suite at the end: the console must run under its own policy.
+    await page.addInitScript({
+      content: 'document.addEventListener("securitypolicyviolation", (e) => console.error("CSP violation: " + e.violatedDirective + " " + e.blockedURI));',
+    });
+    page.on("console", (m) => {
+      if (m.type() === "error" && !/status of 40[0-9]|ERR_ABORTED|net::ERR/.test(m.text())) problems.push(m.text());
+    });
+    page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const a of agents) a.disconnect();
+    await gw?.stop();
+  });
+
+  it("signs in with an operator key kept in sessionStorage only, and shows tenant and role", async () => {
+    await page.goto(`${gw.url}/admin/`);
+    await shot("01-sign-in");
+    await page.getByLabel("Operator API key").fill("agwk_not-a-real-key");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/Unauthenticated/);
+    await signIn(gw.adminKey);
+    expect(await page.getByTestId("tenant").textContent()).toBe("default");
+    expect(await page.getByTestId("role").textContent()).toBe("admin");
+    expect(await page.evaluate('sessionStorage.getItem("agentgateway.operatorKey")')).toBe(gw.adminKey);
+    expect(await page.evaluate("localStorage.length")).toBe(0);
+    await page.getByTestId("live-status").and(page.locator("[data-state=live]")).waitFor();
+    await expect.poll(() => page.getByTestId("count-active").locator(".stat-value").textContent()).toBe("6");
+    await shot("02-overview");
+  });
+
+  it("shows a new pending agent without a reload, and approves it only with the code the agent printed", async () => {
+    await go("Approvals");
+    await page.getByText("Nothing is waiting").waitFor();
+    const identity = newIdentity();
+    const client = gatewayClient(gw.transport);
+    const reg = await register(client, {
+      token: await mintToken(gw, { requiresApproval: true, labels: { site: "ams" } }),
+      identity,
+      name: "probe-ams-7",
+      host: { hostname: "ams-rack12-07", os: "linux", arch: "arm64", agentVersion: "1.0.0", labels: { tier: "edge" } },
+    });
+    const card = page.getByTestId("approval").filter({ hasText: "probe-ams-7" });
+    await card.waitFor({ timeout: 10_000 });
+    expect(await card.getByTestId("approval-code").textContent()).toBe(reg.verificationCode);
+    await expect.poll(() => page.getByRole("navigation").getByRole("link", { name: /^Approvals/ }).textContent()).toBe("Approvals1");
+    await shot("03-approvals");
+
+    await card.getByRole("button", { name: "Approve" }).click();
+    const dialog = page.getByRole("dialog");
+    expect(await dialog.getByTestId("verification-code").textContent()).toBe(reg.verificationCode);
+    await dialog.getByLabel("Code the agent printed").fill("ZZZZ-ZZZZ");
+    await dialog.getByRole("button", { name: "Approve" }).click();
+    await expect.poll(() => dialog.getByRole("alert").textContent()).toMatch(/FailedPrecondition.*does not match/);
+    await dialog.getByLabel("Code the agent printed").fill(reg.verificationCode.toLowerCase());
+    await shot("04-approve-dialog");
+    await dialog.getByRole("button", { name: "Approve" }).click();
+    await page.getByText("Nothing is waiting").waitFor();
+
+    // The agent connects and reports: the agents table turns it ONLINE by itself.
+    const session = await handshake(client, reg.agentId, identity);
+    const approved = await SimAgent.adopt(gw, { identity, registration: reg, session }, { pinnedReleaseKeys: [releaseKey.publicKey] });
+    await approved.connect();
+    agents.push(approved);
+    const now = timestampNow();
+    await client.uploadEvents(
+      {
+        events: [
+          { id: "e1", type: "probe.started", severity: EventSeverity.INFO, message: "probe loop started with 12 targets", occurredAt: now },
+          { id: "e2", type: "probe.timeout", severity: EventSeverity.WARNING, message: "target 10.0.4.17 did not answer within 2 s", occurredAt: now },
+        ],
+      },
+      withSession(session),
+    );
+    await client.uploadTelemetry(
+      { points: ["cpu.utilization", "mem.used_bytes", "probe.rtt_ms"].map((name, i) => ({ id: `p${i}`, name, value: [0.42, 183_500_800, 12.7][i] ?? 0, observedAt: now })) },
+      withSession(session),
+    );
+    await go("Agents");
+    const row = page.locator(`[data-agent-id="${reg.agentId}"]`);
+    await expect.poll(() => row.getByTestId("state").textContent(), { timeout: 10_000 }).toBe("active");
+    await expect.poll(() => row.getByTestId("liveness").textContent(), { timeout: 15_000 }).toContain("online");
+    await shot("05-agents");
+    await page.getByPlaceholder("labels: site=ams, tier=edge").fill("site=ams");
+    await expect.poll(() => page.getByTestId("agent-row").count()).toBe(1);
+    await page.getByPlaceholder("labels: site=ams, tier=edge").fill("");
+  });
+
+  it("runs a rollout from a signed manifest and shows the waves advance live", async () => {
+    const signed = signReleaseManifest({ version: "2.0.0", artifactUrl: "https://releases.example.invalid/agent-2.0.0.tgz", artifactSha256: new Uint8Array(32).fill(9), artifactSize: 4096n, notes: "" }, releaseKey.privateKey);
+    await go("Rollouts");
+    await page.locator("textarea[name=manifest]").fill(toJsonString(SignedReleaseManifestSchema, signed, { prettySpaces: 2 }));
+    await expect.poll(() => page.getByTestId("manifest-summary").textContent()).toContain("2.0.0");
+    // Two waves: a canary and the rest.
+    await page.getByRole("button", { name: "Remove" }).nth(1).click();
+    await page.getByLabel("wave 1 percent").fill("40");
+    await page.getByRole("button", { name: "Preview plan" }).click();
+    await page.getByTestId("plan").waitFor();
+    expect(await page.getByTestId("plan").textContent()).toMatch(/canary: \d+ agents?/);
+    await shot("06-rollout-plan");
+    await page.getByRole("button", { name: "Create rollout" }).click();
+    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("planned");
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Start" }).click();
+    await expect.poll(() => page.getByTestId("wave-0").getAttribute("data-state"), { timeout: 20_000 }).toBe("succeeded");
+    await shot("07-rollout-wave-1");
+    await page.getByRole("button", { name: "Advance" }).click();
+    await expect.poll(() => page.getByTestId("rollout-state").textContent(), { timeout: 20_000 }).toBe("completed");
+    expect(await page.getByTestId("wave-1").getAttribute("data-state")).toBe("succeeded");
+    expect(agents.every((a) => a.version === "2.0.0")).toBe(true);
+    await shot("08-rollout-done");
+    await go("Overview");
+    await expect.poll(() => page.locator(".bars").textContent()).toContain("2.0.0");
+  });
+
+  it("revokes the agent with a reason, and the table shows it at once", async () => {
+    const target = agents.at(-1);
+    if (!target) throw new Error("no approved agent");
+    await page.goto(`${gw.url}/admin/agents/${target.id}`);
+    await page.getByTestId("agent-name").waitFor();
+    await page.getByText("probe.timeout").waitFor();
+    await page.getByText("probe.rtt_ms").waitFor();
+    expect(await page.getByText("ams-rack12-07 (linux/arm64)").count()).toBe(1);
+    await shot("09-agent-detail");
+    await page.getByRole("button", { name: "Revoke" }).click();
+    const dialog = page.getByRole("dialog");
+    expect(await dialog.getByRole("button", { name: "Revoke" }).isDisabled()).toBe(true);
+    await dialog.getByLabel(/Reason/).fill("key leaked in a support ticket");
+    await dialog.getByRole("button", { name: "Revoke" }).click();
+    await expect.poll(() => page.getByTestId("state").first().textContent()).toBe("revoked");
+    const { agent } = await gw.admin(AgentService).getAgent({ id: target.id });
+    expect(agent?.revokeReason).toBe("key leaked in a support ticket");
+    expect(await page.getByRole("button", { name: "Un-revoke" }).isVisible()).toBe(true);
+  });
+
+  it("mints an enrollment token whose secret is shown once", async () => {
+    await go("Tokens");
+    await page.locator("input[name=description]").fill("rack 12 probes");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const secret = await page.getByTestId("token-secret").textContent();
+    expect(secret).toMatch(/^agwe_/);
+    await shot("10-token-created");
+    await page.getByRole("button", { name: "Done — hide the secret" }).click();
+    await expect.poll(() => page.getByTestId("token-secret").count()).toBe(0);
+    expect(await page.content()).not.toContain(secret ?? "-");
+    await expect.poll(() => page.getByTestId("tokens-table").textContent()).toContain("rack 12 probes");
+    await shot("11-tokens");
+  });
+
+  it("pages through the audit log and verifies the chain", async () => {
+    await go("Audit");
+    await page.getByTestId("audit-row").first().waitFor();
+    await page.getByRole("button", { name: "Verify chain" }).click();
+    const result = page.getByTestId("verify-result");
+    await expect.poll(() => result.getAttribute("data-ok")).toBe("true");
+    expect(await result.textContent()).toMatch(/Chain intact: \d+ records verified/);
+    await page.getByRole("button", { name: "Later →" }).click();
+    await expect.poll(() => page.getByTestId("audit-table").textContent()).toContain("agent.revoked");
+    await shot("12-audit");
+  });
+
+  it("says when the live stream drops, and reconnects by itself", async () => {
+    await go("Agents");
+    gw.gateway.context.agentWatch.drain();
+    await page.getByTestId("disconnected").waitFor({ timeout: 10_000 });
+    await shot("13-disconnected");
+    await page.locator("[data-testid=live-status][data-state=live]").waitFor({ timeout: 20_000 });
+    expect(await page.getByTestId("disconnected").count()).toBe(0);
+  });
+
+  it("offers a viewer only what a viewer may do, and sign-out forgets the key", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    expect(await page.evaluate('sessionStorage.getItem("agentgateway.operatorKey")')).toBeNull();
+    const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: "night-shift", role: Role.VIEWER });
+    await signIn(secret);
+    expect(await page.getByTestId("role").textContent()).toBe("viewer");
+    expect(await page.getByRole("navigation").getByRole("link", { name: "Audit" }).count()).toBe(0);
+    await go("Tokens");
+    await page.getByTestId("tokens-table").waitFor();
+    expect(await page.getByRole("button", { name: "Create token" }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Revoke" }).count()).toBe(0);
+    const someone = agents[0];
+    await page.goto(`${gw.url}/admin/agents/${someone?.id}`);
+    await page.getByTestId("agent-name").waitFor();
+    expect(await page.getByRole("button", { name: /Revoke|Retire/ }).count()).toBe(0);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Operator API key").waitFor();
+  });
+
+  it("ran without script errors or CSP violations", () => {
+    expect(problems).toEqual([]);
+  });
+});
