@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
 
 /** The human-facing start banner. The admin key is printed here once, never logged. */
 function announce(url: string, bootstrap: { tenantName: string; adminKey: string | undefined; adminKeyGenerated: boolean }): void {
-  const lines = [`AgentGateway listening on ${url} (gRPC, gRPC-Web and Connect)`];
+  const lines = [`AgentGateway listening on ${url} (gRPC, gRPC-Web and Connect); web admin at ${url}/admin/`];
   if (bootstrap.adminKey && bootstrap.adminKeyGenerated) {
     lines.push(
       `First start: created tenant "${bootstrap.tenantName}" and its admin API key (shown only now, store it safely):`,
