@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createRouterTransport, type ServiceImpl } from "@connectrpc/connect";
+import { createWritableIterable } from "@connectrpc/connect/protocol";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { pino } from "pino";
@@ -11,6 +12,9 @@ import { AckStatus, type ControlStreamRequest, type ControlStreamResponseSchema,
 import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import { EventSeverity } from "../../gen/agentgateway/v1/ingest_pb.js";
 import { generateKeyPair } from "../../client/protocol/ed25519.js";
+import { ERROR_DOMAIN, Reason } from "../../client/reasons.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import type { BackoffOptions } from "./backoff.js";
 import { gatewayClient } from "./direct.js";
 import { EXIT } from "./errors.js";
 import { type EventRecord, Outbox } from "./outbox.js";
@@ -20,7 +24,7 @@ import { Supervisor, type SupervisorEvent } from "./supervisor.js";
 type Response = MessageInitShape<typeof ControlStreamResponseSchema>;
 type Impl = Partial<ServiceImpl<typeof AgentGatewayService>>;
 
-/** What one fake stream does: push responses; read the agent's requests as they come. */
+/** What one fake stream does: push responses; read the agent's requests in order (undefined once the agent ended its side). */
 type StreamScript = (io: {
   send: (r: Response) => void;
   requests: ControlStreamRequest[];
@@ -62,46 +66,30 @@ function fakeGateway(scripts: StreamScript[], overrides: Impl = {}) {
       calls.streams++;
       const script = scripts[Math.min(nextScript++, scripts.length - 1)];
       const seen: ControlStreamRequest[] = [];
-      const waiters: Array<(r: ControlStreamRequest | undefined) => void> = [];
-      let ended = false;
+      const incoming = createWritableIterable<ControlStreamRequest>();
+      const reader = incoming[Symbol.asyncIterator]();
       void (async () => {
         try {
           for await (const r of requests) {
             if (r.kind.case === "hello") calls.hellos.push(r.kind.value.lastAppliedSequence);
             seen.push(r);
-            waiters.shift()?.(r);
+            void incoming.write(r).catch(() => {});
           }
         } catch {
           // the agent went away
         }
-        ended = true;
-        for (const w of waiters.splice(0)) w(undefined);
+        incoming.close();
       })();
-      const out: Response[] = [];
-      let wake: (() => void) | undefined;
-      let done = false;
+      const out = createWritableIterable<Response>();
       const finished = (script ?? (async () => {}))({
-        send: (r) => {
-          out.push(r);
-          wake?.();
-        },
+        send: (r) => void out.write(r).catch(() => {}),
         requests: seen,
-        nextRequest: () => (ended ? Promise.resolve(undefined) : new Promise((resolve) => waiters.push(resolve))),
-      }).finally(() => {
-        done = true;
-        wake?.();
-      });
-      for (;;) {
-        const next = out.shift();
-        if (next) {
-          yield next;
-          continue;
-        }
-        if (done) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
+        nextRequest: async () => {
+          const next = await reader.next();
+          return next.done ? undefined : next.value;
+        },
+      }).finally(() => out.close());
+      yield* out;
       await finished;
     },
     ...overrides,
@@ -120,7 +108,7 @@ interface Harness {
 
 async function harness(
   gateway: ReturnType<typeof fakeGateway>,
-  options: { healthyAfterMs?: number; outbox?: boolean; stopAfterDelays?: number } = {},
+  options: { healthyAfterMs?: number; outbox?: boolean; stopAfterDelays?: number; backoff?: BackoffOptions } = {},
 ): Promise<Harness> {
   const store = new StateStore(join(dir, "state"));
   await store.init();
@@ -147,6 +135,7 @@ async function harness(
     state,
     ...(outbox ? { outbox } : {}),
     healthyAfterMs: options.healthyAfterMs ?? 30_000,
+    ...(options.backoff ? { backoff: options.backoff } : {}),
     hostInfo: () => ({ hostname: "h", os: "linux", arch: "x64", agentVersion: "1.0.0", labels: {} }),
     version: () => "1.0.0",
     commands: { releaseKeys: [], updateTimeoutMs: 1000, stateDir: store.dir, installedVersion: async (_h, v) => v },
@@ -175,10 +164,10 @@ describe("Supervisor: waiting between attempts", () => {
     expect(h.delays[0]).toBe(3000 + 100 + 0.5 * 900);
   });
 
-  it("uses the hint in the message when there is no header", async () => {
+  it("uses the RetryInfo detail when there is no header", async () => {
     const gw = fakeGateway([], {
       async beginAuthHandshake() {
-        throw new ConnectError("retry after 7 s", Code.ResourceExhausted);
+        throw new ConnectError("rate limit exceeded", Code.ResourceExhausted, undefined, [{ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(7000) } }]);
       },
     });
     const h = await harness(gw);
@@ -320,7 +309,9 @@ describe("Supervisor: revocation", () => {
   it("exits 79 when the registration was rejected or retired", async () => {
     const gw = fakeGateway([], {
       async beginAuthHandshake() {
-        throw new ConnectError("this agent was retired: enroll again with a new token", Code.FailedPrecondition);
+        throw new ConnectError("this agent was retired: enroll again with a new token", Code.FailedPrecondition, undefined, [
+          { desc: ErrorInfoSchema, value: { reason: Reason.AGENT_RETIRED, domain: ERROR_DOMAIN } },
+        ]);
       },
     });
     const h = await harness(gw);
@@ -420,6 +411,28 @@ describe("Supervisor: commands and uploads", () => {
     const h = await harness(gw);
     await h.supervisor.run();
     expect(pong).toBe(42n);
+  });
+
+  it("retries failed uploads with the agent's one backoff configuration (--backoff-*)", async () => {
+    const gw = fakeGateway(
+      [
+        async ({ send, nextRequest }) => {
+          send(welcome);
+          while (await nextRequest()) {}
+        },
+      ],
+      {
+        async uploadEvents() {
+          throw new ConnectError("database unavailable", Code.Unavailable);
+        },
+      },
+    );
+    const h = await harness(gw, { outbox: true, backoff: { initialMs: 200, maxMs: 400, floorMs: 0 } });
+    await h.outbox?.append("events", [{ id: crypto.randomUUID(), type: "t.e", severity: EventSeverity.INFO, message: "a", attributes: {}, s: 1, n: 0 }]);
+    await h.supervisor.run();
+    // random() = 0.5 in [0, 200 ms]; the built-in 1 s / 100 ms defaults would give 550.
+    expect(h.delays[0]).toBe(100);
+    expect(h.outbox?.stats().events).toBe(1);
   });
 
   it("uploads the outbox in order, retries failures with the same ids, drops only items the gateway calls invalid", async () => {
