@@ -101,7 +101,11 @@ export class Connection {
           case "goAway":
             this.goAway = kind.value;
             env.logger.info(
-              { reason: GoAwayReason[kind.value.reason] ?? kind.value.reason, reconnectAfterMs: msOf(kind.value.reconnectAfter, 0), message: kind.value.message },
+              {
+                reason: GoAwayReason[kind.value.reason] ?? kind.value.reason,
+                reconnectAfterMs: msOf(kind.value.reconnectAfter, 0),
+                message: kind.value.message,
+              },
               "gateway sent GoAway",
             );
             break;

@@ -78,10 +78,7 @@ export function outcomeOfError(err: unknown, healthy: boolean, session: Session 
       return { kind: "retry", reason: "awaiting operator approval" };
     case "unknown-agent":
       // Not fatal: a gateway pointed at the wrong database would otherwise stop a whole fleet.
-      ctx.logger.error(
-        { error: verdict.message },
-        "the gateway does not know this agent (deleted, or the wrong gateway?); enroll again if it was removed",
-      );
+      ctx.logger.error({ error: verdict.message }, "the gateway does not know this agent (deleted, or the wrong gateway?); enroll again if it was removed");
       return { kind: "retry", reason: verdict.message };
     case "reauthenticate":
       return session ? { ...refusedSession(ctx.sessions, verdict.message, session.token), healthy } : { kind: "retry", reason: verdict.message, healthy };

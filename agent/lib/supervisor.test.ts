@@ -167,7 +167,9 @@ describe("Supervisor: waiting between attempts", () => {
   it("uses the RetryInfo detail when there is no header", async () => {
     const gw = fakeGateway([], {
       async beginAuthHandshake() {
-        throw new ConnectError("rate limit exceeded", Code.ResourceExhausted, undefined, [{ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(7000) } }]);
+        throw new ConnectError("rate limit exceeded", Code.ResourceExhausted, undefined, [
+          { desc: RetryInfoSchema, value: { retryDelay: durationFromMs(7000) } },
+        ]);
       },
     });
     const h = await harness(gw);
