@@ -10,12 +10,13 @@ import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { type Rollout, RolloutService, RolloutState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { signReleaseManifest } from "../cli/release.js";
-import { gatewayClient, register } from "../agent/lib/direct.js";
-import { EXIT } from "../agent/lib/errors.js";
+import { gatewayClient, handshake, register, sendHeartbeat } from "../agent/lib/direct.js";
+import { classify, EXIT } from "../agent/lib/errors.js";
 import { newState, StateStore } from "../agent/lib/state.js";
 import { Supervisor, type SupervisorEvent } from "../agent/lib/supervisor.js";
 import { createGatewayTransport } from "../client/transport.js";
 import { generateKeyPair } from "../client/protocol/ed25519.js";
+import { Reason, type ReasonName, reasonOf } from "../client/reasons.js";
 import { enrollAgent, mintToken } from "./support/agents.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
@@ -215,6 +216,49 @@ describe("agent supervisor on a real gateway", () => {
     expect(existsSync(marker)).toBe(false);
     expect(agent.version()).toBe("1.0.0");
     await agent.close();
+  });
+
+  it("decides every refusal it tells apart from the gateway's ErrorInfo reason, not its message", async () => {
+    const client = gatewayClient(gw.transport);
+    const agents = gw.admin(AgentService);
+    const cases: Array<{ state: string; approval: boolean; to(id: string): Promise<unknown>; reason: ReasonName; verdict: string }> = [
+      { state: "pending approval", approval: true, to: async () => {}, reason: Reason.AWAITING_APPROVAL, verdict: "awaiting-approval" },
+      {
+        state: "rejected",
+        approval: true,
+        to: (id) => agents.rejectAgent({ id, reason: "unknown host" }),
+        reason: Reason.AGENT_REJECTED,
+        verdict: "identity-unusable",
+      },
+      {
+        state: "retired",
+        approval: false,
+        to: (id) => agents.retireAgent({ id, reason: "decommissioned" }),
+        reason: Reason.AGENT_RETIRED,
+        verdict: "identity-unusable",
+      },
+      { state: "revoked", approval: false, to: (id) => agents.revokeAgent({ id, reason: "stolen" }), reason: Reason.AGENT_REVOKED, verdict: "revoked" },
+    ];
+    for (const c of cases) {
+      const identity = generateKeyPair();
+      const reg = await register(client, { token: await mintToken(gw, { requiresApproval: c.approval }), identity, name: `reason-${c.reason.toLowerCase()}` });
+      await c.to(reg.agentId);
+      const err = await handshake(client, reg.agentId, identity).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(reasonOf(err), c.state).toBe(c.reason);
+      expect(classify(err).kind, c.state).toBe(c.verdict);
+    }
+    // A post-handshake RPC of a revoked agent carries the reason too.
+    const live = await enrollAgent(gw);
+    await agents.revokeAgent({ id: live.registration.agentId, reason: "stolen" });
+    const denied = await sendHeartbeat(client, live.session, {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(reasonOf(denied)).toBe(Reason.AGENT_REVOKED);
+    expect(classify(denied).kind).toBe("revoked");
   });
 
   it("stops with exit 78 and the operator's reason when revoked, and marks the state", async () => {

@@ -42,7 +42,7 @@ export interface SupervisorOptions {
   /** Sees every attempt and state change (status file, storm bench). */
   observer?: (event: SupervisorEvent) => void;
   random?: () => number;
-  /** How to wait between attempts (tests record the delays instead of sleeping). */
+  /** How to wait between attempts and between upload retries (tests record the delays instead of sleeping). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
