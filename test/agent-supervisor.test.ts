@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
@@ -18,6 +19,7 @@ import { createGatewayTransport } from "../client/transport.js";
 import { generateKeyPair } from "../client/protocol/ed25519.js";
 import { Reason, type ReasonName, reasonOf } from "../client/reasons.js";
 import { enrollAgent, mintToken } from "./support/agents.js";
+import { expectCode } from "./support/expect-code.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
@@ -49,7 +51,7 @@ interface RunningAgent {
 /** Enrolls a new identity through the gateway and runs a Supervisor for it. */
 async function startAgent(
   gw: TestGateway,
-  options: { labels?: Record<string, string>; releaseKeys?: Uint8Array[]; updateCommand?: string } = {},
+  options: { labels?: Record<string, string>; releaseKeys?: Uint8Array[]; updateCommand?: string; version?: string } = {},
 ): Promise<RunningAgent> {
   const dir = await mkdtemp(join(root, "agent-"));
   const store = new StateStore(dir);
@@ -71,7 +73,7 @@ async function startAgent(
     releaseKeys: [],
   });
   await store.save(state);
-  let version = "1.0.0";
+  let version = options.version ?? "1.0.0";
   const events: SupervisorEvent[] = [];
   const supervisor = new Supervisor({
     client,
@@ -259,6 +261,87 @@ describe("agent supervisor on a real gateway", () => {
     );
     expect(reasonOf(denied)).toBe(Reason.AGENT_REVOKED);
     expect(classify(denied).kind).toBe("revoked");
+  });
+
+  /** Runs a one-wave rollout of `manifest` to the agents labelled `suite` until it completes or halts. */
+  async function rollOut(manifest: ReturnType<typeof signReleaseManifest>, suite: string, beforeStart?: () => Promise<void>): Promise<Rollout> {
+    const rollouts = gw.admin(RolloutService);
+    const { rollout } = await rollouts.createRollout({
+      spec: {
+        manifest,
+        targetSelector: { suite },
+        waves: [{ name: "all", cumulativePercent: 100, failureBudget: 0, verifyWindow: durationFromMs(15_000) }],
+      },
+    });
+    const id = rollout?.id ?? "";
+    try {
+      await beforeStart?.();
+      await rollouts.startRollout({ id });
+      return await until("rollout finished", async () => {
+        const r = (await rollouts.getRollout({ id })).rollout;
+        return r && (r.state === RolloutState.COMPLETED || r.state === RolloutState.HALTED) ? r : undefined;
+      });
+    } finally {
+      await rollouts.cancelRollout({ id, reason: "test over" }).catch(() => {});
+    }
+  }
+
+  const release = (version: string, extra: { allowDowngrade?: boolean; expiresAt?: Date } = {}) =>
+    signReleaseManifest(
+      {
+        version,
+        artifactUrl: `https://releases.example.invalid/agw-agent-${version}.tgz`,
+        artifactSha256: new Uint8Array(32).fill(3),
+        artifactSize: 7n,
+        notes: "",
+        ...extra,
+      },
+      releaseKey.privateKey,
+    );
+
+  it("refuses an old signed manifest over a newer version (DOWNGRADE_REFUSED), and installs it only when signed as a deliberate downgrade", async () => {
+    const marker = join(root, `downgrade-${Date.now()}`);
+    const agent = await startAgent(gw, {
+      labels: { suite: "agent-downgrade" },
+      releaseKeys: [releaseKey.publicKey],
+      updateCommand: `echo "$AGW_ALLOW_DOWNGRADE" > ${marker}; echo 1.5.0`,
+      version: "2.0.0",
+    });
+    await until("connected", () => connections(agent) > 0);
+    // What a compromised gateway can do: replay a release that was genuinely signed once.
+    const replayed = await rollOut(release("1.5.0"), "agent-downgrade");
+    expect(replayed.state).toBe(RolloutState.HALTED);
+    expect(replayed.failures[0]?.reason).toBe(
+      "DOWNGRADE_REFUSED: release 1.5.0 is not newer than the running 2.0.0; a downgrade needs a manifest signed with allow_downgrade",
+    );
+    expect(existsSync(marker)).toBe(false);
+    expect(agent.version()).toBe("2.0.0");
+    const deliberate = await rollOut(release("1.5.0", { allowDowngrade: true }), "agent-downgrade");
+    expect(deliberate.state, `${deliberate.haltReason} ${JSON.stringify(deliberate.failures)}`).toBe(RolloutState.COMPLETED);
+    expect(agent.version()).toBe("1.5.0");
+    expect(readFileSync(marker, "utf8").trim()).toBe("1");
+    await agent.close();
+  });
+
+  it("refuses an expired manifest: the gateway when the rollout is created, the agent when it expired on the way", async () => {
+    await expectCode(
+      gw
+        .admin(RolloutService)
+        .createRollout({ spec: { manifest: release("9.0.0", { expiresAt: new Date(Date.now() - 1000) }), targetSelector: { suite: "none" } } }),
+      Code.InvalidArgument,
+      /expires_at/,
+    );
+    const marker = join(root, `expired-${Date.now()}`);
+    const agent = await startAgent(gw, { labels: { suite: "agent-expired" }, releaseKeys: [releaseKey.publicKey], updateCommand: `touch ${marker}` });
+    await until("connected", () => connections(agent) > 0);
+    const expiresAt = new Date(Date.now() + 2500);
+    const halted = await rollOut(release("4.0.0", { expiresAt }), "agent-expired", async () => {
+      await new Promise((r) => setTimeout(r, expiresAt.getTime() - Date.now() + 100));
+    });
+    expect(halted.state).toBe(RolloutState.HALTED);
+    expect(halted.failures[0]?.reason).toBe(`MANIFEST_EXPIRED: manifest for 4.0.0 expired at ${expiresAt.toISOString()}`);
+    expect(existsSync(marker)).toBe(false);
+    await agent.close();
   });
 
   it("stops with exit 78 and the operator's reason when revoked, and marks the state", async () => {
