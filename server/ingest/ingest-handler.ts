@@ -11,8 +11,8 @@ import { storeEvents, storePoints } from "./uploads.js";
 
 /**
  * AgentGatewayService.UploadTelemetry and UploadEvents. Shape and size limits are enforced by
- * protovalidate before these run; what it cannot express (PostgreSQL's refusal of NUL in text,
- * the Timestamp range) is checked here, so a bad item is INVALID_ARGUMENT naming its field.
+ * protovalidate, and values PostgreSQL cannot store (NUL, the Timestamp range) by the shared
+ * storable-input check, before these run; a missing timestamp is refused here.
  */
 export function ingestHandlers(app: AppContext): Pick<ServiceImpl<typeof AgentGatewayService>, "uploadTelemetry" | "uploadEvents"> {
   const db = app.database.db;
@@ -32,16 +32,11 @@ export function ingestHandlers(app: AppContext): Pick<ServiceImpl<typeof AgentGa
 
 function toPointInput(p: MetricPoint, i: number): PointInput {
   const field = `points[${i}]`;
-  noNul(`${field}.id`, p.id);
-  noNulInMap(`${field}.labels`, p.labels);
   return { id: p.id, name: p.name, labels: p.labels, value: p.value, observedAt: instant(`${field}.observed_at`, p.observedAt) };
 }
 
 function toEventInput(e: Event, i: number): EventInput {
   const field = `events[${i}]`;
-  noNul(`${field}.id`, e.id);
-  noNul(`${field}.message`, e.message);
-  noNulInMap(`${field}.attributes`, e.attributes);
   return {
     id: e.id,
     type: e.type,
@@ -57,14 +52,4 @@ function instant(field: string, ts: Timestamp | undefined): string {
   const literal = ts ? timestampToSql(ts) : undefined;
   if (literal === undefined) throw new InvalidInputError(`${field}: must be a valid timestamp between 0001-01-01 and 9999-12-31`);
   return literal;
-}
-
-function noNul(field: string, value: string): void {
-  if (value.includes("\u0000")) throw new InvalidInputError(`${field}: must not contain NUL characters`);
-}
-
-function noNulInMap(field: string, map: Record<string, string>): void {
-  for (const [key, value] of Object.entries(map)) {
-    if (key.includes("\u0000") || value.includes("\u0000")) throw new InvalidInputError(`${field}: keys and values must not contain NUL characters`);
-  }
 }
