@@ -409,3 +409,33 @@ describe("ingest on the embedded database (PGlite)", () => {
     }
   }, 60_000); // the embedded engine takes seconds to start and migrate
 });
+
+describe("per-agent upload quotas", () => {
+  let limited: TestGateway;
+  beforeAll(async () => {
+    limited = await startTestGateway({ uploadItemRate: "0.01/s:10", uploadByteRate: "1/s:3000" });
+  });
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  it("refuses items past the agent's budget with RESOURCE_EXHAUSTED and a retry hint; other agents are unaffected", async () => {
+    const c = gatewayClient(limited.transport);
+    const noisy = await enrollAgent(limited);
+    const quiet = await enrollAgent(limited);
+    expect(await c.uploadTelemetry({ points: points("q1", 10) }, withSession(noisy.session))).toMatchObject({ accepted: 10 });
+    const err = await rejection(c.uploadTelemetry({ points: points("q2", 1) }, withSession(noisy.session)));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.rawMessage).toMatch(/upload rate limit exceeded: retry after \d+ s/);
+    expect(err.metadata.get("retry-after")).toMatch(/^\d+$/);
+    expect(await c.uploadTelemetry({ points: points("q3", 5) }, withSession(quiet.session))).toMatchObject({ accepted: 5 });
+  });
+
+  it("refuses bytes past the agent's budget", async () => {
+    const c = gatewayClient(limited.transport);
+    const agent = await enrollAgent(limited);
+    expect(await c.uploadEvents({ events: [event("b1", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session))).toMatchObject({ accepted: 1 });
+    const err = await rejection(c.uploadEvents({ events: [event("b2", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session)));
+    expect(err.code).toBe(Code.ResourceExhausted);
+  });
+});

@@ -1,7 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
-import type { Event, MetricPoint } from "../../gen/agentgateway/v1/ingest_pb.js";
+import { toBinary } from "@bufbuild/protobuf";
+import { type Event, type MetricPoint, UploadEventsRequestSchema, UploadTelemetryRequestSchema } from "../../gen/agentgateway/v1/ingest_pb.js";
+import { admit } from "../ratelimit/admit.js";
 import type { AppContext } from "../app/context.js";
 import { agentOf } from "../identity/principal.js";
 import { InvalidInputError } from "../errors/errors.js";
@@ -19,15 +21,25 @@ export function ingestHandlers(app: AppContext): Pick<ServiceImpl<typeof AgentGa
   return {
     async uploadTelemetry(req, ctx) {
       const agent = agentOf(ctx);
+      chargeUpload(app, agent.agentId, req.points.length, toBinary(UploadTelemetryRequestSchema, req).byteLength);
       const points = req.points.map(toPointInput);
       return storePoints(db, agent, points);
     },
     async uploadEvents(req, ctx) {
       const agent = agentOf(ctx);
+      chargeUpload(app, agent.agentId, req.events.length, toBinary(UploadEventsRequestSchema, req).byteLength);
       const events = req.events.map(toEventInput);
       return storeEvents(db, agent, events);
     },
   };
+}
+
+/** Per-agent upload quotas (items/s and bytes/s): one agent cannot take the ingest path from the others. */
+function chargeUpload(app: AppContext, agentId: string, items: number, bytes: number): void {
+  admit("upload", [
+    [app.rateLimits.uploadItemsPerAgent, agentId, items],
+    [app.rateLimits.uploadBytesPerAgent, agentId, bytes],
+  ]);
 }
 
 function toPointInput(p: MetricPoint, i: number): PointInput {
