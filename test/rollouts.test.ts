@@ -41,7 +41,7 @@ async function waitFor(id: string, done: (r: Rollout) => boolean, timeoutMs = 20
 const agents: SimAgent[] = [];
 
 beforeAll(async () => {
-  gw = await startTestGateway({ heartbeatFlushInterval: "100ms", handshakeRatePerAgent: "1000/s:1000" });
+  gw = await startTestGateway({ heartbeatFlushInterval: "100ms", handshakeRatePerAgent: "1000/s:1000", registerRatePerSource: "1000/s:1000" });
   await gw.admin(ReleaseKeyService).registerReleaseKey({ name: "release-2026", publicKey: releaseKey.publicKey });
   for (let i = 0; i < 24; i++) agents.push(await SimAgent.start(gw, { pinnedReleaseKeys: [releaseKey.publicKey] }, `fleet-${i}`));
   await Promise.all(agents.map((a) => a.connect()));
