@@ -26,6 +26,7 @@ export const SETTINGS = [
   setting("offlineAfter", "AGW_OFFLINE_AFTER", "5m", "An agent with no heartbeat for this long is OFFLINE."),
   setting("heartbeatFlushInterval", "AGW_HEARTBEAT_FLUSH_INTERVAL", "1s", "How often heartbeats collected in memory are written to the database (one statement per flush)."),
   setting("livenessSweepInterval", "AGW_LIVENESS_SWEEP_INTERVAL", "10s", "How often ONLINE/STALE/OFFLINE transitions are detected and written to the audit log (one replica at a time)."),
+  setting("rolloutVerifyInterval", "AGW_ROLLOUT_VERIFY_INTERVAL", "1s", "How often running rollouts are verified against heartbeats (waves completed, halted or advanced; one replica at a time)."),
   setting("shutdownGrace", "AGW_SHUTDOWN_GRACE", "10s", "On SIGTERM, how long open calls and streams may take to finish before they are cut."),
   setting("streamMaxAge", "AGW_STREAM_MAX_AGE", "30m", "A ControlStream is closed with GoAway MAX_AGE after about this long (±10 % jitter), so agents rebalance across replicas."),
   setting("streamPingInterval", "AGW_STREAM_PING_INTERVAL", "30s", "How often the gateway pings an idle ControlStream; a stream that does not answer within the next interval is closed."),
@@ -63,6 +64,7 @@ export interface Config {
   offlineAfterMs: number;
   heartbeatFlushIntervalMs: number;
   livenessSweepIntervalMs: number;
+  rolloutVerifyIntervalMs: number;
   shutdownGraceMs: number;
   streamMaxAgeMs: number;
   streamPingIntervalMs: number;
@@ -137,6 +139,7 @@ export function loadConfig(
     offlineAfterMs: durationMs("offlineAfter", raw.offlineAfter),
     heartbeatFlushIntervalMs: durationMs("heartbeatFlushInterval", raw.heartbeatFlushInterval),
     livenessSweepIntervalMs: durationMs("livenessSweepInterval", raw.livenessSweepInterval),
+    rolloutVerifyIntervalMs: durationMs("rolloutVerifyInterval", raw.rolloutVerifyInterval),
     shutdownGraceMs: durationMs("shutdownGrace", raw.shutdownGrace),
     streamMaxAgeMs: durationMs("streamMaxAge", raw.streamMaxAge),
     streamPingIntervalMs: durationMs("streamPingInterval", raw.streamPingInterval),
