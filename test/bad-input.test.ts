@@ -210,6 +210,19 @@ describe("generated bad messages on every RPC", () => {
   });
 });
 
+describe("a bad row that slips past the edge", () => {
+  it("is dropped alone by the heartbeat flush on real PostgreSQL; every other agent's heartbeat is written", async () => {
+    const heartbeats = gw.gateway.context.heartbeats;
+    const rejectedBefore = heartbeats.stats.rejected;
+    const before = await lastSeen(bystander.registration.agentId);
+    // Straight into the coalescer, as if a future field had no edge check.
+    heartbeats.record(agent.registration.agentId, { tenantId: agent.registration.tenantId, seenAt: new Date(), agentVersion: "poison\u0000", host: undefined });
+    await gatewayClient(gw.transport).uploadHeartbeat({ agentVersion: "1.2.4" }, { headers: { authorization: `Bearer ${bystander.session.token}` } });
+    await expect.poll(() => lastSeen(bystander.registration.agentId), { timeout: 5_000 }).not.toBe(before);
+    await expect.poll(() => heartbeats.stats.rejected, { timeout: 5_000 }).toBe(rejectedBefore + 1);
+  });
+});
+
 async function lastSeen(agentId: string): Promise<number | undefined> {
   const row = await gw.gateway.context.database.db.selectFrom("agents").select("last_seen_at").where("id", "=", agentId).executeTakeFirst();
   return row?.last_seen_at?.getTime();

@@ -5,6 +5,7 @@ import { GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
 import type { AgentIdentity } from "../identity/principal.js";
 import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
+import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import { type Ack, pendingCommands, recordAcks } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
 import { AgentConnection } from "./connection.js";
@@ -20,6 +21,10 @@ export interface HubOptions {
 }
 
 const DELIVERY_CHUNK = 1000;
+/** Commands fetched per agent per query; an agent with more gets further pages at once. */
+const COMMANDS_PER_PAGE = 100;
+/** Acks kept while the database is unreachable; a lost ack means a redelivery, not a lost command. */
+const MAX_BUFFERED_ACKS = 100_000;
 
 /**
  * The streams this replica holds, and everything that reaches them: command delivery (read from
@@ -33,6 +38,8 @@ export class ControlHub {
   private deliveryRunning = false;
   private deliveryScheduled = false;
   private acks: Ack[] = [];
+  /** Acks the database refused on their own (dropped), and acks shed while the buffer was full. */
+  readonly ackStats = { rejected: 0, shed: 0 };
   private readonly ticker: NodeJS.Timeout;
   private readonly ackTimer: NodeJS.Timeout;
   private readonly unsubscribe: Array<() => void>;
@@ -73,6 +80,10 @@ export class ControlHub {
     this.byAgent.get(identity.agentId)?.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
     this.byAgent.set(identity.agentId, conn);
     await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
+    // The call was authenticated when it opened; a revocation, fence or expiry committed since
+    // then was announced while this stream was not registered yet, so look again now that it
+    // is: from here on every change reaches it through the bus.
+    await this.recheckAgents([identity.agentId]);
     return conn;
   }
 
@@ -145,16 +156,31 @@ export class ControlHub {
     await this.flushAcks();
   }
 
-  /** Writes buffered acks in one statement; on failure they are kept for the next flush. */
+  /**
+   * Writes buffered acks in one statement. An ack the database refuses on its own is dropped
+   * and counted (its command stays unacked and is redelivered, which agents handle), never
+   * retried, so it cannot block the others. On any other failure the batch is kept for the next
+   * flush, up to MAX_BUFFERED_ACKS: past that the oldest are shed and counted, with the same
+   * consequence — redelivery, never loss of a command.
+   */
   async flushAcks(): Promise<void> {
     if (this.acks.length === 0) return;
     const batch = this.acks;
     this.acks = [];
     try {
-      await recordAcks(this.db, batch);
+      const result = await writeIsolatingBadRows(batch, (rows) => recordAcks(this.db, [...rows]));
+      if (result.rejected.length > 0) {
+        this.ackStats.rejected += result.rejected.length;
+        this.logger.warn({ agentIds: result.rejected.map((a) => a.agentId).slice(0, 20), count: result.rejected.length }, "acks refused by the database were dropped");
+      }
     } catch (err) {
       this.logger.warn({ err, count: batch.length }, "recording acks failed; will retry");
       this.acks = batch.concat(this.acks);
+      const excess = this.acks.length - MAX_BUFFERED_ACKS;
+      if (excess > 0) {
+        this.acks.splice(0, excess);
+        this.ackStats.shed += excess;
+      }
     }
   }
 
@@ -183,7 +209,7 @@ export class ControlHub {
       const rows = await this.db
         .selectFrom("agents")
         .leftJoin("sessions", "sessions.agent_id", "agents.id")
-        .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id"])
+        .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id", "sessions.expires_at as session_expires_at"])
         .where("agents.id", "in", local)
         .execute();
       for (const row of rows) {
@@ -191,7 +217,7 @@ export class ControlHub {
         if (!conn) continue;
         if (row.state === "REVOKED") {
           conn.close(this.goAway(GoAwayReason.REVOKED, 0, row.revoke_reason ?? "revoked"));
-        } else if (row.state !== "ACTIVE" || row.session_id !== conn.sessionId) {
+        } else if (row.state !== "ACTIVE" || row.session_id !== conn.sessionId || !row.session_expires_at || row.session_expires_at.getTime() <= Date.now()) {
           conn.close(this.goAway(GoAwayReason.SESSION_ENDED, 0, "the session ended: handshake again"));
         } else {
           continue;
@@ -226,13 +252,18 @@ export class ControlHub {
           if (conn && !conn.closed) chunk.push(conn);
           if (chunk.length >= DELIVERY_CHUNK) break;
         }
-        const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })));
+        const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })), COMMANDS_PER_PAGE);
+        const perAgent = new Map<string, number>();
         for (const stored of commands) {
           const conn = this.byAgent.get(stored.agentId);
           if (!conn || stored.sequence <= conn.lastSent) continue;
           conn.send({ kind: { case: "command", value: toWireCommand(stored) } });
           conn.lastSent = stored.sequence;
+          perAgent.set(stored.agentId, (perAgent.get(stored.agentId) ?? 0) + 1);
         }
+        // A full page may not be all: fetch the next one in this same run, not on the next
+        // command or reconnect.
+        for (const [agentId, n] of perAgent) if (n >= COMMANDS_PER_PAGE) this.dirty.add(agentId);
       }
     } catch (err) {
       // Put the chunk back: the shared tick schedules another attempt.

@@ -71,7 +71,18 @@ export function AgentDetailPage({ id }: { id: string }) {
             </div>
           ))}
           <div>
-            <dt>Labels</dt>
+            <dt>Host labels (the agent's own claim)</dt>
+            <dd className="labels">
+              {Object.entries(agent.host?.labels ?? {}).map(([k, v]) => (
+                <span className="label label-host" key={k}>
+                  {k}={v}
+                </span>
+              ))}
+              {Object.keys(agent.host?.labels ?? {}).length === 0 && "—"}
+            </dd>
+          </div>
+          <div>
+            <dt>Labels (set by operators)</dt>
             <dd className="labels">
               {Object.entries(agent.labels).map(([k, v]) => (
                 <span className="label" key={k}>
