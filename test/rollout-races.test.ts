@@ -5,12 +5,15 @@
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
+import { ApiKeyService, Role } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { RolloutService, RolloutState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { signReleaseManifest } from "../cli/release.js";
 import { generateKeyPair } from "../client/protocol/ed25519.js";
 import { enrollAgent } from "./support/agents.js";
+import { expectCode } from "./support/expect-code.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
 let gw: TestGateway;
@@ -18,7 +21,7 @@ const releaseKey = generateKeyPair();
 
 beforeAll(async () => {
   // The periodic verifier stays out of the way; the test runs passes itself.
-  gw = await startTestGateway({ rolloutVerifyInterval: "1h" });
+  gw = await startTestGateway({ rolloutVerifyInterval: "1h", maxStreamsPerCredential: "2" });
   await gw.admin(ReleaseKeyService).registerReleaseKey({ name: "race-key", publicKey: releaseKey.publicKey });
 });
 
@@ -67,5 +70,41 @@ describe("rollout races", () => {
     await gw.gateway.context.rollouts.evaluateSoon();
     const { rollout: after } = await rollouts.getRollout({ id: rollout!.id });
     expect(RolloutState[after!.state]).toBe("HALTED");
+  });
+
+  it("caps the server streams one credential holds open; other credentials are unaffected", async () => {
+    const manifest = signReleaseManifest({ version: "7.0.0", artifactUrl: "https://releases.example.invalid/c.tgz", artifactSha256: new Uint8Array(32).fill(3), artifactSize: 1n, notes: "" }, releaseKey.privateKey);
+    await enrollAgent(gw, "watched");
+    const rollouts = gw.admin(RolloutService);
+    const { rollout } = await rollouts.createRollout({ spec: { manifest } });
+    const id = rollout!.id;
+    const watch = (key = gw.adminKey) => {
+      const abort = new AbortController();
+      const iterator = gw.admin(RolloutService, key).watchRollout({ id }, { signal: abort.signal })[Symbol.asyncIterator]();
+      return { first: iterator.next(), abort };
+    };
+    const a = watch();
+    const b = watch();
+    await Promise.all([a.first, b.first]);
+    const c = watch();
+    await expectCode(c.first, Code.ResourceExhausted, /open streams/);
+    const { secret: otherKey } = await gw.admin(ApiKeyService).createApiKey({ name: "other watcher", role: Role.VIEWER });
+    const d = watch(otherKey);
+    await d.first;
+    a.abort.abort();
+    await expect.poll(async () => {
+      const e = watch();
+      try {
+        await e.first;
+        return "open";
+      } catch (err) {
+        return String(err);
+      } finally {
+        e.abort.abort();
+      }
+    }, { timeout: 5_000, interval: 100 }).toBe("open");
+    b.abort.abort();
+    d.abort.abort();
+    await rollouts.cancelRollout({ id, reason: "test done" });
   });
 });

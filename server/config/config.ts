@@ -37,6 +37,7 @@ export const SETTINGS = [
   setting("idleTimeout", "AGW_IDLE_TIMEOUT", "2m", "A connection with no request in flight (HTTP/1.1) or no open stream (HTTP/2) is closed after this long. Open ControlStreams keep their connection."),
   setting("maxConnections", "AGW_MAX_CONNECTIONS", "50000", "Open connections per gateway process; further ones are closed at once. 0 = no cap."),
   setting("maxConnectionsPerSource", "AGW_MAX_CONNECTIONS_PER_SOURCE", "2000", "Open connections per client address (agents behind one NAT or load balancer share one: raise it there). 0 = no cap."),
+  setting("maxStreamsPerCredential", "AGW_MAX_STREAMS_PER_CREDENTIAL", "16", "Server streams (WatchRollout, WatchAgents, ControlStream) one operator key or agent may hold open at once, per gateway process."),
   setting("maxStreamsPerConnection", "AGW_MAX_STREAMS_PER_CONNECTION", "100", "Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)."),
   setting("registerRatePerSource", "AGW_REGISTER_RATE", "5/s:20", "Register calls allowed per source address: `rate/s:burst`."),
   setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshakes allowed per agent: `rate/s:burst`. Charged only for a BeginAuthHandshake that presented the agent's own key, so knowing an agent id does not let anyone use up its budget."),
@@ -74,6 +75,7 @@ export interface Config {
   maxMessageBytes: number;
   dbPoolSize: number;
   connections: ConnectionLimits;
+  maxStreamsPerCredential: number;
   registerRatePerSource: RateSpec;
   handshakeRatePerAgent: RateSpec;
   handshakeRatePerSource: RateSpec;
@@ -158,6 +160,7 @@ export function loadConfig(
       maxConnectionsPerSource: nonNegativeInt("maxConnectionsPerSource", raw.maxConnectionsPerSource),
       maxStreamsPerConnection: positiveInt("maxStreamsPerConnection", raw.maxStreamsPerConnection),
     },
+    maxStreamsPerCredential: positiveInt("maxStreamsPerCredential", raw.maxStreamsPerCredential),
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
     handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
     handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),
