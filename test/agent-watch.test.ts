@@ -76,7 +76,7 @@ const byName = (w: Watch, name: string) => [...w.view.values()].find((a) => a.na
 
 beforeAll(async () => {
   // Liveness is swept often so the OFFLINE transition shows quickly; staleAfter is short so it happens at all.
-  const settings = { heartbeatFlushInterval: "100ms", livenessSweepInterval: "200ms", staleAfter: "2s", offlineAfter: "3s", watchStreamsPerKey: "3" };
+  const settings = { heartbeatFlushInterval: "100ms", livenessSweepInterval: "200ms", staleAfter: "2s", offlineAfter: "3s", maxStreamsPerCredential: "3" };
   gw = await startTestGateway(settings);
   replica = await startTestGateway(settings, gw.database);
 }, 60_000);
@@ -156,14 +156,14 @@ describe("WatchAgents", () => {
     watch.close();
   });
 
-  it("caps open watches per API key with RESOURCE_EXHAUSTED, and frees a slot when one closes", async () => {
+  it("is capped per API key by the shared stream cap (RESOURCE_EXHAUSTED), and frees a slot when one closes", async () => {
     const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: "watch-viewer", role: Role.VIEWER });
     const client = gw.admin(AgentService, secret);
     const open = [new Watch(client), new Watch(client), new Watch(client)];
     for (const w of open) await w.until(() => w.snapshots === 1, "a snapshot within the cap");
     const refused = new Watch(client);
     await refused.until(() => refused.error !== undefined, "the refusal").catch(() => {});
-    await expectCode(Promise.reject(refused.error), Code.ResourceExhausted, /WatchAgents streams/);
+    await expectCode(Promise.reject(refused.error), Code.ResourceExhausted, /open streams/);
     open[0]?.close();
     // The server notices the cancelled stream asynchronously.
     const deadline = Date.now() + 10_000;
@@ -194,7 +194,7 @@ describe("WatchAgents", () => {
       const beat = () => gatewayClient(quiet.transport).uploadHeartbeat({ status: AgentStatus.HEALTHY, agentVersion: "1.0.0" }, withSession(session));
       await beat();
       await new Promise((r) => setTimeout(r, 500));
-      const watcher = hub.open(reg.tenantId, "refresh-test", { states: [], labels: {}, namePrefix: "" });
+      const watcher = hub.open(reg.tenantId, { states: [], labels: {}, namePrefix: "" });
       // Same version, same status, already online: nothing is announced; only the refresh sees it.
       await beat();
       const signal = AbortSignal.timeout(5_000);

@@ -27,7 +27,7 @@ export function agentWatchHandler(app: AppContext): Pick<ServiceImpl<typeof Agen
         labels: req.labelSelector,
         namePrefix: req.namePrefix,
       };
-      const watcher = hub.open(operator.tenantId, operator.keyId, filter);
+      const watcher = hub.open(operator.tenantId, filter);
       try {
         yield* snapshot(watcher);
         for (;;) {

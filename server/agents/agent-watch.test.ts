@@ -32,7 +32,7 @@ const signal = new AbortController().signal;
 
 describe("AgentWatcher", () => {
   it("coalesces changes per agent and sends the latest version once", async () => {
-    const w = new AgentWatcher("t", "k", noFilter, 100, 500);
+    const w = new AgentWatcher("t", noFilter, 100, 500);
     w.offer(agent("1", { agentVersion: "1.0.0" }));
     w.offer(agent("2"));
     w.offer(agent("1", { agentVersion: "2.0.0" }));
@@ -46,14 +46,14 @@ describe("AgentWatcher", () => {
   });
 
   it("turns an agent that left the filter into a removal", async () => {
-    const w = new AgentWatcher("t", "k", { ...noFilter, states: ["PENDING_APPROVAL"] }, 100, 500);
+    const w = new AgentWatcher("t", { ...noFilter, states: ["PENDING_APPROVAL"] }, 100, 500);
     w.offer(agent("1", { state: "ACTIVE" }));
     const batch = await w.next(signal, 60_000);
     expect(batch).toEqual({ kind: "changes", upserts: [], removedIds: ["1"] });
   });
 
   it("asks a watcher that falls too far behind to resynchronise instead of buffering more", async () => {
-    const w = new AgentWatcher("t", "k", noFilter, 2, 500);
+    const w = new AgentWatcher("t", noFilter, 2, 500);
     for (const id of ["1", "2", "3"]) w.offer(agent(id));
     expect(await w.next(signal, 60_000)).toEqual({ kind: "resync" });
     // Nothing of the overflowed queue is left behind: the snapshot replaces it.
@@ -62,7 +62,7 @@ describe("AgentWatcher", () => {
   });
 
   it("splits large change sets into batches", async () => {
-    const w = new AgentWatcher("t", "k", noFilter, 100, 2);
+    const w = new AgentWatcher("t", noFilter, 100, 2);
     for (const id of ["1", "2", "3"]) w.offer(agent(id));
     const first = await w.next(signal, 60_000);
     const second = await w.next(signal, 60_000);

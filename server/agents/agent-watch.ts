@@ -3,7 +3,6 @@ import type { Logger } from "pino";
 import type { Bus } from "../bus/bus.js";
 import type { Worker } from "../workers/worker.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
-import { RateLimitedError } from "../errors/errors.js";
 import { type AgentRecord, getAgentsByIds, listAgentIdsSeenSince } from "./agent-store.js";
 
 /** Which agents one watch wants (the same meaning as ListAgents' filters). */
@@ -20,10 +19,11 @@ export type WatchBatch =
   | { kind: "keepalive" }
   | { kind: "closed" };
 
-/** Limits of the hub. */
+/**
+ * Limits of the hub. How many watches one API key may open is the shared per-credential stream
+ * cap (server/identity/stream-cap-interceptor.ts, AGW_MAX_STREAMS_PER_CREDENTIAL).
+ */
 export interface AgentWatchOptions {
-  /** Open watches per API key; one more is refused with RESOURCE_EXHAUSTED. */
-  maxStreamsPerKey: number;
   /** How often collected changes are re-read and handed out (one query per tick per replica). */
   tickMs: number;
   /** Changes buffered for one slow watcher before it is told to take a fresh snapshot instead. */
@@ -41,9 +41,8 @@ export interface AgentWatchOptions {
   refreshMs: number;
 }
 
-/** Defaults: a handful of tabs per operator, changes out within a fraction of a second. */
+/** Defaults: changes out within a fraction of a second, heartbeat times within 30 s. */
 export const DEFAULT_WATCH_OPTIONS: AgentWatchOptions = {
-  maxStreamsPerKey: 8,
   tickMs: 200,
   maxQueuedPerStream: 10_000,
   maxDirty: 20_000,
@@ -89,7 +88,6 @@ export class AgentWatcher {
 
   constructor(
     readonly tenantId: string,
-    readonly keyId: string,
     readonly filter: WatchFilter,
     private readonly maxQueued: number,
     private readonly batchSize: number,
@@ -172,7 +170,6 @@ export class AgentWatcher {
 export class AgentWatchHub implements Worker {
   readonly name = "agent-watch";
   private readonly watchers = new Set<AgentWatcher>();
-  private readonly perKey = new Map<string, number>();
   private dirty = new Set<string>();
   private unsubscribe: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
@@ -211,24 +208,16 @@ export class AgentWatchHub implements Worker {
     return this.watchers.size;
   }
 
-  /** Opens a watch for an operator key; throws RESOURCE_EXHAUSTED past the per-key cap. */
-  open(tenantId: string, keyId: string, filter: WatchFilter): AgentWatcher {
-    const open = this.perKey.get(keyId) ?? 0;
-    if (open >= this.options.maxStreamsPerKey) {
-      throw new RateLimitedError(`this API key already has ${open} WatchAgents streams open on this gateway (at most ${this.options.maxStreamsPerKey})`, 5_000);
-    }
-    const watcher = new AgentWatcher(tenantId, keyId, filter, this.options.maxQueuedPerStream, this.options.batchSize);
-    this.perKey.set(keyId, open + 1);
+  /** Opens a watch of a tenant's agents. */
+  open(tenantId: string, filter: WatchFilter): AgentWatcher {
+    const watcher = new AgentWatcher(tenantId, filter, this.options.maxQueuedPerStream, this.options.batchSize);
     this.watchers.add(watcher);
     return watcher;
   }
 
   /** Forgets a watch (its stream ended). */
   release(watcher: AgentWatcher): void {
-    if (!this.watchers.delete(watcher)) return;
-    const left = (this.perKey.get(watcher.keyId) ?? 1) - 1;
-    if (left > 0) this.perKey.set(watcher.keyId, left);
-    else this.perKey.delete(watcher.keyId);
+    this.watchers.delete(watcher);
   }
 
   /** Every watcher takes a fresh snapshot (the bus lost notifications while reconnecting). */

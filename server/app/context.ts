@@ -88,7 +88,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       pingIntervalMs: config.streamPingIntervalMs,
       drainSpreadMs: config.drainSpreadMs,
     }),
-    agentWatch: new AgentWatchHub(database.db, bus, logger, { ...DEFAULT_WATCH_OPTIONS, maxStreamsPerKey: config.watchStreamsPerKey }),
+    agentWatch: new AgentWatchHub(database.db, bus, logger, DEFAULT_WATCH_OPTIONS),
     rollouts,
     agentEvents: {
       rolloutProgress: (report) => {

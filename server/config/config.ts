@@ -45,7 +45,6 @@ export const SETTINGS = [
   setting("uploadByteRate", "AGW_UPLOAD_BYTE_RATE", "4194304/s:16777216", "Upload bytes each agent may send: `rate/s:burst` (bytes of encoded requests; 4 MiB/s with a 16 MiB burst by default)."),
   setting("adminAuthFailureRate", "AGW_ADMIN_AUTH_FAILURE_RATE", "1/s:20", "Failed operator API-key authentications allowed per source address: `rate/s:burst`. Past it the source is refused (also with a valid key) until the budget refills."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
-  setting("watchStreamsPerKey", "AGW_WATCH_STREAMS_PER_KEY", "8", "Open WatchAgents streams (live console views) per operator API key and gateway process; one more answers RESOURCE_EXHAUSTED."),
   setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
 ] as const;
 
@@ -82,7 +81,6 @@ export interface Config {
   adminAuthFailureRate: RateSpec;
   uploadItemRate: RateSpec;
   uploadByteRate: RateSpec;
-  watchStreamsPerKey: number;
   /** Exact origins allowed cross-origin calls (lowercase scheme://host[:port]); empty = CORS off. */
   corsOrigins: string[];
 }
@@ -167,7 +165,6 @@ export function loadConfig(
     adminAuthFailureRate: rate("adminAuthFailureRate", raw.adminAuthFailureRate),
     uploadItemRate: rate("uploadItemRate", raw.uploadItemRate),
     uploadByteRate: rate("uploadByteRate", raw.uploadByteRate),
-    watchStreamsPerKey: positiveInt("watchStreamsPerKey", raw.watchStreamsPerKey),
     corsOrigins: origins("corsOrigins", raw.corsOrigins),
   };
   if (config.offlineAfterMs <= config.staleAfterMs) {
