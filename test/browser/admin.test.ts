@@ -185,6 +185,36 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await expect.poll(() => page.locator(".bars").textContent()).toContain("2.0.0");
   });
 
+  it("halts a stuck rollout with a reason, resumes it only with a note, and cancels it", async () => {
+    for (const a of agents) a.behaviour = { ...a.behaviour, hang: true };
+    const signed = signReleaseManifest({ version: "2.1.0", artifactUrl: "https://releases.example.invalid/agent-2.1.0.tgz", artifactSha256: new Uint8Array(32).fill(3), artifactSize: 4096n, notes: "" }, releaseKey.privateKey);
+    await go("Rollouts");
+    await page.locator("textarea[name=manifest]").fill(toJsonString(SignedReleaseManifestSchema, signed));
+    await page.getByRole("button", { name: "Create rollout" }).click();
+    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("planned");
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Start" }).click();
+    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("running");
+    await page.getByRole("button", { name: "Halt" }).click();
+    let dialog = page.getByRole("dialog");
+    await dialog.getByLabel(/Why halt/).fill("canary hosts lost their uplink");
+    await dialog.getByRole("button", { name: "Halt" }).click();
+    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("halted");
+    expect(await page.getByTestId("halt-reason").textContent()).toContain("canary hosts lost their uplink");
+    await shot("09-rollout-halted");
+    await page.getByRole("button", { name: "Resume" }).click();
+    dialog = page.getByRole("dialog");
+    expect(await dialog.getByRole("button", { name: "Resume" }).isDisabled()).toBe(true);
+    await dialog.getByLabel(/safe to go on/).fill("uplink restored, checked by hand");
+    await dialog.getByRole("button", { name: "Resume" }).click();
+    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("running");
+    expect(await page.getByText("uplink restored, checked by hand").count()).toBe(1);
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).last().click();
+    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("cancelled");
+    for (const a of agents) a.behaviour = { ...a.behaviour, hang: false };
+  });
+
   it("revokes the agent with a reason, and the table shows it at once", async () => {
     const target = agents.at(-1);
     if (!target) throw new Error("no approved agent");
@@ -193,7 +223,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await page.getByText("probe.timeout").waitFor();
     await page.getByText("probe.rtt_ms").waitFor();
     expect(await page.getByText("ams-rack12-07 (linux/arm64)").count()).toBe(1);
-    await shot("09-agent-detail");
+    await shot("10-agent-detail");
     await page.getByRole("button", { name: "Revoke" }).click();
     const dialog = page.getByRole("dialog");
     expect(await dialog.getByRole("button", { name: "Revoke" }).isDisabled()).toBe(true);
@@ -211,12 +241,17 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await page.getByRole("button", { name: "Create token" }).click();
     const secret = await page.getByTestId("token-secret").textContent();
     expect(secret).toMatch(/^agwe_/);
-    await shot("10-token-created");
+    await shot("11-token-created");
     await page.getByRole("button", { name: "Done — hide the secret" }).click();
     await expect.poll(() => page.getByTestId("token-secret").count()).toBe(0);
     expect(await page.content()).not.toContain(secret ?? "-");
     await expect.poll(() => page.getByTestId("tokens-table").textContent()).toContain("rack 12 probes");
-    await shot("11-tokens");
+    await shot("12-tokens");
+    await page.getByTestId("token-row").filter({ hasText: "rack 12 probes" }).getByRole("button", { name: "Revoke" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
+    await expect.poll(() => page.getByTestId("tokens-table").textContent()).not.toContain("rack 12 probes");
+    await page.getByLabel("show used, expired and revoked").check();
+    await expect.poll(() => page.getByTestId("token-row").filter({ hasText: "rack 12 probes" }).getByText("revoked").count()).toBe(1);
   });
 
   it("pages through the audit log and verifies the chain", async () => {
@@ -228,16 +263,19 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     expect(await result.textContent()).toMatch(/Chain intact: \d+ records verified/);
     await page.getByRole("button", { name: "Later →" }).click();
     await expect.poll(() => page.getByTestId("audit-table").textContent()).toContain("agent.revoked");
-    await shot("12-audit");
+    await shot("13-audit");
   });
 
   it("says when the live stream drops, and reconnects by itself", async () => {
     await go("Agents");
     gw.gateway.context.agentWatch.drain();
     await page.getByTestId("disconnected").waitFor({ timeout: 10_000 });
-    await shot("13-disconnected");
+    await shot("14-disconnected");
     await page.locator("[data-testid=live-status][data-state=live]").waitFor({ timeout: 20_000 });
     expect(await page.getByTestId("disconnected").count()).toBe(0);
+    await go("Overview");
+    await expect.poll(() => page.getByTestId("count-revoked").locator(".stat-value").textContent()).toBe("1");
+    await shot("15-overview-after");
   });
 
   it("offers a viewer only what a viewer may do, and sign-out forgets the key", async () => {

@@ -148,7 +148,11 @@ export function ConfirmDialog(props: {
     if (props.open && !d.open) {
       setText("");
       d.showModal();
-    } else if (!props.open && d.open) d.close();
+    } else if (!props.open) {
+      // A reason typed into a closed dialog must not linger in the page.
+      if (d.open) d.close();
+      setText("");
+    }
   }, [props.open]);
   const submit = (e: FormEvent) => {
     e.preventDefault();

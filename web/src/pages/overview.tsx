@@ -86,7 +86,7 @@ export function OverviewPage() {
         {fleet.changes.length === 0 ? (
           <p className="muted">Changes to agents (registrations, approvals, liveness, versions) appear here as they happen.</p>
         ) : (
-          <table className="table">
+          <table className="table changes">
             <tbody>
               {fleet.changes.slice(0, 12).map((c) => (
                 <tr key={`${c.at}-${c.agentId}-${c.text}`}>
