@@ -8,6 +8,7 @@ import type { RoleName } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError } from "../errors/errors.js";
 import type { ApiKeyRecord } from "./api-key-store.js";
 import { operatorOf } from "../identity/principal.js";
+import { getTenantName } from "../tenancy/tenant-store.js";
 
 const ROLE_TO_PROTO: Record<RoleName, Role> = { viewer: Role.VIEWER, editor: Role.EDITOR, admin: Role.ADMIN };
 const ROLE_FROM_PROTO = new Map<Role, RoleName>([[Role.VIEWER, "viewer"], [Role.EDITOR, "editor"], [Role.ADMIN, "admin"]]);
@@ -68,11 +69,11 @@ export function apiKeyService(app: AppContext): ServiceImpl<typeof ApiKeyService
 
     async whoAmI(_req, ctx) {
       const operator = operatorOf(ctx);
-      const [key, tenant] = await Promise.all([
+      const [key, tenantName] = await Promise.all([
         app.apiKeys.get(db, operator.tenantId, operator.keyId),
-        db.selectFrom("tenants").select(["name"]).where("id", "=", operator.tenantId).executeTakeFirst(),
+        getTenantName(db, operator.tenantId),
       ]);
-      return { key: key ? toProto(key) : undefined, tenantId: operator.tenantId, tenantName: tenant?.name ?? "" };
+      return { key: key ? toProto(key) : undefined, tenantId: operator.tenantId, tenantName: tenantName ?? "" };
     },
   };
 }
