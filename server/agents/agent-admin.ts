@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import { appendAudit } from "../audit/audit-log.js";
+import { deleteAgentChallenges, deleteAgentSessions } from "../auth/session-store.js";
 import type { Bus } from "../bus/bus.js";
 import { enqueueForTenant } from "../control/command-store.js";
 import { peerRevokedBody } from "../control/commands.js";
@@ -57,8 +58,8 @@ export async function transitionAgent(
     }
     const reason = "reason" in transition ? transition.reason : "note" in transition ? transition.note : "";
     const updated = await setAgentState(trx, { tenantId: operator.tenantId, id: agentId, state: rule.to, reason });
-    if (rule.endsSessions) await trx.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
-    await trx.deleteFrom("auth_challenges").where("agent_id", "=", agentId).execute();
+    if (rule.endsSessions) await deleteAgentSessions(trx, agentId);
+    await deleteAgentChallenges(trx, agentId);
     if (transition.kind === "revoke") {
       // Peers learn the revoked identity through the same persisted, acknowledged channel as
       // every other command, so an agent offline now still hears of it when it reconnects.

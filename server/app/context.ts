@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { deleteExpiredChallenges } from "../auth/handshake.js";
+import { deleteExpiredChallenges } from "../auth/session-store.js";
 import type { AgentEvents } from "../control/agent-events.js";
 import { ControlHub } from "../control/control-hub.js";
 import { RolloutEngine } from "../rollout/rollout-engine.js";
