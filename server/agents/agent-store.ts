@@ -20,6 +20,7 @@ export interface AgentRecord {
   approvedAt: Date | null;
   revokedAt: Date | null;
   revokeReason: string | null;
+  revokedFrom: AgentStateName | null;
   lastSeenAt: Date | null;
   reportedStatus: ReportedStatusName;
   uptimeSeconds: number;
@@ -27,7 +28,7 @@ export interface AgentRecord {
 
 const COLUMNS = [
   "id", "tenant_id", "name", "identity_public_key", "verification_code", "state", "labels", "hostname", "os", "arch",
-  "agent_version", "enrollment_token_id", "created_at", "approved_at", "revoked_at", "revoke_reason", "last_seen_at",
+  "agent_version", "enrollment_token_id", "created_at", "approved_at", "revoked_at", "revoke_reason", "revoked_from", "last_seen_at",
   "reported_status", "uptime_seconds",
 ] as const;
 
@@ -120,21 +121,28 @@ export async function listAgents(db: Executor, filter: AgentFilter): Promise<Age
   return rows.map(toAgent);
 }
 
-/** Sets an agent's state (and the matching timestamps); returns the updated agent. */
+/**
+ * Sets an agent's state and the timestamps that go with it: approval time on ACTIVE from
+ * PENDING_APPROVAL, revocation time, reason and previous state on REVOKED, and the revocation
+ * cleared when an agent leaves REVOKED for a live state (un-revoke).
+ */
 export async function setAgentState(
   db: Executor,
-  input: { tenantId: string; id: string; state: AgentStateName; reason?: string | null },
+  input: { tenantId: string; id: string; from: AgentStateName; state: AgentStateName; reason?: string | null },
 ): Promise<AgentRecord> {
   const now = new Date();
+  const live = input.state === "ACTIVE" || input.state === "PENDING_APPROVAL";
   const row = await db
     .updateTable("agents")
     .set({
       state: input.state,
-      ...(input.state === "ACTIVE" ? { approved_at: now, revoked_at: null, revoke_reason: null } : {}),
-      ...(input.state === "REVOKED" ? { revoked_at: now, revoke_reason: input.reason ?? "" } : {}),
+      ...(input.state === "ACTIVE" && input.from === "PENDING_APPROVAL" ? { approved_at: now } : {}),
+      ...(input.from === "REVOKED" && live ? { revoked_at: null, revoke_reason: null, revoked_from: null } : {}),
+      ...(input.state === "REVOKED" ? { revoked_at: now, revoke_reason: input.reason ?? "", revoked_from: input.from } : {}),
     })
     .where("tenant_id", "=", input.tenantId)
     .where("id", "=", input.id)
+    .where("state", "=", input.from)
     .returning(COLUMNS)
     .executeTakeFirstOrThrow();
   return toAgent(row);
@@ -143,7 +151,7 @@ export async function setAgentState(
 type Row = {
   id: string; tenant_id: string; name: string; identity_public_key: Uint8Array; verification_code: string; state: AgentStateName;
   labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;
-  created_at: Date; approved_at: Date | null; revoked_at: Date | null; revoke_reason: string | null; last_seen_at: Date | null;
+  created_at: Date; approved_at: Date | null; revoked_at: Date | null; revoke_reason: string | null; revoked_from: AgentStateName | null; last_seen_at: Date | null;
   reported_status: ReportedStatusName; uptime_seconds: string | number | bigint;
 };
 
@@ -165,6 +173,7 @@ function toAgent(row: Row): AgentRecord {
     approvedAt: row.approved_at,
     revokedAt: row.revoked_at,
     revokeReason: row.revoke_reason,
+    revokedFrom: row.revoked_from,
     lastSeenAt: row.last_seen_at,
     reportedStatus: row.reported_status,
     uptimeSeconds: Number(row.uptime_seconds),

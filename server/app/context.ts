@@ -41,6 +41,7 @@ export interface AppContext {
     registerPerSource: TokenBuckets;
     handshakePerAgent: TokenBuckets;
     handshakePerSource: TokenBuckets;
+    adminAuthFailuresPerSource: TokenBuckets;
   };
 }
 
@@ -81,6 +82,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       registerPerSource: new TokenBuckets(config.registerRatePerSource),
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),
       handshakePerSource: new TokenBuckets(config.handshakeRatePerSource),
+      adminAuthFailuresPerSource: new TokenBuckets(config.adminAuthFailureRate),
     },
   };
 }

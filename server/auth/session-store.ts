@@ -140,8 +140,3 @@ export async function findSessionByTokenHash(db: Executor, tokenHash: Uint8Array
 export async function deleteAgentSessions(db: Executor, agentId: string): Promise<void> {
   await db.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
 }
-
-/** Drops the agent's outstanding challenges, so a handshake in flight cannot complete. */
-export async function deleteAgentChallenges(db: Executor, agentId: string): Promise<void> {
-  await db.deleteFrom("auth_challenges").where("agent_id", "=", agentId).execute();
-}

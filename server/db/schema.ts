@@ -68,6 +68,8 @@ export interface AgentTable {
   approved_at: Timestamp | null;
   revoked_at: Timestamp | null;
   revoke_reason: string | null;
+  /** The state the agent had when it was revoked; un-revoke returns it there (migration 0007). */
+  revoked_from: AgentStateName | null;
   last_seen_at: Timestamp | null;
   /** The liveness the sweeper last recorded (migration 0002). */
   liveness: Generated<LivenessName>;

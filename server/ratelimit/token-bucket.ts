@@ -41,4 +41,12 @@ export class TokenBuckets {
     }
     return Math.ceil(((1 - bucket.tokens) / this.spec.perSecond) * 1000);
   }
+
+  /** Milliseconds until `key` would be admitted (0 when it would be now), without taking a token. */
+  peek(key: string): number {
+    const bucket = this.buckets.get(key);
+    if (!bucket) return 0;
+    const tokens = Math.min(this.spec.burst, bucket.tokens + ((this.now() - bucket.updatedAt) / 1000) * this.spec.perSecond);
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.spec.perSecond) * 1000);
+  }
 }
