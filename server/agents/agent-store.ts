@@ -148,6 +148,43 @@ export async function setAgentState(
   return toAgent(row);
 }
 
+/** An ACTIVE agent as a rollout plan sees it. */
+export interface RolloutCandidate {
+  id: string;
+  labels: Record<string, string>;
+  agentVersion: string;
+}
+
+/** The tenant's ACTIVE agents whose labels contain `selector` (all of them for an empty one). */
+export async function listRolloutCandidates(db: Executor, tenantId: string, selector: Record<string, string>): Promise<RolloutCandidate[]> {
+  let query = db.selectFrom("agents").select(["id", "labels", "agent_version"]).where("tenant_id", "=", tenantId).where("state", "=", "ACTIVE");
+  if (Object.keys(selector).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(selector)}::jsonb`);
+  const rows = await query.execute();
+  return rows.map((r) => ({ id: r.id, labels: r.labels, agentVersion: r.agent_version }));
+}
+
+/** What decides whether an agent's open stream may stay: its state and its current session. */
+export interface StreamStanding {
+  agentId: string;
+  state: AgentStateName;
+  revokeReason: string | null;
+  sessionId: string | null;
+}
+
+/**
+ * The standing of each of these agents, joined with its session in ONE round trip (a bus
+ * message can name many agents at once).
+ */
+export async function streamStandings(db: Executor, agentIds: string[]): Promise<StreamStanding[]> {
+  const rows = await db
+    .selectFrom("agents")
+    .leftJoin("sessions", "sessions.agent_id", "agents.id")
+    .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id"])
+    .where("agents.id", "in", agentIds)
+    .execute();
+  return rows.map((r) => ({ agentId: r.id, state: r.state, revokeReason: r.revoke_reason, sessionId: r.session_id }));
+}
+
 type Row = {
   id: string; tenant_id: string; name: string; identity_public_key: Uint8Array; verification_code: string; state: AgentStateName;
   labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;

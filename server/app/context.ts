@@ -9,7 +9,7 @@ import type { Config } from "../config/config.js";
 import type { Database } from "../db/database.js";
 import { HealthStatus } from "../grpc/health.js";
 import { HeartbeatCoalescer } from "../ingest/heartbeat-coalescer.js";
-import { readReportedVersion, writeHeartbeats } from "../ingest/heartbeat-store.js";
+import { readReportedVersion, writeHeartbeats } from "../agents/agent-presence-store.js";
 import { LivenessSweeper } from "../ingest/liveness-sweeper.js";
 import { ApiKeyStore } from "../operators/api-key-store.js";
 import { TokenBuckets } from "../ratelimit/token-bucket.js";

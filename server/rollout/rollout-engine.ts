@@ -4,6 +4,7 @@ import { type Kysely, sql, type Transaction } from "kysely";
 import type { Logger } from "pino";
 import { RolloutStage } from "../../gen/agentgateway/v1/control_pb.js";
 import { type SignedReleaseManifest, SignedReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
+import { listRolloutCandidates } from "../agents/agent-store.js";
 import { type Actor, appendAudit } from "../audit/audit-log.js";
 import type { Bus } from "../bus/bus.js";
 import { enqueueForAgents, withdrawUnacked } from "../control/command-store.js";
@@ -57,9 +58,7 @@ export class RolloutEngine {
   async plan(tenantId: string, spec: RolloutSpecInput): Promise<WavePlan & { targetVersion: string; releaseKeyId: string }> {
     const verified = await verifySignedManifest(this.db, tenantId, spec.signedManifest);
     const waves = normalizeWaves(spec.waves);
-    let query = this.db.selectFrom("agents").select(["id", "labels", "agent_version"]).where("tenant_id", "=", tenantId).where("state", "=", "ACTIVE");
-    if (Object.keys(spec.targetSelector).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(spec.targetSelector)}::jsonb`);
-    const candidates = (await query.execute()).map((r) => ({ id: r.id, labels: r.labels, agentVersion: r.agent_version }));
+    const candidates = await listRolloutCandidates(this.db, tenantId, spec.targetSelector);
     const plan = planWaves(candidates, waves, verified.manifest.version);
     if (plan.waves.every((w) => w.members.length === 0)) {
       throw new FailedPreconditionError(
