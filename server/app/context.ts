@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { deleteExpiredChallenges } from "../auth/session-store.js";
 import type { AgentEvents } from "../control/agent-events.js";
 import { ControlHub } from "../control/control-hub.js";
-import { RolloutEngine } from "../rollout/rollout-engine.js";
+import { RolloutService } from "../rollout/rollout-service.js";
 import { SessionResolver } from "../auth/session-auth.js";
 import type { Bus } from "../bus/bus.js";
 import type { Config } from "../config/config.js";
@@ -34,7 +34,7 @@ export interface AppContext {
   /** The ControlStreams this replica holds. */
   control: ControlHub;
   /** Staged rollouts and their verifier. */
-  rollouts: RolloutEngine;
+  rollouts: RolloutService;
   /** Where the ControlStream hands what agents report to the capabilities that act on it. */
   agentEvents: AgentEvents;
   rateLimits: {
@@ -47,7 +47,7 @@ export interface AppContext {
 
 /** Wires the context's parts together from config and the opened database and bus. */
 export function createAppContext(config: Config, logger: Logger, database: Database, bus: Bus): AppContext {
-  const rollouts = new RolloutEngine(database.db, bus, logger);
+  const rollouts = new RolloutService(database.db, bus, logger);
   return {
     config,
     logger,

@@ -6,7 +6,8 @@ import { pageSize } from "../admin/pagination.js";
 import type { Actor } from "../audit/audit-log.js";
 import { InvalidInputError } from "../errors/errors.js";
 import { operatorOf } from "../identity/principal.js";
-import type { RolloutSpecInput } from "./rollout-engine.js";
+import type { RolloutSpecInput } from "./rollout-service.js";
+import { listRolloutIds } from "./rollout-store.js";
 import { isTerminal, loadRolloutView } from "./rollout-view.js";
 
 const DEFAULT_VERIFY_WINDOW_MS = 15 * 60_000;
@@ -85,9 +86,9 @@ export function rolloutService(app: AppContext): ServiceImpl<typeof RolloutServi
       const tenantId = operatorOf(ctx).tenantId;
       const limit = pageSize(req.pageSize, 20, 100);
       const offset = req.pageToken ? Number.parseInt(Buffer.from(req.pageToken, "base64url").toString(), 10) || 0 : 0;
-      const rows = await db.selectFrom("rollouts").select("id").where("tenant_id", "=", tenantId).orderBy("created_at", "desc").orderBy("id").limit(limit).offset(offset).execute();
-      const rollouts = await Promise.all(rows.map((r) => loadRolloutView(db, tenantId, r.id)));
-      return { rollouts, nextPageToken: rows.length === limit ? Buffer.from(String(offset + limit)).toString("base64url") : "" };
+      const ids = await listRolloutIds(db, tenantId, { limit, offset });
+      const rollouts = await Promise.all(ids.map((id) => loadRolloutView(db, tenantId, id)));
+      return { rollouts, nextPageToken: ids.length === limit ? Buffer.from(String(offset + limit)).toString("base64url") : "" };
     },
     async *watchRollout(req, ctx) {
       const tenantId = operatorOf(ctx).tenantId;
