@@ -163,12 +163,13 @@ export async function listRolloutCandidates(db: Executor, tenantId: string, sele
   return rows.map((r) => ({ id: r.id, labels: r.labels, agentVersion: r.agent_version }));
 }
 
-/** What decides whether an agent's open stream may stay: its state and its current session. */
+/** What decides whether an agent's open stream may stay: its state and its current session (id and expiry). */
 export interface StreamStanding {
   agentId: string;
   state: AgentStateName;
   revokeReason: string | null;
   sessionId: string | null;
+  sessionExpiresAt: Date | null;
 }
 
 /**
@@ -179,10 +180,10 @@ export async function streamStandings(db: Executor, agentIds: string[]): Promise
   const rows = await db
     .selectFrom("agents")
     .leftJoin("sessions", "sessions.agent_id", "agents.id")
-    .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id"])
+    .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id", "sessions.expires_at as session_expires_at"])
     .where("agents.id", "in", agentIds)
     .execute();
-  return rows.map((r) => ({ agentId: r.id, state: r.state, revokeReason: r.revoke_reason, sessionId: r.session_id }));
+  return rows.map((r) => ({ agentId: r.id, state: r.state, revokeReason: r.revoke_reason, sessionId: r.session_id, sessionExpiresAt: r.session_expires_at }));
 }
 
 type Row = {

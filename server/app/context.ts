@@ -42,6 +42,8 @@ export interface AppContext {
     handshakePerAgent: TokenBuckets;
     handshakePerSource: TokenBuckets;
     adminAuthFailuresPerSource: TokenBuckets;
+    uploadItemsPerAgent: TokenBuckets;
+    uploadBytesPerAgent: TokenBuckets;
   };
 }
 
@@ -83,6 +85,8 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),
       handshakePerSource: new TokenBuckets(config.handshakeRatePerSource),
       adminAuthFailuresPerSource: new TokenBuckets(config.adminAuthFailureRate),
+      uploadItemsPerAgent: new TokenBuckets(config.uploadItemRate),
+      uploadBytesPerAgent: new TokenBuckets(config.uploadByteRate),
     },
   };
 }
