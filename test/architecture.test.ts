@@ -148,6 +148,11 @@ describe("architecture", () => {
     expect(Object.keys(CROSS_TABLE_ALLOWED).filter((key) => !allowedSeen.has(key))).toEqual([]);
   });
 
+  it("leaves transactions to services: no handler opens one", () => {
+    const offenders = sourceFiles("server", false).filter((path) => path.endsWith("-handler.ts") && /\.transaction\(\)/.test(readFileSync(join(ROOT, path), "utf8")));
+    expect(offenders).toEqual([]);
+  });
+
   it("finds tables in builder calls and sql templates (the scanner itself)", () => {
     const sample = ts.createSourceFile(
       "sample.ts",
