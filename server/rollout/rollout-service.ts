@@ -21,7 +21,10 @@ import { RolloutVerifier } from "./rollout-verifier.js";
 /** What an operator asks for. */
 export interface RolloutSpecInput {
   signedManifest: SignedReleaseManifest;
+  /** Operator labels (what targeting matches by default). */
   targetSelector: Record<string, string>;
+  /** Host labels the agents claimed; only when the operator asks for them explicitly. */
+  targetHostSelector: Record<string, string>;
   waves: WaveSpecInput[];
   autoAdvanceAfterMs: number;
 }
@@ -64,7 +67,7 @@ export class RolloutService {
   async plan(tenantId: string, spec: RolloutSpecInput): Promise<WavePlan & { targetVersion: string; releaseKeyId: string }> {
     const verified = await verifySignedManifest(this.db, tenantId, spec.signedManifest);
     const waves = normalizeWaves(spec.waves);
-    const candidates = await listRolloutCandidates(this.db, tenantId, spec.targetSelector);
+    const candidates = await listRolloutCandidates(this.db, tenantId, { labels: spec.targetSelector, hostLabels: spec.targetHostSelector });
     const plan = planWaves(candidates, waves, verified.manifest.version);
     if (plan.waves.every((w) => w.members.length === 0)) {
       throw new FailedPreconditionError(
@@ -95,7 +98,11 @@ export class RolloutService {
         actor,
         action: "rollout.created",
         target: `rollout:${id}`,
-        data: { target_version: plan.targetVersion, waves: plan.waves.map((w) => ({ name: w.name, members: w.members.length })) },
+        data: {
+          ...(Object.keys(spec.targetHostSelector).length > 0 ? { target_host_selector: spec.targetHostSelector } : {}),
+          target_version: plan.targetVersion,
+          waves: plan.waves.map((w) => ({ name: w.name, members: w.members.length })),
+        },
       });
     });
     return id;
