@@ -85,10 +85,16 @@ export async function getRollout(db: Executor, tenantId: string, id: string, for
   return row ? toRollout(row) : undefined;
 }
 
-/** Every RUNNING or HALTED rollout, of all tenants (the verifier's work list). */
-export async function listActiveRollouts(db: Executor): Promise<RolloutRecord[]> {
-  const rows = await db.selectFrom("rollouts").selectAll().where("state", "in", ["RUNNING", "HALTED"]).execute();
-  return rows.map(toRollout);
+/** The ids of every RUNNING or HALTED rollout, of all tenants, in id order (the verifier's work list). */
+export async function listActiveRolloutIds(db: Executor): Promise<string[]> {
+  const rows = await db.selectFrom("rollouts").select("id").where("state", "in", ["RUNNING", "HALTED"]).orderBy("id").execute();
+  return rows.map((r) => r.id);
+}
+
+/** A rollout of any tenant, its row locked until the transaction ends (the verifier's side of the serialization). */
+export async function lockRolloutById(trx: Executor, id: string): Promise<RolloutRecord | undefined> {
+  const row = await trx.selectFrom("rollouts").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
+  return row ? toRollout(row) : undefined;
 }
 
 /** A page of the tenant's rollout ids, newest first. */

@@ -9,7 +9,8 @@ import {
   failedMembers,
   failOpenMembers,
   getWave,
-  listActiveRollouts,
+  listActiveRolloutIds,
+  lockRolloutById,
   markMembersAtVersion,
   memberCounts,
   type RolloutRecord,
@@ -65,9 +66,16 @@ export class RolloutVerifier {
       if (!(await tryLockVerifier(trx))) return [];
       // Halted rollouts are evaluated too, so their members' outcomes stay current while an
       // operator decides; only running ones change state.
-      const running = await listActiveRollouts(trx);
+      const candidates = await listActiveRolloutIds(trx);
       const touched: string[] = [];
-      for (const rollout of running) if (await evaluateRollout(trx, rollout)) touched.push(rollout.id);
+      for (const id of candidates) {
+        // Serialized with operator commands (which lock the row in RolloutService.mutate()): take
+        // the row lock and read the state again, so a Cancel or Halt that committed meanwhile is
+        // never undone and no wave is released for a rollout that is no longer RUNNING.
+        const rollout = await lockRolloutById(trx, id);
+        if (!rollout || (rollout.state !== "RUNNING" && rollout.state !== "HALTED")) continue;
+        if (await evaluateRollout(trx, rollout)) touched.push(rollout.id);
+      }
       return touched;
     });
     for (const id of changed) await this.bus.publish("rollout_changed", id);
@@ -118,7 +126,7 @@ async function evaluateRollout(trx: Executor, rollout: RolloutRecord): Promise<b
       }
     }
   }
-  if (wave.state === "SUCCEEDED" && rollout.autoAdvanceAfterMs > 0 && wave.completedAt && now.getTime() - wave.completedAt.getTime() >= rollout.autoAdvanceAfterMs) {
+  if (rollout.state === "RUNNING" && wave.state === "SUCCEEDED" && rollout.autoAdvanceAfterMs > 0 && wave.completedAt && now.getTime() - wave.completedAt.getTime() >= rollout.autoAdvanceAfterMs) {
     const next = await getWave(trx, rollout.id, wave.index + 1);
     if (next) {
       await releaseWave(trx, rollout, next.index);
