@@ -33,7 +33,8 @@ import { type AgentStateFile, newState, StateStore } from "../agent/lib/state.js
 import { Supervisor } from "../agent/lib/supervisor.js";
 import { type GatewayTransport, createGatewayTransport } from "../client/transport.js";
 import { type BenchGateway, spawnGateway } from "./lib/child.js";
-import { freePort, startPostgres } from "./lib/postgres.js";
+import { freePort } from "../test/support/free-port.js";
+import { startPostgres } from "./lib/postgres.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
 
 const AGENTS = envInt("BENCH_AGENTS", 200);

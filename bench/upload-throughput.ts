@@ -23,7 +23,8 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { freePort, startEmbeddedPostgres } from "../test/support/embedded-postgres.js";
+import { startEmbeddedPostgres } from "../test/support/embedded-postgres.js";
+import { freePort } from "../test/support/free-port.js";
 import { gatewayClient, handshake, register, type Session, withSession } from "../agent/lib/direct.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import {

@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +16,7 @@ import { sendLocalEvents } from "../agent/lib/event-source.js";
 import { EXIT } from "../agent/lib/errors.js";
 import { AGENT_VERSION } from "../agent/lib/version.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
+import { freePort } from "./support/free-port.js";
 import { type GatewayProcess, spawnGateway } from "./support/gateway-process.js";
 
 /**
@@ -293,14 +293,3 @@ describe("agw-agent end to end", () => {
     expect(again.output()).not.toMatch(/connected|handshake/);
   }, 240_000);
 });
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}

@@ -9,8 +9,6 @@ import { join } from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../../test/support/embedded-postgres.js";
 
-export { freePort } from "../../test/support/embedded-postgres.js";
-
 /** A fresh, empty database; `drop()` removes it. */
 export interface BenchDatabase {
   url: string;
@@ -84,8 +82,6 @@ export async function scalar(url: string, statement: string, params: unknown[] =
     await client.end();
   }
 }
-
-/** A free TCP port on 127.0.0.1. */
 
 /**
  * Samples pg_stat_activity of one database every `everyMs` and counts what its non-idle
