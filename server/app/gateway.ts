@@ -9,6 +9,7 @@ import { PgBus } from "../bus/pg-bus.js";
 import type { Config } from "../config/config.js";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
+import type { ConnectionGuardStats } from "../http/connection-guard.js";
 import { listen, type Listener } from "../http/listener.js";
 import { operatorAuthInterceptor } from "../operators/operator-auth.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
@@ -23,6 +24,8 @@ export interface Gateway {
   address: { host: string; port: number };
   context: AppContext;
   bootstrap: BootstrapResult;
+  /** Connections the guard refused or closed (timeouts, caps) since start. */
+  connections: ConnectionGuardStats;
   /** Graceful stop: refuse new calls, let open ones finish within the grace period, close the database. */
   stop(): Promise<void>;
 }
@@ -57,7 +60,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     contextValues: peerContextValues,
   });
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
-  const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler, ...(tls ? { tls } : {}) });
+  const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler, limits: config.connections, ...(tls ? { tls } : {}) });
   app.health.set("", ServingStatus.SERVING);
   app.heartbeats.start();
   app.liveness.start();
@@ -78,6 +81,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     address: listener.address,
     context: app,
     bootstrap,
+    connections: listener.guard.stats,
     stop: () => {
       stopping ??= (async () => {
         clearInterval(sweeper);
