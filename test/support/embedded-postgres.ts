@@ -43,8 +43,14 @@ export async function startEmbeddedPostgres(options: { prefix: string; durable?:
   const runAs = process.getuid?.() === 0 ? postgresUser() : undefined;
   const root = mkdtempSync(join(tmpdir(), options.prefix));
   // The run user may pass through (to its data directory and the binaries), not list.
-  if (runAs) chmodSync(root, 0o711);
-  const port = await freePort();
+  if (runAs) {
+    chmodSync(root, 0o711);
+    if (spawnSync("test", ["-x", root], { ...runAs, stdio: "ignore" }).status !== 0) {
+      rmSync(root, { recursive: true, force: true });
+      throw new Error(`as root, PostgreSQL runs as the "postgres" user, which cannot enter ${tmpdir()}: set TMPDIR to a directory every user can traverse (e.g. /tmp)`);
+    }
+  }
+  let port = 0;
   let postmaster: ChildProcess | undefined;
   const onExit = () => {
     // Last resort when the run ends without stop() (a crash, vitest interrupted): an immediate
@@ -77,14 +83,23 @@ export async function startEmbeddedPostgres(options: { prefix: string; durable?:
       ...(options.durable ? [] : ["--no-sync"]),
     ], runAs);
     rmSync(passwordFile);
-    postmaster = await startPostmaster(bin.postgres, [
-      "-D", dataDir,
-      "-p", String(port),
-      "-c", "listen_addresses=127.0.0.1",
-      "-c", "unix_socket_directories=", // TCP only: no socket files in /tmp
-      "-c", `max_connections=${options.maxConnections ?? 300}`,
-      ...(options.durable ? [] : ["-c", "fsync=off"]),
-    ], runAs);
+    // The port is free when chosen, not necessarily when bound: on a shared machine another
+    // process may take it in between, so a lost race is retried on a new port.
+    for (let attempt = 1; !postmaster; attempt++) {
+      port = await freePort();
+      try {
+        postmaster = await startPostmaster(bin.postgres, [
+          "-D", dataDir,
+          "-p", String(port),
+          "-c", "listen_addresses=127.0.0.1",
+          "-c", "unix_socket_directories=", // TCP only: no socket files in /tmp
+          "-c", `max_connections=${options.maxConnections ?? 300}`,
+          ...(options.durable ? [] : ["-c", "fsync=off"]),
+        ], runAs);
+      } catch (error) {
+        if (attempt >= 3 || !/could not bind|Address already in use/.test(String(error))) throw error;
+      }
+    }
   } catch (error) {
     onExit();
     process.off("exit", onExit);
@@ -139,11 +154,7 @@ function reachableBinaries(installed: Binaries, root: string, runAs: RunAs): Bin
   const copy = join(root, "pg");
   mirror(native, copy);
   const bin = { initdb: join(copy, "bin", "initdb"), postgres: join(copy, "bin", "postgres") };
-  if (!canExecute(bin.initdb, runAs)) {
-    throw new Error(
-      `PostgreSQL must run as the "postgres" user when tests run as root, and that user cannot reach ${tmpdir()}: set TMPDIR to a directory every user can traverse (e.g. /tmp)`,
-    );
-  }
+  if (!canExecute(bin.initdb, runAs)) throw new Error(`the "postgres" user cannot run ${bin.initdb} either (mirrored from ${native})`);
   return bin;
 }
 
