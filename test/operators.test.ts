@@ -1,3 +1,4 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
@@ -6,7 +7,10 @@ import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { auditRecordHash, GENESIS_HASH } from "../client/protocol/audit-chain.js";
+import { secretFingerprint } from "../client/protocol/secrets.js";
 import { gatewayClient, register } from "../agent/lib/direct.js";
+import { SERVED_FILES } from "../server/app/routes.js";
+import { declaredAccess } from "../server/identity/access-policy.js";
 import { createTenant, enrollAgent, newIdentity } from "./support/agents.js";
 import { expectCode } from "./support/expect-code.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
@@ -40,6 +44,7 @@ describe("operator API keys and roles", () => {
     await gw.admin(EnrollmentTokenService, editor).createEnrollmentToken({});
     await expectCode(gw.admin(ApiKeyService, editor).createApiKey({ name: "x", role: Role.ADMIN }), Code.PermissionDenied, /needs role admin/);
     await expectCode(gw.admin(AuditService, editor).listAuditEvents({}), Code.PermissionDenied);
+    await expectCode(gw.admin(AuditService, viewer).verifyAuditChain({}), Code.PermissionDenied, /AuditService\/VerifyAuditChain needs role admin; this key has role viewer/);
     const me = await gw.admin(ApiKeyService, viewer).whoAmI({});
     expect(me.key?.role).toBe(Role.VIEWER);
   });
@@ -54,6 +59,51 @@ describe("operator API keys and roles", () => {
     const { keys } = await gw.admin(ApiKeyService).listApiKeys({ includeRevoked: true });
     expect(keys.find((k) => k.id === me.key?.id)?.revokedAt).toBeDefined();
     expect(JSON.stringify(keys, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(editor);
+  });
+});
+
+/** Calls any method of a served service with an empty request, authenticated with `key` ("" = none). */
+async function callWith(service: DescService, method: DescMethod, key: string): Promise<void> {
+  const client = gw.admin(service, key) as unknown as Record<string, (input: unknown) => unknown>;
+  const call = client[method.localName];
+  if (!call) throw new Error(`no client method for ${method.name}`);
+  if (method.methodKind === "unary") {
+    await call({});
+    return;
+  }
+  const input = method.methodKind === "bidi_streaming" || method.methodKind === "client_streaming" ? (async function* () {})() : {};
+  const output = call(input);
+  if (method.methodKind === "client_streaming") {
+    await output;
+    return;
+  }
+  for await (const _ of output as AsyncIterable<unknown>) break;
+}
+
+describe("roles come from the access option of each RPC", () => {
+  const served = SERVED_FILES.flatMap((file) => file.services).flatMap((service) => service.methods.map((method) => ({ service, method, access: declaredAccess(method) })));
+
+  it("refuses every operator RPC without a key, and every one above viewer to a viewer key", async () => {
+    const viewer = await keyWithRole(Role.VIEWER);
+    const editor = await keyWithRole(Role.EDITOR);
+    const operatorRpcs = served.filter(({ access }) => access.caller === "operator");
+    expect(operatorRpcs.length).toBeGreaterThan(25);
+    for (const { service, method, access } of operatorRpcs) {
+      if (access.caller !== "operator") continue;
+      const name = `${service.typeName}/${method.name}`;
+      await expectCode(callWith(service, method, ""), Code.Unauthenticated, /missing operator API key/);
+      if (access.role !== "viewer") await expectCode(callWith(service, method, viewer), Code.PermissionDenied, new RegExp(`^${name} needs role ${access.role}; this key has role viewer$`));
+      if (access.role === "admin") await expectCode(callWith(service, method, editor), Code.PermissionDenied, /this key has role editor$/);
+    }
+  });
+
+  it("refuses an operator key on every agent RPC: only a session identifies an agent", async () => {
+    const agentRpcs = served.filter(({ access }) => access.caller === "agent");
+    expect(agentRpcs.map(({ method }) => method.name)).toEqual(["UploadTelemetry", "UploadEvents", "UploadHeartbeat", "ControlStream"]);
+    for (const { service, method } of agentRpcs) {
+      await expectCode(callWith(service, method, gw.adminKey), Code.Unauthenticated, /session token/);
+      await expectCode(callWith(service, method, ""), Code.Unauthenticated, /session token/);
+    }
   });
 });
 
@@ -74,6 +124,19 @@ describe("tenancy", () => {
     const reg = await register(gatewayClient(gw.transport), { token: secret, identity: newIdentity(), name: "b-agent" });
     expect(reg.tenantId).toBe(other.tenantId);
     await expectCode(gw.admin(AgentService).getAgent({ id: reg.agentId }), Code.NotFound);
+  });
+});
+
+describe("key listings", () => {
+  it("show a fingerprint of each key, never characters of the key itself (the bootstrap key included)", async () => {
+    const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: "listed", role: Role.VIEWER });
+    const { keys: apiKeys } = await gw.admin(ApiKeyService).listApiKeys({});
+    const shown = apiKeys.map((k) => k.displayPrefix);
+    expect(shown).toContain(secretFingerprint("apiKey", gw.adminKey));
+    expect(shown).toContain(secretFingerprint("apiKey", secret));
+    for (const key of [gw.adminKey, secret.slice(5)]) {
+      for (const p of shown) expect(p).not.toContain(key.slice(0, 4));
+    }
   });
 });
 

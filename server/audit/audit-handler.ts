@@ -4,7 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
 import type { AppContext } from "../app/context.js";
 import { pageSize } from "../admin/pagination.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import { verifyAuditChain } from "./verify.js";
 
 /** agentgateway.admin.v1.AuditService. */
