@@ -357,7 +357,9 @@ describe.sequential("Python agent (grpcio over h2c, stubs generated from proto/)
     expect(shown?.agentVersion).toBe("0.0.0-interop.python");
     expect(shown?.liveness, "ONLINE after a heartbeat (within the flush interval)").toBe(Liveness.ONLINE);
     expect(shown?.host?.os).toBe("linux");
-    expect(shown?.labels.lang).toBe("python");
+    // What the agent claims about itself is a host label, never an operator label.
+    expect(shown?.host?.labels.lang).toBe("python");
+    expect(shown?.labels.lang).toBeUndefined();
   }, 60_000);
 
   for (const [kind, rpc, count, list] of [
