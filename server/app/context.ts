@@ -49,7 +49,7 @@ export interface AppContext {
 
 /** Wires the context's parts together from config and the opened database and bus. */
 export function createAppContext(config: Config, logger: Logger, database: Database, bus: Bus): AppContext {
-  const rollouts = new RolloutEngine(database.db, bus, logger);
+  const rollouts = new RolloutEngine(database.db, bus, logger, config.rolloutVerifyIntervalMs);
   return {
     config,
     logger,
