@@ -7,7 +7,7 @@ import {
   EnrollmentTokenState,
 } from "../../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import type { AppContext } from "../app/context.js";
-import { decodePageToken, encodePageToken, pageSize } from "../admin/pagination.js";
+import { createdPageToken, decodeCreatedPageToken, pageSize } from "../admin/pagination.js";
 import { operatorOf } from "../identity/principal.js";
 import { type EnrollmentTokenRecord, listTokens, tokenState } from "./token-store.js";
 import { createEnrollmentToken, revokeEnrollmentToken } from "./token-service.js";
@@ -57,17 +57,17 @@ export function enrollmentTokenService(app: AppContext): ServiceImpl<typeof Enro
     async listEnrollmentTokens(req, ctx) {
       const operator = operatorOf(ctx);
       const limit = pageSize(req.pageSize, 100, 500);
-      const after = decodePageToken<{ c: string; i: string }>(req.pageToken, ["c", "i"]);
+      const after = decodeCreatedPageToken(req.pageToken);
       const tokens = await listTokens(db, {
         tenantId: operator.tenantId,
         activeOnly: !req.includeInactive,
         limit,
-        ...(after ? { after: { createdAt: new Date(after.c), id: after.i } } : {}),
+        ...(after ? { after } : {}),
       });
       const last = tokens.at(-1);
       return {
         tokens: tokens.map(toProto),
-        nextPageToken: tokens.length === limit && last ? encodePageToken({ c: last.createdAt.toISOString(), i: last.id }) : "",
+        nextPageToken: tokens.length === limit && last ? createdPageToken(last) : "",
       };
     },
 

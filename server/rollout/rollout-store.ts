@@ -97,10 +97,15 @@ export async function lockRolloutById(trx: Executor, id: string): Promise<Rollou
   return row ? toRollout(row) : undefined;
 }
 
-/** A page of the tenant's rollout ids, newest first. */
-export async function listRolloutIds(db: Executor, tenantId: string, page: { limit: number; offset: number }): Promise<string[]> {
-  const rows = await db.selectFrom("rollouts").select("id").where("tenant_id", "=", tenantId).orderBy("created_at", "desc").orderBy("id").limit(page.limit).offset(page.offset).execute();
-  return rows.map((r) => r.id);
+/** A page of the tenant's rollouts (id and creation time), newest first, after a keyset position. */
+export async function listRolloutIds(db: Executor, tenantId: string, page: { limit: number; after?: { createdAt: Date; id: string } }): Promise<{ id: string; createdAt: Date }[]> {
+  let query = db.selectFrom("rollouts").select(["id", "created_at"]).where("tenant_id", "=", tenantId);
+  if (page.after) {
+    const { createdAt, id } = page.after;
+    query = query.where((eb) => eb.or([eb("created_at", "<", createdAt), eb.and([eb("created_at", "=", createdAt), eb("id", "<", id)])]));
+  }
+  const rows = await query.orderBy("created_at", "desc").orderBy("id", "desc").limit(page.limit).execute();
+  return rows.map((r) => ({ id: r.id, createdAt: r.created_at }));
 }
 
 /** Changes a rollout and stamps updated_at; an empty patch only stamps it. */
