@@ -30,6 +30,9 @@ if (!hasChromium && !required) {
   console.warn(`browser tests skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set AGW_CHROMIUM); .ci/run installs it`);
 }
 
+// Polls wait for the page to catch up with the gateway; a loaded CI machine may need seconds.
+const SLOW = { timeout: 10_000 };
+
 let gw: TestGateway;
 let browser: Browser;
 let page: Page;
@@ -53,7 +56,7 @@ async function signIn(key: string): Promise<void> {
   await page.getByTestId("tenant").waitFor();
 }
 
-describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
+describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeout: 90_000 }, () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     gw = await startTestGateway({ heartbeatFlushInterval: "100ms", livenessSweepInterval: "300ms", handshakeRatePerAgent: "1000/s:1000" });
@@ -90,14 +93,14 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await shot("01-sign-in");
     await page.getByLabel("Operator API key").fill("agwk_not-a-real-key");
     await page.getByRole("button", { name: "Sign in" }).click();
-    await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/Unauthenticated/);
+    await expect.poll(() => page.getByRole("alert").textContent(), SLOW).toMatch(/Unauthenticated/);
     await signIn(gw.adminKey);
     expect(await page.getByTestId("tenant").textContent()).toBe("default");
     expect(await page.getByTestId("role").textContent()).toBe("admin");
     expect(await page.evaluate('sessionStorage.getItem("agentgateway.operatorKey")')).toBe(gw.adminKey);
     expect(await page.evaluate("localStorage.length")).toBe(0);
     await page.getByTestId("live-status").and(page.locator("[data-state=live]")).waitFor();
-    await expect.poll(() => page.getByTestId("count-active").locator(".stat-value").textContent()).toBe("6");
+    await expect.poll(() => page.getByTestId("count-active").locator(".stat-value").textContent(), SLOW).toBe("6");
     await shot("02-overview");
   });
 
@@ -115,7 +118,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     const card = page.getByTestId("approval").filter({ hasText: "probe-ams-7" });
     await card.waitFor({ timeout: 10_000 });
     expect(await card.getByTestId("approval-code").textContent()).toBe(reg.verificationCode);
-    await expect.poll(() => page.getByRole("navigation").getByRole("link", { name: /^Approvals/ }).textContent()).toBe("Approvals1");
+    await expect.poll(() => page.getByRole("navigation").getByRole("link", { name: /^Approvals/ }).textContent(), SLOW).toBe("Approvals1");
     await shot("03-approvals");
 
     await card.getByRole("button", { name: "Approve" }).click();
@@ -123,7 +126,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     expect(await dialog.getByTestId("verification-code").textContent()).toBe(reg.verificationCode);
     await dialog.getByLabel("Code the agent printed").fill("ZZZZ-ZZZZ");
     await dialog.getByRole("button", { name: "Approve" }).click();
-    await expect.poll(() => dialog.getByRole("alert").textContent()).toMatch(/FailedPrecondition.*does not match/);
+    await expect.poll(() => dialog.getByRole("alert").textContent(), SLOW).toMatch(/FailedPrecondition.*does not match/);
     await dialog.getByLabel("Code the agent printed").fill(reg.verificationCode.toLowerCase());
     await shot("04-approve-dialog");
     await dialog.getByRole("button", { name: "Approve" }).click();
@@ -154,7 +157,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await expect.poll(() => row.getByTestId("liveness").textContent(), { timeout: 15_000 }).toContain("online");
     await shot("05-agents");
     await page.getByPlaceholder("labels: site=ams, tier=edge").fill("site=ams");
-    await expect.poll(() => page.getByTestId("agent-row").count()).toBe(1);
+    await expect.poll(() => page.getByTestId("agent-row").count(), SLOW).toBe(1);
     await page.getByPlaceholder("labels: site=ams, tier=edge").fill("");
   });
 
@@ -162,7 +165,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     const signed = signReleaseManifest({ version: "2.0.0", artifactUrl: "https://releases.example.invalid/agent-2.0.0.tgz", artifactSha256: new Uint8Array(32).fill(9), artifactSize: 4096n, notes: "" }, releaseKey.privateKey);
     await go("Rollouts");
     await page.locator("textarea[name=manifest]").fill(toJsonString(SignedReleaseManifestSchema, signed, { prettySpaces: 2 }));
-    await expect.poll(() => page.getByTestId("manifest-summary").textContent()).toContain("2.0.0");
+    await expect.poll(() => page.getByTestId("manifest-summary").textContent(), SLOW).toContain("2.0.0");
     // Two waves: a canary and the rest.
     await page.getByRole("button", { name: "Remove" }).nth(1).click();
     await page.getByLabel("wave 1 percent").fill("40");
@@ -171,7 +174,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     expect(await page.getByTestId("plan").textContent()).toMatch(/canary: \d+ agents?/);
     await shot("06-rollout-plan");
     await page.getByRole("button", { name: "Create rollout" }).click();
-    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("planned");
+    await expect.poll(() => page.getByTestId("rollout-state").textContent(), SLOW).toBe("planned");
     await page.getByRole("button", { name: "Start" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Start" }).click();
     await expect.poll(() => page.getByTestId("wave-0").getAttribute("data-state"), { timeout: 20_000 }).toBe("succeeded");
@@ -182,7 +185,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     expect(agents.every((a) => a.version === "2.0.0")).toBe(true);
     await shot("08-rollout-done");
     await go("Overview");
-    await expect.poll(() => page.locator(".bars").textContent()).toContain("2.0.0");
+    await expect.poll(() => page.locator(".bars").textContent(), SLOW).toContain("2.0.0");
   });
 
   it("halts a stuck rollout with a reason, resumes it only with a note, and cancels it", async () => {
@@ -191,15 +194,15 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await go("Rollouts");
     await page.locator("textarea[name=manifest]").fill(toJsonString(SignedReleaseManifestSchema, signed));
     await page.getByRole("button", { name: "Create rollout" }).click();
-    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("planned");
+    await expect.poll(() => page.getByTestId("rollout-state").textContent(), SLOW).toBe("planned");
     await page.getByRole("button", { name: "Start" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Start" }).click();
-    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("running");
+    await expect.poll(() => page.getByTestId("rollout-state").textContent(), SLOW).toBe("running");
     await page.getByRole("button", { name: "Halt" }).click();
     let dialog = page.getByRole("dialog");
     await dialog.getByLabel(/Why halt/).fill("canary hosts lost their uplink");
     await dialog.getByRole("button", { name: "Halt" }).click();
-    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("halted");
+    await expect.poll(() => page.getByTestId("rollout-state").textContent(), SLOW).toBe("halted");
     expect(await page.getByTestId("halt-reason").textContent()).toContain("canary hosts lost their uplink");
     await shot("09-rollout-halted");
     await page.getByRole("button", { name: "Resume" }).click();
@@ -207,11 +210,11 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     expect(await dialog.getByRole("button", { name: "Resume" }).isDisabled()).toBe(true);
     await dialog.getByLabel(/safe to go on/).fill("uplink restored, checked by hand");
     await dialog.getByRole("button", { name: "Resume" }).click();
-    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("running");
+    await expect.poll(() => page.getByTestId("rollout-state").textContent(), SLOW).toBe("running");
     expect(await page.getByText("uplink restored, checked by hand").count()).toBe(1);
     await page.getByRole("button", { name: "Cancel" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).last().click();
-    await expect.poll(() => page.getByTestId("rollout-state").textContent()).toBe("cancelled");
+    await expect.poll(() => page.getByTestId("rollout-state").textContent(), SLOW).toBe("cancelled");
     for (const a of agents) a.behaviour = { ...a.behaviour, hang: false };
   });
 
@@ -229,7 +232,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     expect(await dialog.getByRole("button", { name: "Revoke" }).isDisabled()).toBe(true);
     await dialog.getByLabel(/Reason/).fill("key leaked in a support ticket");
     await dialog.getByRole("button", { name: "Revoke" }).click();
-    await expect.poll(() => page.getByTestId("state").first().textContent()).toBe("revoked");
+    await expect.poll(() => page.getByTestId("state").first().textContent(), SLOW).toBe("revoked");
     const { agent } = await gw.admin(AgentService).getAgent({ id: target.id });
     expect(agent?.revokeReason).toBe("key leaked in a support ticket");
     expect(await page.getByRole("button", { name: "Un-revoke" }).isVisible()).toBe(true);
@@ -243,15 +246,15 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     expect(secret).toMatch(/^agwe_/);
     await shot("11-token-created");
     await page.getByRole("button", { name: "Done — hide the secret" }).click();
-    await expect.poll(() => page.getByTestId("token-secret").count()).toBe(0);
+    await expect.poll(() => page.getByTestId("token-secret").count(), SLOW).toBe(0);
     expect(await page.content()).not.toContain(secret ?? "-");
-    await expect.poll(() => page.getByTestId("tokens-table").textContent()).toContain("rack 12 probes");
+    await expect.poll(() => page.getByTestId("tokens-table").textContent(), SLOW).toContain("rack 12 probes");
     await shot("12-tokens");
     await page.getByTestId("token-row").filter({ hasText: "rack 12 probes" }).getByRole("button", { name: "Revoke" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
-    await expect.poll(() => page.getByTestId("tokens-table").textContent()).not.toContain("rack 12 probes");
+    await expect.poll(() => page.getByTestId("tokens-table").textContent(), SLOW).not.toContain("rack 12 probes");
     await page.getByLabel("show used, expired and revoked").check();
-    await expect.poll(() => page.getByTestId("token-row").filter({ hasText: "rack 12 probes" }).getByText("revoked").count()).toBe(1);
+    await expect.poll(() => page.getByTestId("token-row").filter({ hasText: "rack 12 probes" }).getByText("revoked").count(), SLOW).toBe(1);
   });
 
   it("pages through the audit log and verifies the chain", async () => {
@@ -259,10 +262,10 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await page.getByTestId("audit-row").first().waitFor();
     await page.getByRole("button", { name: "Verify chain" }).click();
     const result = page.getByTestId("verify-result");
-    await expect.poll(() => result.getAttribute("data-ok")).toBe("true");
+    await expect.poll(() => result.getAttribute("data-ok"), SLOW).toBe("true");
     expect(await result.textContent()).toMatch(/Chain intact: \d+ records verified/);
     await page.getByRole("button", { name: "Later →" }).click();
-    await expect.poll(() => page.getByTestId("audit-table").textContent()).toContain("agent.revoked");
+    await expect.poll(() => page.getByTestId("audit-table").textContent(), SLOW).toContain("agent.revoked");
     await shot("13-audit");
   });
 
@@ -274,7 +277,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", () => {
     await page.locator("[data-testid=live-status][data-state=live]").waitFor({ timeout: 20_000 });
     expect(await page.getByTestId("disconnected").count()).toBe(0);
     await go("Overview");
-    await expect.poll(() => page.getByTestId("count-revoked").locator(".stat-value").textContent()).toBe("1");
+    await expect.poll(() => page.getByTestId("count-revoked").locator(".stat-value").textContent(), SLOW).toBe("1");
     await shot("15-overview-after");
   });
 
