@@ -117,6 +117,10 @@ export function explain(err: unknown, context: ErrorContext): { exitCode: ExitCo
     if (untrusted) return untrustedResult(untrusted, context);
     return { exitCode: EXIT.FAILURE, message: err instanceof Error ? err.message : String(err) };
   }
+  // A connection we refused (pin mismatch, bad certificate) surfaces as UNAVAILABLE, CANCELED
+  // or UNKNOWN depending on when it broke; the trust failure is the real answer in every case.
+  const untrusted = trustFailure(err, context.connectionError);
+  if (untrusted) return untrustedResult(untrusted, context);
   const code = Code[err.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
   const reason = reasonOf(err);
   const subject = context.subject ?? "";
@@ -141,20 +145,14 @@ export function explain(err: unknown, context: ErrorContext): { exitCode: ExitCo
     case Code.ResourceExhausted:
       return result(EXIT.UNAVAILABLE, `${said}: wait a moment and retry`);
     case Code.Unavailable:
-    case Code.DeadlineExceeded: {
-      const untrusted = trustFailure(err, context.connectionError);
-      if (untrusted) return untrustedResult(untrusted, context);
+    case Code.DeadlineExceeded:
       return result(EXIT.UNAVAILABLE, `cannot reach ${server} (${said}): check that it runs and that --server is right, then retry`);
-    }
     case Code.Unimplemented:
       return result(EXIT.FAILURE, `${server} does not implement this call (${said}): it is older than this agwctl; upgrade the gateway`);
     case Code.Canceled:
       return result(EXIT.INTERRUPTED, "cancelled");
-    default: {
-      const untrusted = trustFailure(err, context.connectionError);
-      if (untrusted) return untrustedResult(untrusted, context);
+    default:
       return result(EXIT.FAILURE, `${server} failed (${said}): see the gateway's logs, then retry`);
-    }
   }
 }
 
