@@ -49,6 +49,8 @@ const GATEWAY_ENV = {
   // No keepalive pings or max-age closes during the run: idle streams stay idle.
   AGW_STREAM_PING_INTERVAL: "1h",
   AGW_STREAM_MAX_AGE: "24h",
+  // Every simulated agent connects from 127.0.0.1: lift the per-source connection cap.
+  AGW_MAX_CONNECTIONS_PER_SOURCE: "0",
 };
 
 interface BroadcastResult {
@@ -119,7 +121,7 @@ max-age closes interfere. Bare baseline, same run, same client and N: a plain co
 (\`bench/lib/bare-control-server.ts\`: ControlStream handler keeping a set of streams; a unary call
 pushes one Command object to all of them). Client: lean raw \`node:http2\` with hand-framed Connect
 envelopes, ${PER_CONNECTION} streams per HTTP/2 connection (Node's server advertises
-SETTINGS_MAX_CONCURRENT_STREAMS = 2³²−1; the client assumes 100 until it sees it); every stream
+SETTINGS_MAX_CONCURRENT_STREAMS = \`AGW_MAX_STREAMS_PER_CONNECTION\`, 100 by default); every stream
 acks each command as an agent does. "Other procs' CPU" is the rest of the machine's busy CPU (/proc/stat)
 during the broadcast, as a share of all cores (other engineers' work). Each target gets a fresh database and process per N, then
 ${BROADCASTS} broadcasts in a row (the first one includes cold code paths).`;

@@ -85,6 +85,8 @@ async function main(): Promise<void> {
     AGW_HANDSHAKE_SOURCE_RATE: "100000/s:100000",
     AGW_DRAIN_SPREAD: `${DRAIN_SPREAD_MS}ms`,
     AGW_DB_POOL_SIZE: "20",
+    // Every simulated agent connects from 127.0.0.1: lift the per-source connection cap.
+    AGW_MAX_CONNECTIONS_PER_SOURCE: "0",
   };
   const root = mkdtempSync(join(tmpdir(), "agw-bench-storm-"));
   let gateway: BenchGateway | undefined;

@@ -4,6 +4,7 @@ import * as m0002 from "./0002-ingest.js";
 import * as m0003 from "./0003-commands.js";
 import * as m0004 from "./0004-rollouts.js";
 import * as m0005 from "./0005-agent-status.js";
+import * as m0006 from "./0006-secret-fingerprints.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
@@ -12,6 +13,7 @@ export const migrations: Record<string, Migration> = {
   "0003-commands": m0003,
   "0004-rollouts": m0004,
   "0005-agent-status": m0005,
+  "0006-secret-fingerprints": m0006,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

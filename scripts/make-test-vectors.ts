@@ -5,7 +5,7 @@
  *
  * Deterministic: fixed key seeds, tokens, ids, nonces and timestamps, and ed25519 signatures
  * are deterministic, so re-running it must leave the files unchanged (git diff is the check).
- * server/protocol/vectors.test.ts checks the committed files against the code.
+ * client/protocol/vectors.test.ts checks the committed files against the code.
  */
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -30,6 +30,7 @@ import {
   VERIFICATION_CODE_CONTEXT,
   verificationCode,
 } from "../client/protocol/verification-code.js";
+import { auditCanonicalForm, auditRecordHash, GENESIS_HASH } from "../client/protocol/audit-chain.js";
 
 const outDir = join(dirname(fileURLToPath(import.meta.url)), "..", "test", "vectors");
 
@@ -427,6 +428,70 @@ function verificationCodeVectors(): unknown {
   };
 }
 
+function auditChainVectors(): unknown {
+  const tenantId = "0b6f7a9e-3c1d-4e2f-8a5b-6c7d8e9f0a1b";
+  const records: { actor: string; action: string; target: string; data: Record<string, unknown> }[] = [
+    { actor: "system", action: "tenant.created", target: `tenant:${tenantId}`, data: { name: "acme" } },
+    {
+      actor: "operator:5d2c9b8a-7e6f-4a3b-9c1d-2e3f4a5b6c7d",
+      action: "rollout.created",
+      target: "rollout:8e9f0a1b-2c3d-4e5f-a6b7-c8d9e0f1a2b3",
+      data: {
+        target_version: "1.4.0",
+        waves: [{ name: "canary", members: 1 }, { name: "early", members: 10 }, { name: "rest", members: 89 }],
+      },
+    },
+    {
+      actor: "agent:1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+      action: "example.numbers_and_strings",
+      target: "agent:1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+      data: {
+        // Numbers as a JSON parser reads them into IEEE 754 doubles (google.protobuf.Struct
+        // does the same), written back in the shortest round-trip form.
+        integer: 42,
+        negative: -5,
+        zero: 0,
+        fraction: 0.1,
+        one_and_a_half: 1.5,
+        large: 1e21,
+        below_large: 123456789012345680000,
+        small: 1e-7,
+        above_small: 0.000001,
+        max_safe: 9007199254740991,
+        flags: [true, false, null],
+        // Keys sort by UTF-16 code units: "😀" (D83D DE00) before "\uffff", unlike code points.
+        nested: { z: [1, "two", { b: 1, a: 2 }], é: "e-acute", "😀": "astral", "\uffff": "last in the BMP", A: "upper before lower" },
+        text: "quote\" backslash\\ newline\n tab\t control\u0001 line-separator\u2028 slash/ non-ascii: żółw",
+      },
+    },
+    { actor: "system", action: "example.empty_data", target: "system", data: {} },
+  ];
+  let prevHash: Uint8Array = GENESIS_HASH;
+  const cases = records.map((r, i) => {
+    const content = { tenantId, seq: i + 1, ...r, createdAt: new Date(Date.UTC(2026, 10, 26, 16, 48, 43, 446 + i)), prevHash };
+    const hash = auditRecordHash(content);
+    const out = {
+      seq: content.seq,
+      tenant_id: tenantId,
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      data: r.data,
+      created_at: content.createdAt.toISOString(),
+      prev_hash: hex(prevHash),
+      canonical: auditCanonicalForm(content),
+      hash: hex(hash),
+    };
+    prevHash = hash;
+    return out;
+  });
+  return {
+    description:
+      "Audit chain: hash = SHA-256(UTF-8(canonical)), canonical = RFC 8785 JSON of {action, actor, created_at, data, prev_hash, seq, target, tenant_id}; prev_hash of seq 1 is 32 zero bytes, of seq n the hash of seq n-1.",
+    records: cases,
+  };
+}
+
 function write(name: string, value: unknown): void {
   writeFileSync(join(outDir, name), `${JSON.stringify(value, null, 2)}\n`);
   console.log(`wrote test/vectors/${name}`);
@@ -436,3 +501,4 @@ write("register.json", registerVectors());
 write("auth.json", authVectors());
 write("release-manifest.json", releaseVectors());
 write("verification-code.json", verificationCodeVectors());
+write("audit-chain.json", auditChainVectors());

@@ -1,3 +1,4 @@
+import { secretFingerprint } from "../client/protocol/secrets.js";
 import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,7 +48,7 @@ describe("Register", () => {
     await register(client, { token, identity: newIdentity(), name: "first" });
     await expectCode(register(client, { token, identity: newIdentity(), name: "second" }), Code.Unauthenticated, /no uses left/);
     const { tokens } = await gw.admin(EnrollmentTokenService).listEnrollmentTokens({ includeInactive: true });
-    const listed = tokens.find((t) => token.startsWith(t.displayPrefix));
+    const listed = tokens.find((t) => t.displayPrefix === secretFingerprint("enrollment", token));
     expect(listed?.state).toBe(EnrollmentTokenState.USED);
     expect(listed?.usesLeft).toBe(0);
     expect(JSON.stringify(tokens, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(token);
@@ -65,14 +66,14 @@ describe("Register", () => {
 
   it("refuses an expired token", async () => {
     const token = await mintToken(gw);
-    await sql.query("update enrollment_tokens set expires_at = now() - interval '1 second' where display_prefix = $1", [token.slice(0, 13)]);
+    await sql.query("update enrollment_tokens set expires_at = now() - interval '1 second' where display_prefix = $1", [secretFingerprint("enrollment", token)]);
     await expectCode(register(client, { token, identity: newIdentity(), name: "late" }), Code.Unauthenticated, /expired/);
   });
 
   it("refuses a revoked token", async () => {
     const token = await mintToken(gw);
     const { tokens } = await gw.admin(EnrollmentTokenService).listEnrollmentTokens({});
-    const id = tokens.find((t) => token.startsWith(t.displayPrefix))?.id ?? "";
+    const id = tokens.find((t) => t.displayPrefix === secretFingerprint("enrollment", token))?.id ?? "";
     const revoked = await gw.admin(EnrollmentTokenService).revokeEnrollmentToken({ id });
     expect(revoked.token?.state).toBe(EnrollmentTokenState.REVOKED);
     await expectCode(register(client, { token, identity: newIdentity(), name: "x" }), Code.Unauthenticated, /revoked/);
@@ -115,7 +116,7 @@ describe("Register", () => {
     const again = await register(client, { token, identity, name: "retry-me" });
     expect(again.agentId).toBe(first.agentId);
     const { tokens } = await gw.admin(EnrollmentTokenService).listEnrollmentTokens({});
-    expect(tokens.find((t) => token.startsWith(t.displayPrefix))?.usesLeft).toBe(1);
+    expect(tokens.find((t) => t.displayPrefix === secretFingerprint("enrollment", token))?.usesLeft).toBe(1);
   });
 
   it("enforces a pinned name, and a refused attempt leaves the token usable", async () => {

@@ -1,10 +1,16 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ApiKeyService, Role } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { auditRecordHash, GENESIS_HASH } from "../client/protocol/audit-chain.js";
+import { secretFingerprint } from "../client/protocol/secrets.js";
 import { gatewayClient, register } from "../agent/lib/direct.js";
+import { SERVED_FILES } from "../server/app/routes.js";
+import { declaredAccess } from "../server/identity/access-policy.js";
 import { createTenant, enrollAgent, newIdentity } from "./support/agents.js";
 import { expectCode } from "./support/expect-code.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
@@ -38,6 +44,7 @@ describe("operator API keys and roles", () => {
     await gw.admin(EnrollmentTokenService, editor).createEnrollmentToken({});
     await expectCode(gw.admin(ApiKeyService, editor).createApiKey({ name: "x", role: Role.ADMIN }), Code.PermissionDenied, /needs role admin/);
     await expectCode(gw.admin(AuditService, editor).listAuditEvents({}), Code.PermissionDenied);
+    await expectCode(gw.admin(AuditService, viewer).verifyAuditChain({}), Code.PermissionDenied, /AuditService\/VerifyAuditChain needs role admin; this key has role viewer/);
     const me = await gw.admin(ApiKeyService, viewer).whoAmI({});
     expect(me.key?.role).toBe(Role.VIEWER);
   });
@@ -52,6 +59,51 @@ describe("operator API keys and roles", () => {
     const { keys } = await gw.admin(ApiKeyService).listApiKeys({ includeRevoked: true });
     expect(keys.find((k) => k.id === me.key?.id)?.revokedAt).toBeDefined();
     expect(JSON.stringify(keys, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(editor);
+  });
+});
+
+/** Calls any method of a served service with an empty request, authenticated with `key` ("" = none). */
+async function callWith(service: DescService, method: DescMethod, key: string): Promise<void> {
+  const client = gw.admin(service, key) as unknown as Record<string, (input: unknown) => unknown>;
+  const call = client[method.localName];
+  if (!call) throw new Error(`no client method for ${method.name}`);
+  if (method.methodKind === "unary") {
+    await call({});
+    return;
+  }
+  const input = method.methodKind === "bidi_streaming" || method.methodKind === "client_streaming" ? (async function* () {})() : {};
+  const output = call(input);
+  if (method.methodKind === "client_streaming") {
+    await output;
+    return;
+  }
+  for await (const _ of output as AsyncIterable<unknown>) break;
+}
+
+describe("roles come from the access option of each RPC", () => {
+  const served = SERVED_FILES.flatMap((file) => file.services).flatMap((service) => service.methods.map((method) => ({ service, method, access: declaredAccess(method) })));
+
+  it("refuses every operator RPC without a key, and every one above viewer to a viewer key", async () => {
+    const viewer = await keyWithRole(Role.VIEWER);
+    const editor = await keyWithRole(Role.EDITOR);
+    const operatorRpcs = served.filter(({ access }) => access.caller === "operator");
+    expect(operatorRpcs.length).toBeGreaterThan(25);
+    for (const { service, method, access } of operatorRpcs) {
+      if (access.caller !== "operator") continue;
+      const name = `${service.typeName}/${method.name}`;
+      await expectCode(callWith(service, method, ""), Code.Unauthenticated, /missing operator API key/);
+      if (access.role !== "viewer") await expectCode(callWith(service, method, viewer), Code.PermissionDenied, new RegExp(`^${name} needs role ${access.role}; this key has role viewer$`));
+      if (access.role === "admin") await expectCode(callWith(service, method, editor), Code.PermissionDenied, /this key has role editor$/);
+    }
+  });
+
+  it("refuses an operator key on every agent RPC: only a session identifies an agent", async () => {
+    const agentRpcs = served.filter(({ access }) => access.caller === "agent");
+    expect(agentRpcs.map(({ method }) => method.name)).toEqual(["UploadTelemetry", "UploadEvents", "UploadHeartbeat", "ControlStream"]);
+    for (const { service, method } of agentRpcs) {
+      await expectCode(callWith(service, method, gw.adminKey), Code.Unauthenticated, /session token/);
+      await expectCode(callWith(service, method, ""), Code.Unauthenticated, /session token/);
+    }
   });
 });
 
@@ -75,6 +127,19 @@ describe("tenancy", () => {
   });
 });
 
+describe("key listings", () => {
+  it("show a fingerprint of each key, never characters of the key itself (the bootstrap key included)", async () => {
+    const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: "listed", role: Role.VIEWER });
+    const { keys: apiKeys } = await gw.admin(ApiKeyService).listApiKeys({});
+    const shown = apiKeys.map((k) => k.displayPrefix);
+    expect(shown).toContain(secretFingerprint("apiKey", gw.adminKey));
+    expect(shown).toContain(secretFingerprint("apiKey", secret));
+    for (const key of [gw.adminKey, secret.slice(5)]) {
+      for (const p of shown) expect(p).not.toContain(key.slice(0, 4));
+    }
+  });
+});
+
 describe("audit", () => {
   it("records every state change in a hash chain that verifies", async () => {
     const agent = await enrollAgent(gw, "audited", { requiresApproval: true });
@@ -86,6 +151,29 @@ describe("audit", () => {
     const verdict = await gw.admin(AuditService).verifyAuditChain({});
     expect(verdict.ok).toBe(true);
     expect(Number(verdict.checked)).toBe(events.length);
+  });
+
+  it("exports a chain that a client recomputes from the wire alone: tenant id, Struct data, timestamps", async () => {
+    const me = await gw.admin(ApiKeyService).whoAmI({});
+    const { events } = await gw.admin(AuditService).listAuditEvents({ pageSize: 1000 });
+    expect(events.length).toBeGreaterThan(3);
+    let prev: Uint8Array = GENESIS_HASH;
+    for (const e of events) {
+      expect(e.tenantId).toBe(me.tenantId);
+      expect(Buffer.from(e.prevHash).equals(Buffer.from(prev))).toBe(true);
+      const hash = auditRecordHash({
+        tenantId: e.tenantId,
+        seq: Number(e.seq),
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        data: e.data ?? {},
+        createdAt: timestampDate(e.createdAt!),
+        prevHash: e.prevHash,
+      });
+      expect(Buffer.from(hash).toString("hex"), `record ${e.seq}`).toBe(Buffer.from(e.hash).toString("hex"));
+      prev = e.hash;
+    }
   });
 
   it("detects a tampered record", async () => {

@@ -7,6 +7,7 @@ import {
   newSecret,
   parseSecret,
   SECRET_PREFIXES,
+  secretFingerprint,
 } from "./secrets.js";
 
 const kinds: SecretKind[] = ["enrollment", "session", "apiKey"];
@@ -19,7 +20,11 @@ describe("newSecret", () => {
       expect(secret).toMatch(new RegExp(`^${prefix}_[A-Za-z0-9_-]{43}$`));
       expect(Buffer.from(secret.slice(prefix.length + 1), "base64url")).toHaveLength(32);
       expect(Buffer.from(hash)).toEqual(createHash("sha256").update(secret).digest());
-      expect(displayPrefix).toBe(secret.slice(0, prefix.length + 1 + 8));
+      expect(displayPrefix).toBe(`${prefix}:${Buffer.from(hash).toString("hex").slice(0, 8)}`);
+      expect(secretFingerprint(kind, secret)).toBe(displayPrefix);
+      // No run of 4+ characters of the secret's random part appears in what is shown.
+      const body = secret.slice(prefix.length + 1);
+      for (let i = 0; i + 4 <= body.length; i++) expect(displayPrefix).not.toContain(body.slice(i, i + 4));
       expect(parseSecret(secret, kind)).toBe(true);
     }
   });

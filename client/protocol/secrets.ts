@@ -22,12 +22,12 @@ export interface NewSecret {
   secret: string;
   /** SHA-256 of the UTF-8 secret string: what the database keeps. */
   hash: Uint8Array;
-  /** Prefix, underscore and the first 8 random chars, e.g. "agwe_AbCd1234": safe to show. */
+  /** The fingerprint shown in listings, e.g. "agwe:9f86d081" (secretFingerprint). */
   displayPrefix: string;
 }
 
 const RANDOM_BYTES = 32;
-const DISPLAY_CHARS = 8;
+const FINGERPRINT_HEX_DIGITS = 8;
 
 // 32 bytes are 256 bits, 43 base64url chars carry 258: the last char holds 4 data bits and
 // two zero bits, so only 16 of the 64 symbols can end a canonical encoding.
@@ -43,11 +43,22 @@ export function newSecret(kind: SecretKind): NewSecret {
   const prefix = SECRET_PREFIXES[kind];
   const body = randomBytes(RANDOM_BYTES).toString("base64url");
   const secret = `${prefix}_${body}`;
-  return {
-    secret,
-    hash: hashSecret(secret),
-    displayPrefix: `${prefix}_${body.slice(0, DISPLAY_CHARS)}`,
-  };
+  const hash = hashSecret(secret);
+  return { secret, hash, displayPrefix: fingerprintOfHash(prefix, hash) };
+}
+
+/**
+ * What listings show to tell secrets apart: the kind prefix, ":" and the first 8 hex digits of
+ * SHA-256(secret), e.g. "agwk:9f86d081". It reveals no character of the secret (a bootstrap key
+ * may be any string an operator chose), and whoever holds a secret can compute it to find
+ * their key in a list (`agwctl` does).
+ */
+export function secretFingerprint(kind: SecretKind, secret: string): string {
+  return fingerprintOfHash(SECRET_PREFIXES[kind], hashSecret(secret));
+}
+
+function fingerprintOfHash(prefix: string, hash: Uint8Array): string {
+  return `${prefix}:${Buffer.from(hash).toString("hex").slice(0, FINGERPRINT_HEX_DIGITS)}`;
 }
 
 /** SHA-256 of the UTF-8 secret string, the only form in which secrets are stored or looked up. */

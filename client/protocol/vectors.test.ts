@@ -2,7 +2,9 @@
 // against the code, so the vectors that other-language clients rely on can never drift.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, type JsonObject, toBinary, toJson } from "@bufbuild/protobuf";
+import { StructSchema } from "@bufbuild/protobuf/wkt";
+import { auditCanonicalForm, auditRecordHash, GENESIS_HASH } from "./audit-chain.js";
 import { describe, expect, it } from "vitest";
 import { ReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
 import { publicKeyFromPrivate, sign, verifyEd25519 } from "./ed25519.js";
@@ -206,6 +208,70 @@ describe("test/vectors/verification-code.json", () => {
   it("normalizes operator input as listed", () => {
     for (const n of file.normalization) {
       expect(normalizeVerificationCode(n.input), n.input).toBe(n.normalized);
+    }
+  });
+});
+
+interface AuditChainFile {
+  records: {
+    seq: number;
+    tenant_id: string;
+    actor: string;
+    action: string;
+    target: string;
+    data: Record<string, unknown>;
+    created_at: string;
+    prev_hash: string;
+    canonical: string;
+    hash: string;
+  }[];
+}
+
+describe("test/vectors/audit-chain.json", () => {
+  const file = load<AuditChainFile>("audit-chain.json");
+  const contentOf = (r: AuditChainFile["records"][number], data: Record<string, unknown>) => ({
+    tenantId: r.tenant_id,
+    seq: r.seq,
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    data,
+    createdAt: new Date(r.created_at),
+    prevHash: bytes(r.prev_hash),
+  });
+
+  it("is a chain from the genesis hash", () => {
+    expect(file.records.length).toBeGreaterThanOrEqual(3);
+    expect(file.records[0]!.prev_hash).toBe(toHex(GENESIS_HASH));
+    for (let i = 1; i < file.records.length; i++) expect(file.records[i]!.prev_hash).toBe(file.records[i - 1]!.hash);
+  });
+
+  for (const r of file.records) {
+    it(`record ${r.seq} (${r.action}): canonical form and hash`, () => {
+      expect(auditCanonicalForm(contentOf(r, r.data))).toBe(r.canonical);
+      expect(createHash("sha256").update(r.canonical, "utf8").digest("hex")).toBe(r.hash);
+      expect(toHex(auditRecordHash(contentOf(r, r.data)))).toBe(r.hash);
+    });
+
+    it(`record ${r.seq}: data decoded as google.protobuf.Struct reproduces the hash`, () => {
+      // What a verifier in another language holds after ListAuditEvents: the Struct, not our JSON.
+      const struct = fromBinary(StructSchema, toBinary(StructSchema, fromJson(StructSchema, r.data as JsonObject)));
+      const data = toJson(StructSchema, struct) as Record<string, unknown>;
+      expect(toHex(auditRecordHash(contentOf(r, data)))).toBe(r.hash);
+    });
+  }
+
+  it("a changed byte anywhere changes the hash", () => {
+    const r = file.records.find((x) => x.action === "example.numbers_and_strings")!;
+    const tampered = { ...r.data, fraction: 0.10000000000000002 };
+    expect(toHex(auditRecordHash(contentOf(r, tampered)))).not.toBe(r.hash);
+    expect(toHex(auditRecordHash({ ...contentOf(r, r.data), tenantId: "00000000-0000-4000-8000-000000000000" }))).not.toBe(r.hash);
+  });
+
+  it("refuses data that JSON cannot carry, so no unverifiable record is written", () => {
+    const r = file.records[0]!;
+    for (const bad of [{ n: Number.NaN }, { n: Number.POSITIVE_INFINITY }, { d: new Date(0) }, { a: [undefined] }, { b: 1n }]) {
+      expect(() => auditRecordHash(contentOf(r, bad as Record<string, unknown>))).toThrow(TypeError);
     }
   });
 });

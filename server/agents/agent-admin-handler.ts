@@ -4,7 +4,7 @@ import type { AppContext } from "../app/context.js";
 import { pageSize } from "../admin/pagination.js";
 import type { AgentStateName } from "../db/schema.js";
 import { NotFoundError } from "../errors/errors.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import { transitionAgent } from "./agent-admin.js";
 import { fromProtoAgentState, toProtoAgent } from "./agent-mapping.js";
 import { type AgentFilter, getAgent, listAgents } from "./agent-store.js";

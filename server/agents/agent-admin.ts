@@ -5,7 +5,7 @@ import { enqueueForTenant } from "../control/command-store.js";
 import { peerRevokedBody } from "../control/commands.js";
 import type { AgentStateName, Schema } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError } from "../errors/errors.js";
-import type { Operator } from "../operators/operator-auth.js";
+import type { Operator } from "../identity/principal.js";
 import { normalizeVerificationCode } from "../../client/protocol/verification-code.js";
 import { type AgentRecord, getAgent, setAgentState } from "./agent-store.js";
 
@@ -76,7 +76,7 @@ export async function transitionAgent(
   });
   if (result.changed) {
     await bus.publish("agent_changed", agentId);
-    if (transition.kind === "revoke") await bus.publish("commands_queued", `tenant:${operator.tenantId}`);
+    if (transition.kind === "revoke") await bus.publish("commands_queued", { scope: "tenant", tenantId: operator.tenantId });
   }
   return result.agent;
 }

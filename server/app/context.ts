@@ -1,6 +1,6 @@
-import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import type { RolloutProgress } from "../../gen/agentgateway/v1/control_pb.js";
+import { deleteExpiredChallenges } from "../auth/handshake.js";
+import type { AgentEvents } from "../control/agent-events.js";
 import { ControlHub } from "../control/control-hub.js";
 import { RolloutEngine } from "../rollout/rollout-engine.js";
 import { SessionResolver } from "../auth/session-auth.js";
@@ -13,6 +13,7 @@ import { readReportedVersion, writeHeartbeats } from "../ingest/heartbeat-store.
 import { LivenessSweeper } from "../ingest/liveness-sweeper.js";
 import { ApiKeyStore } from "../operators/api-key-store.js";
 import { TokenBuckets } from "../ratelimit/token-bucket.js";
+import { periodicWorker, type Worker } from "../workers/worker.js";
 
 /**
  * Everything a handler may need, built once at start (the only composition root). Tests build
@@ -34,8 +35,8 @@ export interface AppContext {
   control: ControlHub;
   /** Staged rollouts and their verifier. */
   rollouts: RolloutEngine;
-  /** In-process hooks between capabilities (e.g. rollout progress reported on a stream). */
-  events: EventEmitter<AppEvents>;
+  /** Where the ControlStream hands what agents report to the capabilities that act on it. */
+  agentEvents: AgentEvents;
   rateLimits: {
     registerPerSource: TokenBuckets;
     handshakePerAgent: TokenBuckets;
@@ -43,13 +44,9 @@ export interface AppContext {
   };
 }
 
-/** In-process events and their arguments. */
-export interface AppEvents {
-  rolloutProgress: [{ agentId: string; tenantId: string; progress: RolloutProgress }];
-}
-
 /** Wires the context's parts together from config and the opened database and bus. */
 export function createAppContext(config: Config, logger: Logger, database: Database, bus: Bus): AppContext {
+  const rollouts = new RolloutEngine(database.db, bus, logger);
   return {
     config,
     logger,
@@ -74,12 +71,37 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       pingIntervalMs: config.streamPingIntervalMs,
       drainSpreadMs: config.drainSpreadMs,
     }),
-    events: new EventEmitter<AppEvents>(),
-    rollouts: new RolloutEngine(database.db, bus, logger),
+    rollouts,
+    agentEvents: {
+      rolloutProgress: (report) => {
+        rollouts.recordProgress(report).catch((err) => logger.warn({ err, agentId: report.agentId }, "recording rollout progress failed"));
+      },
+    },
     rateLimits: {
       registerPerSource: new TokenBuckets(config.registerRatePerSource),
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),
       handshakePerSource: new TokenBuckets(config.handshakeRatePerSource),
     },
   };
+}
+
+/**
+ * The background work, in start order: the bus first (everything else may publish), the
+ * heartbeat flusher, the liveness sweeper, the rollout verifier and the challenge sweeper.
+ * The gateway starts them before it listens and stops them in reverse after it stopped taking
+ * calls, so the final heartbeat flush and a running verifier pass can still publish.
+ */
+export function backgroundWorkers(app: AppContext): Worker[] {
+  return [
+    app.bus,
+    app.heartbeats,
+    app.liveness,
+    { name: "rollout-verifier", start: () => app.rollouts.startVerifier(), stop: () => app.rollouts.stopVerifier() },
+    periodicWorker({
+      name: "challenge-sweeper",
+      intervalMs: 60_000,
+      task: () => deleteExpiredChallenges(app.database.db),
+      logger: app.logger,
+    }),
+  ];
 }

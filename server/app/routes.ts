@@ -7,6 +7,9 @@ import { EnrollmentTokenService, file_agentgateway_admin_v1_enrollment_tokens } 
 import { file_agentgateway_admin_v1_release_keys, ReleaseKeyService } from "../../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { file_agentgateway_admin_v1_rollouts, RolloutService } from "../../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { AgentGatewayService, file_agentgateway_v1_gateway } from "../../gen/agentgateway/v1/gateway_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection as ServerReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { agentService } from "../agents/agent-admin-handler.js";
 import { auditService } from "../audit/audit-handler.js";
 import { handshakeHandlers } from "../auth/handshake-handler.js";
@@ -21,6 +24,7 @@ import { ingestHandlers } from "../ingest/ingest-handler.js";
 import { releaseKeyService } from "../rollout/release-key-handler.js";
 import { rolloutService } from "../rollout/rollout-handler.js";
 import { apiKeyService } from "../operators/api-key-handler.js";
+import { AccessPolicy } from "../identity/access-policy.js";
 import type { AppContext } from "./context.js";
 
 /** Every proto file whose services this gateway serves (for reflection). */
@@ -33,6 +37,18 @@ export const SERVED_FILES = [
   file_agentgateway_admin_v1_release_keys,
   file_agentgateway_admin_v1_rollouts,
 ];
+
+/**
+ * Who may call what: every method of every served service from its `(agentgateway.v1.access)`
+ * option; the vendored health and reflection services, whose protos we cannot annotate, are
+ * public as every gRPC tool and probe expects. Throws if a served method declares nothing.
+ */
+export function accessPolicy(): AccessPolicy {
+  return AccessPolicy.fromServices(
+    SERVED_FILES.flatMap((file) => file.services),
+    [Health, ServerReflectionV1, ServerReflectionV1Alpha],
+  );
+}
 
 /**
  * Registers every service. RPCs whose capability has not landed are left out of the partial

@@ -4,7 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
 import type { AppContext } from "../app/context.js";
 import { pageSize } from "../admin/pagination.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import { verifyAuditChain } from "./verify.js";
 
 /** agentgateway.admin.v1.AuditService. */
@@ -21,6 +21,7 @@ export function auditService(app: AppContext): ServiceImpl<typeof AuditService> 
       return {
         events: rows.map((r) => ({
           seq: BigInt(r.seq),
+          tenantId: r.tenant_id,
           actor: r.actor,
           action: r.action,
           target: r.target,

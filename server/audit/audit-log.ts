@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import type { Executor } from "../db/database.js";
-import { auditRecordHash, GENESIS_HASH } from "./chain.js";
+import { auditRecordHash, GENESIS_HASH } from "../../client/protocol/audit-chain.js";
 
 /** Who caused a change: an operator key, an agent, or the gateway itself. */
 export type Actor = { kind: "operator"; keyId: string } | { kind: "agent"; agentId: string } | { kind: "system" };

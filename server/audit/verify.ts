@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import type { Schema } from "../db/schema.js";
-import { auditRecordHash, GENESIS_HASH } from "./chain.js";
+import { auditRecordHash, GENESIS_HASH } from "../../client/protocol/audit-chain.js";
 
 /** Outcome of walking a tenant's audit chain. */
 export interface ChainVerification {

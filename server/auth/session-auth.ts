@@ -1,25 +1,9 @@
-import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { Kysely } from "kysely";
 import type { Bus } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
 import { hashSecret, parseSecret } from "../../client/protocol/secrets.js";
-import { bearerToken } from "./bearer.js";
-
-/** The authenticated agent of a post-handshake call. */
-export interface AgentIdentity {
-  agentId: string;
-  tenantId: string;
-  sessionId: string;
-  expiresAt: Date;
-}
-
-/** Set by the session interceptor; read with `agentOf`. */
-export const agentIdentityKey = createContextKey<AgentIdentity | undefined>(undefined, { description: "agent identity" });
-
-/** RPCs of AgentGatewayService that run before a session exists. */
-const PUBLIC_METHODS = new Set(["Register", "BeginAuthHandshake", "CompleteAuthHandshake"]);
-const AGENT_SERVICE = "agentgateway.v1.AgentGatewayService";
+import type { AgentIdentity } from "../identity/principal.js";
 
 interface CacheEntry {
   identity: AgentIdentity;
@@ -100,20 +84,4 @@ export class SessionResolver {
     }
     keys.add(hashKey);
   }
-}
-
-/** Requires a valid session on every AgentGatewayService call except Register and the handshake. */
-export function sessionAuthInterceptor(sessions: SessionResolver): Interceptor {
-  return (next) => async (req) => {
-    if (req.service.typeName !== AGENT_SERVICE || PUBLIC_METHODS.has(req.method.name)) return next(req);
-    req.contextValues.set(agentIdentityKey, await sessions.resolve(bearerToken(req.header)));
-    return next(req);
-  };
-}
-
-/** The agent of a post-handshake call; the interceptor guarantees it is set. */
-export function agentOf(ctx: HandlerContext): AgentIdentity {
-  const identity = ctx.values.get(agentIdentityKey);
-  if (!identity) throw new UnauthenticatedError("missing session");
-  return identity;
 }

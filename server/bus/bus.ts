@@ -1,46 +1,55 @@
+import type { Worker } from "../workers/worker.js";
+import type { BusMessage, BusTopic, BusTopics } from "./topics.js";
+
+export type { BusTopic, BusTopics, CommandsQueued } from "./topics.js";
+
 /**
  * Fan-out of small notifications between the parts of one gateway and, with the PostgreSQL
- * implementation, between replicas. Payloads are pointers (ids); receivers re-read rows.
+ * implementation, between replicas. Each topic has one payload type (server/bus/topics.ts).
+ * A worker: started before the gateway listens, stopped after everything that publishes.
  */
-export interface Bus {
-  publish(topic: BusTopic, payload: string): Promise<void>;
-  subscribe(topic: BusTopic, listener: (payload: string) => void): () => void;
-  close(): Promise<void>;
+export interface Bus extends Worker {
+  publish<T extends BusTopic>(topic: T, payload: BusTopics[T]): Promise<void>;
+  subscribe<T extends BusTopic>(topic: T, listener: (payload: BusTopics[T]) => void): () => void;
 }
 
-/** The topics the gateway uses. Keep payloads small: PostgreSQL NOTIFY caps them at 8000 bytes. */
-export type BusTopic = "agent_changed" | "session_changed" | "commands_queued" | "stream_opened" | "rollout_changed";
+type AnyListener = (payload: BusTopics[BusTopic]) => void;
 
 /** In-process bus: the single-process gateway, and the local half of the PostgreSQL bus. */
 export class MemoryBus implements Bus {
-  private readonly listeners = new Map<BusTopic, Set<(payload: string) => void>>();
+  readonly name = "bus";
+  private readonly listeners = new Map<BusTopic, Set<AnyListener>>();
 
-  async publish(topic: BusTopic, payload: string): Promise<void> {
-    this.deliver(topic, payload);
+  start(): void {}
+
+  async publish<T extends BusTopic>(topic: T, payload: BusTopics[T]): Promise<void> {
+    this.deliver({ topic, payload } as BusMessage);
   }
 
   /** Calls local listeners now; a throwing listener does not stop the others. */
-  deliver(topic: BusTopic, payload: string): void {
-    for (const listener of this.listeners.get(topic) ?? []) {
+  deliver(message: BusMessage): void {
+    for (const listener of this.listeners.get(message.topic) ?? []) {
       try {
-        listener(payload);
+        listener(message.payload);
       } catch {
         // Listeners own their errors; one bad listener must not break delivery to the rest.
       }
     }
   }
 
-  subscribe(topic: BusTopic, listener: (payload: string) => void): () => void {
+  subscribe<T extends BusTopic>(topic: T, listener: (payload: BusTopics[T]) => void): () => void {
     let set = this.listeners.get(topic);
     if (!set) {
       set = new Set();
       this.listeners.set(topic, set);
     }
-    set.add(listener);
-    return () => set.delete(listener);
+    // Stored per topic, so a listener only ever receives its own topic's payload type.
+    const stored = listener as AnyListener;
+    set.add(stored);
+    return () => set.delete(stored);
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     this.listeners.clear();
   }
 }

@@ -1,6 +1,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
-import { type Bus, type BusTopic, MemoryBus } from "./bus.js";
+import { type Bus, MemoryBus } from "./bus.js";
+import { type BusTopic, type BusTopics, decodeMessage, encodeMessage } from "./topics.js";
 
 const CHANNEL = "agentgateway_events";
 
@@ -14,33 +15,35 @@ const CHANNEL = "agentgateway_events";
  * lost, `onResync` then runs so the owner can catch up from the tables (the source of truth).
  */
 export class PgBus implements Bus {
+  readonly name = "bus";
   private readonly local = new MemoryBus();
+  private readonly publisher: pg.Pool;
   private client: pg.Client | undefined;
   private closed = false;
   private reconnectDelayMs = 250;
 
-  private constructor(
+  /** Nothing connects until `start()`; subscribing before is fine (listeners are local). */
+  constructor(
     private readonly url: string,
-    private readonly publisher: pg.Pool,
     private readonly logger: Logger,
     private readonly onResync: () => void,
-  ) {}
+  ) {
+    this.publisher = new pg.Pool({ connectionString: url, max: 2 });
+    this.publisher.on("error", (err) => logger.warn({ err }, "bus publisher connection failed"));
+  }
 
   /** Connects the listening client; resolves once LISTEN is active. */
-  static async start(url: string, logger: Logger, onResync: () => void): Promise<PgBus> {
-    const publisher = new pg.Pool({ connectionString: url, max: 2 });
-    publisher.on("error", (err) => logger.warn({ err }, "bus publisher connection failed"));
-    const bus = new PgBus(url, publisher, logger, onResync);
-    await bus.connect();
-    return bus;
+  async start(): Promise<void> {
+    await this.connect();
   }
 
-  async publish(topic: BusTopic, payload: string): Promise<void> {
-    this.local.deliver(topic, payload);
-    await this.publisher.query("select pg_notify($1, $2)", [CHANNEL, `${topic}|${payload}`]);
+  async publish<T extends BusTopic>(topic: T, payload: BusTopics[T]): Promise<void> {
+    const text = encodeMessage(topic, payload);
+    await this.local.publish(topic, payload);
+    await this.publisher.query("select pg_notify($1, $2)", [CHANNEL, text]);
   }
 
-  subscribe(topic: BusTopic, listener: (payload: string) => void): () => void {
+  subscribe<T extends BusTopic>(topic: T, listener: (payload: BusTopics[T]) => void): () => void {
     return this.local.subscribe(topic, listener);
   }
 
@@ -49,21 +52,20 @@ export class PgBus implements Bus {
     return this.client !== undefined;
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     this.closed = true;
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => {});
     await this.publisher.end().catch(() => {});
-    await this.local.close();
+    await this.local.stop();
   }
 
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.url });
     client.on("notification", (msg) => {
-      const text = msg.payload ?? "";
-      const bar = text.indexOf("|");
-      if (bar > 0) this.local.deliver(text.slice(0, bar) as BusTopic, text.slice(bar + 1));
+      const message = decodeMessage(msg.payload ?? "");
+      if (message) this.local.deliver(message);
     });
     client.on("error", (err) => {
       this.logger.warn({ err }, "bus listener connection failed; reconnecting");

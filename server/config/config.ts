@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parseDurationMs } from "../../client/values.js";
+import type { ConnectionLimits } from "../http/connection-guard.js";
 
 /**
  * Every setting of the gateway, read from the environment and overridable by flags. This table
@@ -31,6 +32,11 @@ export const SETTINGS = [
   setting("drainSpread", "AGW_DRAIN_SPREAD", "30s", "When a replica drains (shutdown), agents are told to reconnect after a random delay up to this long, so they spread over the other replicas."),
   setting("maxMessageBytes", "AGW_MAX_MESSAGE_BYTES", "4194304", "Largest request message accepted, in bytes (an event payload may be 1 MiB)."),
   setting("dbPoolSize", "AGW_DB_POOL_SIZE", "20", "PostgreSQL connections per gateway process."),
+  setting("firstRequestTimeout", "AGW_FIRST_REQUEST_TIMEOUT", "10s", "A connection must complete its TLS handshake and first request head (HTTP/1.1) or open its first stream (HTTP/2) within this long; also the longest an HTTP/1.1 request body may take."),
+  setting("idleTimeout", "AGW_IDLE_TIMEOUT", "2m", "A connection with no request in flight (HTTP/1.1) or no open stream (HTTP/2) is closed after this long. Open ControlStreams keep their connection."),
+  setting("maxConnections", "AGW_MAX_CONNECTIONS", "50000", "Open connections per gateway process; further ones are closed at once. 0 = no cap."),
+  setting("maxConnectionsPerSource", "AGW_MAX_CONNECTIONS_PER_SOURCE", "2000", "Open connections per client address (agents behind one NAT or load balancer share one: raise it there). 0 = no cap."),
+  setting("maxStreamsPerConnection", "AGW_MAX_STREAMS_PER_CONNECTION", "100", "Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)."),
   setting("registerRatePerSource", "AGW_REGISTER_RATE", "5/s:20", "Register calls allowed per source address: `rate/s:burst`."),
   setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshake calls (Begin + Complete) allowed per agent id: `rate/s:burst`."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
@@ -60,6 +66,7 @@ export interface Config {
   drainSpreadMs: number;
   maxMessageBytes: number;
   dbPoolSize: number;
+  connections: ConnectionLimits;
   registerRatePerSource: RateSpec;
   handshakeRatePerAgent: RateSpec;
   handshakeRatePerSource: RateSpec;
@@ -130,6 +137,13 @@ export function loadConfig(
     drainSpreadMs: durationMs("drainSpread", raw.drainSpread),
     maxMessageBytes: positiveInt("maxMessageBytes", raw.maxMessageBytes),
     dbPoolSize: positiveInt("dbPoolSize", raw.dbPoolSize),
+    connections: {
+      firstRequestTimeoutMs: durationMs("firstRequestTimeout", raw.firstRequestTimeout),
+      idleTimeoutMs: durationMs("idleTimeout", raw.idleTimeout),
+      maxConnections: nonNegativeInt("maxConnections", raw.maxConnections),
+      maxConnectionsPerSource: nonNegativeInt("maxConnectionsPerSource", raw.maxConnectionsPerSource),
+      maxStreamsPerConnection: positiveInt("maxStreamsPerConnection", raw.maxStreamsPerConnection),
+    },
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
     handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
     handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),
@@ -186,6 +200,12 @@ function durationMs(key: SettingKey, value: string): number {
 function positiveInt(key: SettingKey, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${describe(key)} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+function nonNegativeInt(key: SettingKey, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new ConfigError(`${describe(key)} must be a whole number (0 = no cap), got "${value}"`);
   return n;
 }
 

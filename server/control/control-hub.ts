@@ -2,9 +2,10 @@ import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
-import type { AgentIdentity } from "../auth/session-auth.js";
-import type { Bus } from "../bus/bus.js";
+import type { AgentIdentity } from "../identity/principal.js";
+import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
+import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import { type Ack, pendingCommands, recordAcks } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
 import { AgentConnection } from "./connection.js";
@@ -20,6 +21,8 @@ export interface HubOptions {
 }
 
 const DELIVERY_CHUNK = 1000;
+/** Acks kept while the database is unreachable; a lost ack means a redelivery, not a lost command. */
+const MAX_BUFFERED_ACKS = 100_000;
 
 /**
  * The streams this replica holds, and everything that reaches them: command delivery (read from
@@ -33,6 +36,8 @@ export class ControlHub {
   private deliveryRunning = false;
   private deliveryScheduled = false;
   private acks: Ack[] = [];
+  /** Acks the database refused on their own (dropped), and acks shed while the buffer was full. */
+  readonly ackStats = { rejected: 0, shed: 0 };
   private readonly ticker: NodeJS.Timeout;
   private readonly ackTimer: NodeJS.Timeout;
   private readonly unsubscribe: Array<() => void>;
@@ -72,7 +77,7 @@ export class ControlHub {
     conn.lastSent = lastAppliedSequence;
     this.byAgent.get(identity.agentId)?.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
     this.byAgent.set(identity.agentId, conn);
-    await this.bus.publish("stream_opened", `${identity.agentId}|${conn.id}`);
+    await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
     return conn;
   }
 
@@ -145,16 +150,31 @@ export class ControlHub {
     await this.flushAcks();
   }
 
-  /** Writes buffered acks in one statement; on failure they are kept for the next flush. */
+  /**
+   * Writes buffered acks in one statement. An ack the database refuses on its own is dropped
+   * and counted (its command stays unacked and is redelivered, which agents handle), never
+   * retried, so it cannot block the others. On any other failure the batch is kept for the next
+   * flush, up to MAX_BUFFERED_ACKS: past that the oldest are shed and counted, with the same
+   * consequence — redelivery, never loss of a command.
+   */
   async flushAcks(): Promise<void> {
     if (this.acks.length === 0) return;
     const batch = this.acks;
     this.acks = [];
     try {
-      await recordAcks(this.db, batch);
+      const result = await writeIsolatingBadRows(batch, (rows) => recordAcks(this.db, [...rows]));
+      if (result.rejected.length > 0) {
+        this.ackStats.rejected += result.rejected.length;
+        this.logger.warn({ agentIds: result.rejected.map((a) => a.agentId).slice(0, 20), count: result.rejected.length }, "acks refused by the database were dropped");
+      }
     } catch (err) {
       this.logger.warn({ err, count: batch.length }, "recording acks failed; will retry");
       this.acks = batch.concat(this.acks);
+      const excess = this.acks.length - MAX_BUFFERED_ACKS;
+      if (excess > 0) {
+        this.acks.splice(0, excess);
+        this.ackStats.shed += excess;
+      }
     }
   }
 
@@ -162,23 +182,14 @@ export class ControlHub {
     return { kind: { case: "goAway" as const, value: { reason, reconnectAfter: durationFromMs(Math.round(reconnectAfterMs)), message } } };
   }
 
-  private onCommandsQueued(payload: string): void {
-    const [scope, id] = payload.split(":");
-    if (scope === "agent" && id) {
-      this.markDirty(id);
-    } else if (scope === "all") {
-      for (const conn of this.byAgent.values()) this.dirty.add(conn.agentId);
-      this.scheduleDelivery();
-    } else if (scope === "tenant" && id) {
-      for (const conn of this.byAgent.values()) if (conn.tenantId === id) this.dirty.add(conn.agentId);
-      this.scheduleDelivery();
-    }
+  private onCommandsQueued(queued: CommandsQueued): void {
+    for (const conn of this.byAgent.values()) if (queued.scope === "all" || conn.tenantId === queued.tenantId) this.dirty.add(conn.agentId);
+    this.scheduleDelivery();
   }
 
-  private onStreamOpened(payload: string): void {
-    const [agentId, connId] = payload.split("|");
-    const conn = agentId ? this.byAgent.get(agentId) : undefined;
-    if (conn && conn.id !== connId) {
+  private onStreamOpened(opened: { agentId: string; connectionId: string }): void {
+    const conn = this.byAgent.get(opened.agentId);
+    if (conn && conn.id !== opened.connectionId) {
       conn.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
       this.byAgent.delete(conn.agentId);
     }

@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import { AckStatus, type ControlStreamRequest } from "../../gen/agentgateway/v1/control_pb.js";
 import type { AppContext } from "../app/context.js";
-import { agentOf } from "../auth/session-auth.js";
+import { agentOf } from "../identity/principal.js";
 import type { AckStatusName } from "../db/schema.js";
 import { InvalidInputError } from "../errors/errors.js";
 import { ackThrough } from "./command-store.js";
@@ -81,7 +81,13 @@ async function readRequests(app: AppContext, conn: AgentConnection, incoming: As
           app.control.pong(conn, kind.value.nonce);
           break;
         case "rolloutProgress":
-          app.events.emit("rolloutProgress", { agentId: conn.agentId, tenantId: conn.tenantId, progress: kind.value });
+          app.agentEvents.rolloutProgress({
+            tenantId: conn.tenantId,
+            agentId: conn.agentId,
+            rolloutId: kind.value.rolloutId,
+            stage: kind.value.stage,
+            message: kind.value.message,
+          });
           break;
         case "hello":
           conn.close(); // a second hello is a protocol error; the agent will reconnect

@@ -10,7 +10,7 @@ import type { AppContext } from "../app/context.js";
 import { decodePageToken, encodePageToken, pageSize } from "../admin/pagination.js";
 import { appendAudit } from "../audit/audit-log.js";
 import { NotFoundError } from "../errors/errors.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import { type EnrollmentTokenRecord, getToken, insertToken, listTokens, revokeToken, tokenState } from "./token-store.js";
 
 const STATE: Record<ReturnType<typeof tokenState>, EnrollmentTokenState> = {

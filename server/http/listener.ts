@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type * as tls from "node:tls";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ConnectionGuard, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "./connection-guard.js";
 
 /** The `(req, res) => void` that connectNodeAdapter returns (connect-node does not export its name). */
 export type NodeRequestHandler = ReturnType<typeof connectNodeAdapter>;
@@ -28,6 +29,8 @@ export interface ListenOptions {
   port: number;
   handler: NodeRequestHandler;
   tls?: ListenTlsOptions;
+  /** Timeouts and caps per connection (connection-guard.ts); defaults when omitted. */
+  limits?: ConnectionLimits;
 }
 
 /** A bound port serving gRPC, gRPC-Web and Connect over HTTP/2 and HTTP/1.1. */
@@ -35,6 +38,8 @@ export interface Listener {
   readonly address: { host: string; port: number };
   /** http://host:port or https://host:port. */
   readonly url: string;
+  /** What the connection guard refused or closed so far. */
+  readonly guard: ConnectionGuard;
   /**
    * Stops accepting connections, sends GOAWAY to HTTP/2 sessions, closes idle HTTP/1
    * connections, waits up to graceMs for in-flight requests, then destroys what is left.
@@ -44,14 +49,13 @@ export interface Listener {
 
 // Every HTTP/2 connection starts with this preface (RFC 9113 §3.4); no HTTP/1 request can.
 const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-// A connection that has not said which protocol it speaks is not worth a file descriptor.
-const sniffTimeoutMs = 10_000;
 
 /** Binds one port that serves the handler over HTTP/2 and HTTP/1.1, with or without TLS. */
 export async function listen(options: ListenOptions): Promise<Listener> {
-  const tracker = new ConnectionTracker();
+  const guard = new ConnectionGuard(options.limits ?? DEFAULT_CONNECTION_LIMITS);
+  const tracker = new ConnectionTracker(guard);
   const onRequest = tracker.wrap(options.handler);
-  const outer = options.tls ? createTlsServer(options.tls, onRequest, tracker) : createCleartextServer(onRequest, tracker);
+  const outer = options.tls ? createTlsServer(options.tls, onRequest, tracker, guard) : createCleartextServer(onRequest, tracker, guard);
 
   await new Promise<void>((resolve, reject) => {
     outer.once("error", reject);
@@ -72,6 +76,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   return {
     address,
     url: `${scheme}://${urlHost}:${address.port}`,
+    guard,
     close(graceMs) {
       closing ??= tracker.drain(outer, graceMs);
       return closing;
@@ -89,26 +94,36 @@ type RequestListener = (
  * each connection is sniffed for the HTTP/2 preface and handed to an http2 or http server
  * that never listens on its own.
  */
-function createCleartextServer(onRequest: RequestListener, tracker: ConnectionTracker): net.Server {
-  const h2 = http2.createServer({}, onRequest);
-  // No idle timeout: ControlStream and Watch stay open for hours with little traffic.
+function createCleartextServer(onRequest: RequestListener, tracker: ConnectionTracker, guard: ConnectionGuard): net.Server {
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: guard.limits.maxStreamsPerConnection } }, onRequest);
+  // No socket timeout: ControlStream and Watch stay open for hours with little traffic. The
+  // guard closes sessions that have no open stream instead.
   h2.setTimeout(0);
-  h2.on("session", (session) => tracker.addSession(session));
+  h2.on("session", (session) => {
+    tracker.addSession(session);
+    guard.trackSession(session);
+  });
 
-  // requestTimeout bounds the whole request body, which a client stream may never finish.
+  // Node's own headersTimeout/requestTimeout only run for a server that listens itself, which
+  // this one never does: the guard bounds request heads and bodies instead.
   const h1 = http.createServer({ requestTimeout: 0 }, onRequest);
   h1.setTimeout(0);
 
   const outer = net.createServer((socket) => {
+    if (!guard.admit(socket)) return;
     tracker.addSocket(socket);
     if (tracker.isClosing) {
       socket.destroy();
       return;
     }
     tracker.undecided.add(socket);
+    // Until the first request: this covers sniffing, a partial request head and a bare preface.
+    guard.awaitFirstRequest(socket);
     sniff(socket, (protocol) => {
       tracker.undecided.delete(socket);
       if (protocol === "h2") {
+        // From here the session's own deadline applies (trackSession).
+        guard.busy(socket);
         h2.emit("connection", socket);
       } else {
         tracker.addHttp1Socket(socket);
@@ -123,10 +138,12 @@ function createCleartextServer(onRequest: RequestListener, tracker: ConnectionTr
 }
 
 /** TLS: ALPN chooses h2 or http/1.1, and the http2 module serves both (allowHTTP1). */
-function createTlsServer(options: ListenTlsOptions, onRequest: RequestListener, tracker: ConnectionTracker): net.Server {
+function createTlsServer(options: ListenTlsOptions, onRequest: RequestListener, tracker: ConnectionTracker, guard: ConnectionGuard): net.Server {
   const server = http2.createSecureServer(
     {
       allowHTTP1: true,
+      handshakeTimeout: guard.limits.firstRequestTimeoutMs,
+      settings: { maxConcurrentStreams: guard.limits.maxStreamsPerConnection },
       cert: options.cert,
       key: options.key,
       ca: options.ca,
@@ -140,11 +157,17 @@ function createTlsServer(options: ListenTlsOptions, onRequest: RequestListener, 
   if ("requestTimeout" in server) {
     Object.assign(server, { requestTimeout: 0 });
   }
-  server.on("session", (session) => tracker.addSession(session));
+  // Before TLS does any work for a connection past the caps.
+  server.prependListener("connection", (socket: net.Socket) => guard.admit(socket));
+  server.on("session", (session) => {
+    tracker.addSession(session);
+    guard.trackSession(session);
+  });
   server.on("secureConnection", (socket: tls.TLSSocket) => {
     tracker.addSocket(socket);
     if (socket.alpnProtocol !== "h2") {
       tracker.addHttp1Socket(socket);
+      guard.awaitFirstRequest(socket);
     }
     if (tracker.isClosing && socket.alpnProtocol !== "h2") {
       socket.destroy();
@@ -159,9 +182,6 @@ function createTlsServer(options: ListenTlsOptions, onRequest: RequestListener, 
  */
 function sniff(socket: net.Socket, decide: (protocol: "h2" | "http1") => void): void {
   let buffered: Buffer = Buffer.alloc(0);
-  const onTimeout = (): void => {
-    socket.destroy();
-  };
   const onData = (chunk: Buffer): void => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     const n = Math.min(buffered.length, http2Preface.length);
@@ -170,14 +190,11 @@ function sniff(socket: net.Socket, decide: (protocol: "h2" | "http1") => void): 
       return;
     }
     socket.off("data", onData);
-    socket.off("timeout", onTimeout);
-    socket.setTimeout(0);
     socket.pause();
     socket.unshift(buffered);
     decide(matches ? "h2" : "http1");
   };
   socket.on("data", onData);
-  socket.setTimeout(sniffTimeoutMs, onTimeout);
 }
 
 /** Knows every connection and in-flight HTTP/1 request, so close() can drain them. */
@@ -189,6 +206,11 @@ class ConnectionTracker {
   readonly #http1 = new Map<net.Socket, number>();
   readonly #idleWaiters = new Set<() => void>();
   #closing = false;
+  readonly #guard: ConnectionGuard;
+
+  constructor(guard: ConnectionGuard) {
+    this.#guard = guard;
+  }
 
   get isClosing(): boolean {
     return this.#closing;
@@ -234,12 +256,16 @@ class ConnectionTracker {
           res.shouldKeepAlive = false;
         }
         this.#http1.set(socket, (this.#http1.get(socket) ?? 0) + 1);
+        this.#guard.busy(socket);
+        this.#guard.watchHttp1Body(socket, req as http.IncomingMessage);
         res.once("close", () => {
           const inFlight = (this.#http1.get(socket) ?? 1) - 1;
           this.#http1.set(socket, inFlight);
           if (this.#closing && inFlight === 0) {
             // end(), not destroy(): the last bytes of the response may still be queued.
             socket.end();
+          } else if (inFlight === 0) {
+            this.#guard.idle(socket);
           }
         });
       }

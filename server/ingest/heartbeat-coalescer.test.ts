@@ -126,3 +126,43 @@ describe("HeartbeatCoalescer", () => {
     expect(c.size).toBe(0);
   });
 });
+
+describe("HeartbeatCoalescer isolation and bounds", () => {
+  const report = (name: string): HeartbeatReport => ({ tenantId: T, seenAt: new Date(), agentVersion: name, host: undefined });
+
+  it("drops a report the database refuses and writes every other agent's", async () => {
+    const written = new Map<string, HeartbeatReport>();
+    const sink: HeartbeatSink = {
+      async write(reports) {
+        if ([...reports.values()].some((r) => r.agentVersion?.includes("\u0000"))) throw Object.assign(new Error("invalid byte sequence"), { code: "22021" });
+        for (const [id, r] of reports) written.set(id, r);
+      },
+      async readVersion() {
+        return undefined;
+      },
+    };
+    const c = new HeartbeatCoalescer(sink, { intervalMs: 1000 });
+    for (let i = 0; i < 50; i++) c.record(`a${i}`, report(i === 7 ? "bad\u0000" : "1.0.0"));
+    expect(await c.flush()).toBe(49);
+    expect(written.size).toBe(49);
+    expect(written.has("a7")).toBe(false);
+    expect(c.stats).toMatchObject({ written: 49, rejected: 1 });
+    // Dropped for good: the next flush does not try it again.
+    expect(c.size).toBe(0);
+  });
+
+  it("sheds new agents past maxPending, also when a failed flush puts its batch back", async () => {
+    const { sink, failOnce } = stubSink();
+    const c = new HeartbeatCoalescer(sink, { intervalMs: 1000, maxPending: 3 });
+    expect([c.record("a", report("1")), c.record("b", report("1")), c.record("c", report("1"))]).toEqual([true, true, true]);
+    expect(c.record("d", report("1"))).toBe(false);
+    // A known agent is never shed: its entry is replaced.
+    expect(c.record("a", report("2"))).toBe(true);
+    failOnce();
+    const flushing = c.flush();
+    c.record("e", report("1"));
+    await expect(flushing).rejects.toThrow("database unavailable");
+    expect(c.size).toBe(3);
+    expect(c.stats.shed).toBe(2);
+  });
+});

@@ -1,4 +1,6 @@
 import type { Logger } from "pino";
+import { writeIsolatingBadRows } from "../db/isolating-write.js";
+import type { Worker } from "../workers/worker.js";
 import type { HeartbeatReport } from "./heartbeat-store.js";
 
 /** Where the coalescer writes and reads; the gateway passes the PostgreSQL queries, unit tests a stub. */
@@ -13,25 +15,38 @@ export interface HeartbeatSink {
  * Heartbeats without a database write per call: each heartbeat replaces the agent's entry in a
  * map, and one timer writes all pending entries in ONE statement per flush. At most one flush
  * runs at a time; a failed flush puts its entries back (a newer heartbeat that arrived meanwhile
- * wins field by field) for the next one; `stop()` flushes what is left.
+ * wins field by field) for the next one; `stop()` flushes what is left. A report the database
+ * refuses on its own is dropped and counted, never retried, so it cannot block the others; and
+ * at most `maxPending` agents are buffered, further ones shed and counted.
  */
-export class HeartbeatCoalescer {
+export class HeartbeatCoalescer implements Worker {
+  readonly name = "heartbeat-flusher";
   private pending = new Map<string, HeartbeatReport>();
   /** The batch being written, still readable until the write commits. */
   private inflight: ReadonlyMap<string, HeartbeatReport> | undefined;
   /** The last flush asked for, while it (or one before it) has not finished. */
   private active: Promise<number> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Reports written, refused by the database (dropped), and shed because the buffer was full. */
+  readonly stats = { written: 0, rejected: 0, shed: 0 };
+  private readonly maxPending: number;
 
   constructor(
     private readonly sink: HeartbeatSink,
-    private readonly options: { intervalMs: number; logger?: Logger },
-  ) {}
+    private readonly options: { intervalMs: number; logger?: Logger; maxPending?: number },
+  ) {
+    this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+  }
 
-  /** Records a heartbeat; it reaches the database with the next flush. */
-  record(agentId: string, report: HeartbeatReport): void {
+  /** Records a heartbeat; it reaches the database with the next flush. False when shed (buffer full). */
+  record(agentId: string, report: HeartbeatReport): boolean {
     const older = this.pending.get(agentId);
+    if (!older && this.pending.size >= this.maxPending) {
+      this.stats.shed++;
+      return false;
+    }
     this.pending.set(agentId, older ? newestWins(older, report) : report);
+    return true;
   }
 
   /** Number of agents with an unflushed heartbeat. */
@@ -99,11 +114,21 @@ export class HeartbeatCoalescer {
     this.pending = new Map();
     this.inflight = batch;
     try {
-      await this.sink.write(batch);
-      return batch.size;
+      const result = await writeIsolatingBadRows([...batch], (rows) => this.sink.write(new Map(rows)));
+      this.stats.written += result.written;
+      if (result.rejected.length > 0) {
+        this.stats.rejected += result.rejected.length;
+        // The ids only: the refused values are exactly what must not be echoed into logs.
+        this.options.logger?.warn({ agentIds: result.rejected.map(([id]) => id).slice(0, 20), count: result.rejected.length }, "heartbeats refused by the database were dropped");
+      }
+      return result.written;
     } catch (err) {
       for (const [agentId, report] of batch) {
         const newer = this.pending.get(agentId);
+        if (!newer && this.pending.size >= this.maxPending) {
+          this.stats.shed++;
+          continue;
+        }
         this.pending.set(agentId, newer ? newestWins(report, newer) : report);
       }
       throw err;
@@ -112,6 +137,9 @@ export class HeartbeatCoalescer {
     }
   }
 }
+
+/** More agents than one replica serves; a bound, not a target. */
+const DEFAULT_MAX_PENDING = 200_000;
 
 /** Merges two reports of one agent: the newer one's fields win, the older fills what it left out. */
 function newestWins(older: HeartbeatReport, newer: HeartbeatReport): HeartbeatReport {

@@ -2,9 +2,10 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import type { AppContext } from "../app/context.js";
-import { agentOf } from "../auth/session-auth.js";
+import { agentOf } from "../identity/principal.js";
 import { AgentStatus } from "../../gen/agentgateway/v1/ingest_pb.js";
 import type { ReportedStatusName } from "../db/schema.js";
+import { RateLimitedError } from "../errors/errors.js";
 
 const STATUS: Partial<Record<AgentStatus, ReportedStatusName>> = {
   [AgentStatus.HEALTHY]: "HEALTHY",
@@ -23,7 +24,7 @@ export function heartbeatHandler(app: AppContext): Pick<ServiceImpl<typeof Agent
     async uploadHeartbeat(req, ctx) {
       const agent = agentOf(ctx);
       const version = req.agentVersion || req.host?.agentVersion || "";
-      app.heartbeats.record(agent.agentId, {
+      const accepted = app.heartbeats.record(agent.agentId, {
         tenantId: agent.tenantId,
         seenAt: new Date(),
         agentVersion: version ? version : undefined,
@@ -31,6 +32,8 @@ export function heartbeatHandler(app: AppContext): Pick<ServiceImpl<typeof Agent
         status: STATUS[req.status],
         uptimeSeconds: req.uptime ? Number(req.uptime.seconds) : undefined,
       });
+      // The buffer is full (the database has been unreachable for a while): say so, with a hint.
+      if (!accepted) throw new RateLimitedError("heartbeat buffer full: retry later", app.config.heartbeatFlushIntervalMs * 5);
       return { serverTime: timestampNow(), nextHeartbeatInterval: interval };
     },
   };

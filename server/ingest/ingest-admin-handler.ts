@@ -5,7 +5,7 @@ import { decodePageToken, encodePageToken, pageSize } from "../admin/pagination.
 import { getAgent } from "../agents/agent-store.js";
 import type { AppContext } from "../app/context.js";
 import { InvalidInputError, NotFoundError } from "../errors/errors.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import { listEvents, listPoints, type RangeQuery } from "./ingest-store.js";
 import { isValidMicros, timestampFromMicros, timestampMicros } from "./timestamps.js";
 

@@ -3,7 +3,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import type { Event, MetricPoint } from "../../gen/agentgateway/v1/ingest_pb.js";
 import type { AppContext } from "../app/context.js";
-import { agentOf } from "../auth/session-auth.js";
+import { agentOf } from "../identity/principal.js";
 import { InvalidInputError } from "../errors/errors.js";
 import type { EventInput, PointInput } from "./ingest-store.js";
 import { timestampToSql } from "./timestamps.js";

@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import type { Worker } from "../workers/worker.js";
 import { appendAudit } from "../audit/audit-log.js";
 import type { Schema } from "../db/schema.js";
 import { type LivenessTransition, recordLivenessTransitions, tryLockSweep } from "./liveness-store.js";
@@ -36,7 +37,8 @@ export const LIVENESS_CHANGED = "agent.liveness_changed";
  * maxBatchesPerRun), so a mass transition (a network partition) is spread over several runs
  * instead of one long transaction.
  */
-export class LivenessSweeper {
+export class LivenessSweeper implements Worker {
+  readonly name = "liveness-sweeper";
   private running: Promise<SweepResult> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;

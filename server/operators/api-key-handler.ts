@@ -7,7 +7,7 @@ import { appendAudit } from "../audit/audit-log.js";
 import type { RoleName } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError } from "../errors/errors.js";
 import type { ApiKeyRecord } from "./api-key-store.js";
-import { operatorOf } from "./operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 
 const ROLE_TO_PROTO: Record<RoleName, Role> = { viewer: Role.VIEWER, editor: Role.EDITOR, admin: Role.ADMIN };
 const ROLE_FROM_PROTO = new Map<Role, RoleName>([[Role.VIEWER, "viewer"], [Role.EDITOR, "editor"], [Role.ADMIN, "admin"]]);

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Executor } from "../db/database.js";
 import type { RoleName } from "../db/schema.js";
-import { hashSecret, newSecret, parseSecret } from "../../client/protocol/secrets.js";
-import type { Operator } from "./operator-auth.js";
+import { hashSecret, newSecret, parseSecret, secretFingerprint } from "../../client/protocol/secrets.js";
+import type { Operator } from "../identity/principal.js";
 
 /** An operator API key as the admin API shows it (never the secret). */
 export interface ApiKeyRecord {
@@ -44,7 +44,7 @@ export class ApiKeyStore {
     input: { tenantId: string; name: string; role: RoleName; createdBy: string; secret?: string },
   ): Promise<{ key: ApiKeyRecord; secret: string }> {
     const minted = input.secret
-      ? { secret: input.secret, hash: hashSecret(input.secret), displayPrefix: `${input.secret.slice(0, 8)}…` }
+      ? { secret: input.secret, hash: hashSecret(input.secret), displayPrefix: secretFingerprint("apiKey", input.secret) }
       : newSecret("apiKey");
     const row = await db
       .insertInto("api_keys")

@@ -6,7 +6,7 @@ import type { AppContext } from "../app/context.js";
 import { appendAudit } from "../audit/audit-log.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { AlreadyExistsError, InvalidInputError, NotFoundError } from "../errors/errors.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import { isUsablePublicKey } from "../../client/protocol/ed25519.js";
 
 type Row = { id: string; name: string; public_key: Uint8Array; created_at: Date; revoked_at: Date | null };

@@ -245,7 +245,7 @@ export class RolloutEngine {
       return touched;
     });
     for (const id of changed) await this.bus.publish("rollout_changed", id);
-    if (changed.length > 0) await this.bus.publish("commands_queued", "all");
+    if (changed.length > 0) await this.bus.publish("commands_queued", { scope: "all" });
   }
 
   private async evaluateRollout(trx: Transaction<Schema>, rollout: RolloutRow): Promise<boolean> {
@@ -352,7 +352,7 @@ export class RolloutEngine {
       await change(trx, rollout);
     });
     await this.bus.publish("rollout_changed", id);
-    await this.bus.publish("commands_queued", `tenant:${tenantId}`);
+    await this.bus.publish("commands_queued", { scope: "tenant", tenantId });
   }
 }
 

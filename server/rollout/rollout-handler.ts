@@ -5,7 +5,7 @@ import type { AppContext } from "../app/context.js";
 import { pageSize } from "../admin/pagination.js";
 import type { Actor } from "../audit/audit-log.js";
 import { InvalidInputError } from "../errors/errors.js";
-import { operatorOf } from "../operators/operator-auth.js";
+import { operatorOf } from "../identity/principal.js";
 import type { RolloutSpecInput } from "./rollout-engine.js";
 import { isTerminal, loadRolloutView } from "./rollout-view.js";
 

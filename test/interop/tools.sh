@@ -96,7 +96,7 @@ bufc connect "${auth[@]}" -d '{}' "$url/agentgateway.admin.v1.ApiKeyService/WhoA
 check_json "WhoAmI: the admin key, its role and tenant" 'r.key && r.key.role === "ROLE_ADMIN" && typeof r.tenantId === "string"' "$tmp/out"
 
 # --- enrollment tokens ----------------------------------------------------------------------
-secret_ok='typeof r.secret === "string" && /^agwe_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/.test(r.secret) && r.token && r.secret.startsWith(r.token.displayPrefix)'
+secret_ok='typeof r.secret === "string" && /^agwe_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/.test(r.secret) && r.token && r.token.displayPrefix === "agwe:" + require("node:crypto").createHash("sha256").update(r.secret).digest("hex").slice(0, 8)'
 for p in connect grpc grpcweb; do
   bufc "$p" "${auth[@]}" -d '{"maxUses": 1, "ttl": "600s", "description": "tools.sh '"$p"'"}' \
     "$url/agentgateway.admin.v1.EnrollmentTokenService/CreateEnrollmentToken"

@@ -19,10 +19,11 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import agw_audit as audit  # noqa: E402
 import agw_protocol as proto  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-FILES = ["register.json", "auth.json", "release-manifest.json", "verification-code.json"]
+FILES = ["register.json", "auth.json", "release-manifest.json", "verification-code.json", "audit-chain.json"]
 EXIT_SKIPPED = 77
 
 
@@ -127,6 +128,17 @@ def check_verification_codes(c: Checker, data: dict) -> None:
         c.expect(repr(item["input"]), "normalization", got == item["normalized"], f"got {got}, want {item['normalized']}")
 
 
+def check_audit_chain(c: Checker, data: dict) -> None:
+    prev = audit.GENESIS_HASH.hex()
+    for record in data["records"]:
+        case_id = f"seq {record['seq']}"
+        c.expect(case_id, "links to the previous record", record["prev_hash"] == prev)
+        form = audit.canonical_form(record)
+        c.expect(case_id, "canonical form", form == record["canonical"], f"got {form!r}")
+        c.expect(case_id, "hash", audit.record_hash(record).hex() == record["hash"])
+        prev = record["hash"]
+
+
 def load_release_pb2():
     try:
         import agw_stubs
@@ -154,6 +166,7 @@ def main(argv) -> int:
         "register.json": ("register", check_register),
         "auth.json": ("auth", check_auth),
         "verification-code.json": ("verification-code", check_verification_codes),
+        "audit-chain.json": ("audit-chain", check_audit_chain),
     }
     release_pb2 = load_release_pb2() if "release-manifest.json" in present else None
     total_checks = 0
@@ -173,7 +186,7 @@ def main(argv) -> int:
             checker.failures.append(f"malformed vector file: {type(err).__name__}: {err}")
         total_checks += checker.checks
         failures += [f"{file}: {f}" for f in checker.failures]
-        print(json.dumps({"event": "file", "file": file, "cases": len(data.get("cases", [])), "checks": checker.checks,
+        print(json.dumps({"event": "file", "file": file, "cases": len(data.get("cases", data.get("records", []))), "checks": checker.checks,
                           "failures": checker.failures}), flush=True)
     print(json.dumps({"event": "summary", "checks": total_checks, "failures": len(failures), "missing": missing}), flush=True)
     for failure in failures:

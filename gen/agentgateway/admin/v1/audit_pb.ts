@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_agentgateway_v1_access } from "../../v1/access_pb.js";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -13,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentgateway/admin/v1/audit.proto.
  */
 export const file_agentgateway_admin_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("CiFhZ2VudGdhdGV3YXkvYWRtaW4vdjEvYXVkaXQucHJvdG8SFWFnZW50Z2F0ZXdheS5hZG1pbi52MSLAAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAQSDQoFYWN0b3IYAiABKAkSDgoGYWN0aW9uGAMgASgJEg4KBnRhcmdldBgEIAEoCRIlCgRkYXRhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmV2X2hhc2gYByABKAwSDAoEaGFzaBgIIAEoDCJiChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCWFmdGVyX3NlcRgBIAEoBBIbCglwYWdlX3NpemUYAiABKA1CCLpIBSoDGOgHEhgKBmFjdGlvbhgDIAEoCUIIukgFcgMYgAEiZAoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USMQoGZXZlbnRzGAEgAygLMiEuYWdlbnRnYXRld2F5LmFkbWluLnYxLkF1ZGl0RXZlbnQSFgoObmV4dF9hZnRlcl9zZXEYAiABKAQiGQoXVmVyaWZ5QXVkaXRDaGFpblJlcXVlc3QiXwoYVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlEgoKAm9rGAEgASgIEg8KB2NoZWNrZWQYAiABKAQSFQoNZmlyc3RfYmFkX3NlcRgDIAEoBBIPCgdtZXNzYWdlGAQgASgJMvUBCgxBdWRpdFNlcnZpY2UScAoPTGlzdEF1ZGl0RXZlbnRzEi0uYWdlbnRnYXRld2F5LmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaLi5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UScwoQVmVyaWZ5QXVkaXRDaGFpbhIuLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5WZXJpZnlBdWRpdENoYWluUmVxdWVzdBovLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5WZXJpZnlBdWRpdENoYWluUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiFhZ2VudGdhdGV3YXkvYWRtaW4vdjEvYXVkaXQucHJvdG8SFWFnZW50Z2F0ZXdheS5hZG1pbi52MSLTAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAQSDQoFYWN0b3IYAiABKAkSDgoGYWN0aW9uGAMgASgJEg4KBnRhcmdldBgEIAEoCRIlCgRkYXRhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmV2X2hhc2gYByABKAwSDAoEaGFzaBgIIAEoDBIRCgl0ZW5hbnRfaWQYCSABKAkiYgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglhZnRlcl9zZXEYASABKAQSGwoJcGFnZV9zaXplGAIgASgNQgi6SAUqAxjoBxIYCgZhY3Rpb24YAyABKAlCCLpIBXIDGIABImQKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEjEKBmV2ZW50cxgBIAMoCzIhLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5BdWRpdEV2ZW50EhYKDm5leHRfYWZ0ZXJfc2VxGAIgASgEIhkKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0Il8KGFZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZRIKCgJvaxgBIAEoCBIPCgdjaGVja2VkGAIgASgEEhUKDWZpcnN0X2JhZF9zZXEYAyABKAQSDwoHbWVzc2FnZRgEIAEoCTKJAgoMQXVkaXRTZXJ2aWNlEnoKD0xpc3RBdWRpdEV2ZW50cxItLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gi4uYWdlbnRnYXRld2F5LmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgiKtRgECAMQAxJ9ChBWZXJpZnlBdWRpdENoYWluEi4uYWdlbnRnYXRld2F5LmFkbWluLnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0Gi8uYWdlbnRnYXRld2F5LmFkbWluLnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZSIIirUYBAgDEANiBnByb3RvMw", [file_agentgateway_v1_access, file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message agentgateway.admin.v1.AuditEvent
@@ -72,6 +73,13 @@ export type AuditEvent = Message<"agentgateway.admin.v1.AuditEvent"> & {
    * @generated from field: bytes hash = 8;
    */
   hash: Uint8Array;
+
+  /**
+   * The tenant whose chain this record belongs to; part of the hashed canonical form.
+   *
+   * @generated from field: string tenant_id = 9;
+   */
+  tenantId: string;
 };
 
 /**

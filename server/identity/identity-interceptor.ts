@@ -1,0 +1,92 @@
+import type { ContextValues, Interceptor } from "@connectrpc/connect";
+import { PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
+import { type AccessPolicy, methodName, roleAllows } from "./access-policy.js";
+import { bearerToken } from "./bearer.js";
+import { type AgentIdentity, type Operator, principalKey } from "./principal.js";
+
+/** What an authenticator may look at: the request headers and the connection's context values (peer, TLS). */
+export interface CallCredentials {
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+}
+
+/**
+ * Turns one kind of credential into an identity. Returns undefined when the call carries no
+ * credential of this kind (so the next authenticator may try); throws a domain error when it
+ * carries one that is not acceptable. This is the extension point for new credentials, e.g. an
+ * mTLS client certificate read from the context values, listed before the session.
+ */
+export interface Authenticator<Identity> {
+  authenticate(call: CallCredentials): Promise<Identity | undefined>;
+}
+
+/** The authenticators per caller kind, tried in order; the first that recognises a credential decides. */
+export interface IdentitySources {
+  operators: readonly Authenticator<Operator>[];
+  agents: readonly Authenticator<AgentIdentity>[];
+}
+
+/** Operators by `Authorization: Bearer <API key>`. */
+export function apiKeyAuthenticator(keys: { authenticate(secret: string): Promise<Operator | undefined> }): Authenticator<Operator> {
+  return {
+    async authenticate(call) {
+      const secret = bearerToken(call.header);
+      if (!secret) return undefined;
+      const operator = await keys.authenticate(secret);
+      if (!operator) throw new UnauthenticatedError("operator API key is not valid (unknown or revoked)");
+      return operator;
+    },
+  };
+}
+
+/** Agents by `Authorization: Bearer <session token>`; the resolver throws on a bad session. */
+export function sessionAuthenticator(sessions: { resolve(token: string): Promise<AgentIdentity> }): Authenticator<AgentIdentity> {
+  return {
+    async authenticate(call) {
+      const token = bearerToken(call.header);
+      return token === undefined ? undefined : sessions.resolve(token);
+    },
+  };
+}
+
+async function firstIdentity<Identity>(authenticators: readonly Authenticator<Identity>[], call: CallCredentials): Promise<Identity | undefined> {
+  for (const authenticator of authenticators) {
+    const identity = await authenticator.authenticate(call);
+    if (identity !== undefined) return identity;
+  }
+  return undefined;
+}
+
+/**
+ * The one place that decides who is calling and whether they may: looks up the method's
+ * declared access by descriptor, resolves the caller into a Principal in the context values,
+ * and enforces the operator role. Missing or invalid credential → UNAUTHENTICATED; too weak a
+ * role → PERMISSION_DENIED. Runs before validation, so an unauthenticated caller learns
+ * nothing about the request shape.
+ */
+export function identityInterceptor(policy: AccessPolicy, sources: IdentitySources): Interceptor {
+  return (next) => async (req) => {
+    const access = policy.get(req.method);
+    // Unreachable once start-up checked the routes against the policy; fail closed regardless.
+    if (!access) throw new PermissionDeniedError(`${methodName(req.method)} declares no access`);
+    switch (access.caller) {
+      case "public":
+        return next(req);
+      case "agent": {
+        const agent = await firstIdentity(sources.agents, req);
+        if (!agent) throw new UnauthenticatedError("missing or malformed session token: send Authorization: Bearer <session token>");
+        req.contextValues.set(principalKey, { kind: "agent", agent });
+        return next(req);
+      }
+      case "operator": {
+        const operator = await firstIdentity(sources.operators, req);
+        if (!operator) throw new UnauthenticatedError("missing operator API key: send Authorization: Bearer <key>");
+        if (!roleAllows(operator.role, access.role)) {
+          throw new PermissionDeniedError(`${methodName(req.method)} needs role ${access.role}; this key has role ${operator.role}`);
+        }
+        req.contextValues.set(principalKey, { kind: "operator", operator });
+        return next(req);
+      }
+    }
+  };
+}

@@ -1,0 +1,137 @@
+import { type DescField, type DescMessage, type Message, ScalarType } from "@bufbuild/protobuf";
+import { isReflectMessage, reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+
+/**
+ * The values PostgreSQL cannot store, checked in every field of every request, so that none
+ * reaches a statement (where it fails the whole statement — for the coalesced heartbeat and
+ * ack writes, every agent's row in the batch) and every one is answered InvalidArgument naming
+ * the field. protovalidate rules in the protos say what a field means; this says what any field
+ * of its type can never be, so a new field or RPC is covered without a new rule.
+ *
+ * - strings: no NUL (text and jsonb cannot hold U+0000);
+ * - unsigned 32-bit integers: at most 2^31 - 1 (PostgreSQL `integer`), unsigned 64-bit at most
+ *   2^63 - 1 (`bigint`);
+ * - doubles and floats: finite (jsonb has no NaN or infinities, and they are never meaningful);
+ * - enums: a value the enum defines (proto3 enums are open; an unknown number has no column value);
+ * - google.protobuf.Timestamp: 0001-01-01 to 9999-12-31 with nanos in [0, 1e9), the well-known
+ *   type's own range; google.protobuf.Duration: ±10,000 years with nanos of the same sign.
+ */
+
+/** Where in the request a value is, and what is wrong with it. */
+export interface Unstorable {
+  path: string;
+  problem: string;
+}
+
+const MAX_INT4 = 2 ** 31 - 1;
+const MAX_INT8 = 2n ** 63n - 1n;
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n; // 0001-01-01T00:00:00Z
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n; // 9999-12-31T23:59:59Z
+const MAX_DURATION_SECONDS = 315_576_000_000n;
+/** Deeper than any request the protos define; a recursive Struct deeper than this is refused. */
+const MAX_DEPTH = 32;
+
+/** The first value in `message` that cannot be stored, or undefined when all can. */
+export function findUnstorable(schema: DescMessage, message: Message): Unstorable | undefined {
+  return walk(reflect(schema, message), "", 0);
+}
+
+function walk(msg: ReflectMessage, path: string, depth: number): Unstorable | undefined {
+  if (depth > MAX_DEPTH) return { path: path || msg.desc.name, problem: `nests deeper than ${MAX_DEPTH} levels` };
+  const wkt = wellKnown(msg, path);
+  if (wkt !== null) return wkt;
+  for (const field of msg.fields) {
+    if (!msg.isSet(field)) continue;
+    const at = path ? `${path}.${field.name}` : field.name;
+    const problem = checkField(msg, field, at, depth);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function checkField(msg: ReflectMessage, field: DescField, at: string, depth: number): Unstorable | undefined {
+  switch (field.fieldKind) {
+    case "scalar":
+      return scalar(field.scalar, msg.get(field), at);
+    case "enum":
+      return enumValue(field.enum.values, msg.get(field) as number, at);
+    case "message":
+      return walk(msg.get(field) as ReflectMessage, at, depth + 1);
+    case "list": {
+      let i = 0;
+      for (const item of msg.get(field)) {
+        const itemAt = `${at}[${i++}]`;
+        const problem =
+          field.listKind === "scalar"
+            ? scalar(field.scalar, item, itemAt)
+            : field.listKind === "enum"
+              ? enumValue(field.enum.values, item as number, itemAt)
+              : isReflectMessage(item)
+                ? walk(item, itemAt, depth + 1)
+                : undefined;
+        if (problem) return problem;
+      }
+      return undefined;
+    }
+    case "map": {
+      for (const [key, value] of msg.get(field)) {
+        const keyText = typeof key === "string" ? JSON.stringify(key) : String(key);
+        const keyProblem = scalar(field.mapKey, key, `${at} key`);
+        // The key itself may be the bad value: never echo it, name the map.
+        if (keyProblem) return { path: `${at} (a key)`, problem: keyProblem.problem };
+        const valueAt = `${at}[${keyText.length <= 64 ? keyText : "…"}]`;
+        const problem =
+          field.mapKind === "scalar"
+            ? scalar(field.scalar, value, valueAt)
+            : field.mapKind === "enum"
+              ? enumValue(field.enum.values, value as number, valueAt)
+              : isReflectMessage(value)
+                ? walk(value, valueAt, depth + 1)
+                : undefined;
+        if (problem) return problem;
+      }
+      return undefined;
+    }
+  }
+}
+
+function scalar(type: ScalarType, value: unknown, at: string): Unstorable | undefined {
+  switch (type) {
+    case ScalarType.STRING:
+      return typeof value === "string" && value.includes("\u0000") ? { path: at, problem: "must not contain NUL characters" } : undefined;
+    case ScalarType.UINT32:
+    case ScalarType.FIXED32:
+      return (value as number) > MAX_INT4 ? { path: at, problem: `must be at most ${MAX_INT4}` } : undefined;
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return BigInt(value as bigint | string | number) > MAX_INT8 ? { path: at, problem: `must be at most ${MAX_INT8}` } : undefined;
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return Number.isFinite(value as number) ? undefined : { path: at, problem: "must be a finite number" };
+    default:
+      return undefined;
+  }
+}
+
+function enumValue(values: readonly { number: number }[], value: number, at: string): Unstorable | undefined {
+  return values.some((v) => v.number === value) ? undefined : { path: at, problem: `${value} is not a defined value` };
+}
+
+/** Range checks of the well-known types whose values become timestamps and intervals; null for other types. */
+function wellKnown(msg: ReflectMessage, path: string): Unstorable | undefined | null {
+  const name = msg.desc.typeName;
+  if (name !== "google.protobuf.Timestamp" && name !== "google.protobuf.Duration") return null;
+  const seconds = BigInt(msg.get(msg.desc.fields[0] as DescField) as bigint);
+  const nanos = msg.get(msg.desc.fields[1] as DescField) as number;
+  const at = path || name;
+  if (name === "google.protobuf.Timestamp") {
+    if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) return { path: at, problem: "must be between 0001-01-01 and 9999-12-31" };
+    if (nanos < 0 || nanos > 999_999_999) return { path: at, problem: "nanos must be in [0, 999999999]" };
+    return undefined;
+  }
+  if (seconds < -MAX_DURATION_SECONDS || seconds > MAX_DURATION_SECONDS) return { path: at, problem: "must be within ±10000 years" };
+  if (nanos < -999_999_999 || nanos > 999_999_999 || (seconds > 0n && nanos < 0) || (seconds < 0n && nanos > 0)) {
+    return { path: at, problem: "nanos must be within ±999999999 and have the sign of seconds" };
+  }
+  return undefined;
+}
