@@ -4,7 +4,8 @@
  * new RPC without a command fails it; the client guard in cli/context.ts keeps the
  * declarations honest at run time.
  */
-import type { DescMethod } from "@bufbuild/protobuf";
+import { type DescMethod, getOption } from "@bufbuild/protobuf";
+import { Access_Role, access } from "../gen/agentgateway/v1/access_pb.js";
 import type { Command } from "commander";
 import { commandPath, type GlobalOptions, Run } from "./context.js";
 import { CliError, explain } from "./errors.js";
@@ -27,6 +28,8 @@ export interface CommandSpec<O> {
  */
 export function handle<O>(cmd: Command, io: Io, spec: CommandSpec<O>): Command {
   DECLARED.set(cmd, spec.rpcs);
+  const role = requiredRole(spec.rpcs);
+  if (role) cmd.addHelpText("after", `\nNeeds an API key with role ${role} or higher (${spec.rpcs.map((m) => m.name).join(", ")}).\n`);
   return cmd.action(async (...params: unknown[]) => {
     const command = params[params.length - 1] as Command;
     const path = commandPath(command);
@@ -43,12 +46,19 @@ export function handle<O>(cmd: Command, io: Io, spec: CommandSpec<O>): Command {
         ...(args[0] ? { subject: args[0] } : {}),
         ...(spec.notFound ? { notFoundHint: spec.notFound } : {}),
         ...(connectionError ? { connectionError } : {}),
+        ...(role ? { role } : {}),
       });
       throw new CliError(explained.exitCode, explained.message, explained.code, explained.reason);
     } finally {
       run.close();
     }
   });
+}
+
+/** The highest role the RPCs need, from their `access` option ("editor"), or undefined. */
+export function requiredRole(rpcs: readonly DescMethod[]): string | undefined {
+  const highest = Math.max(Access_Role.UNSPECIFIED, ...rpcs.map((m) => getOption(m, access).role));
+  return highest === Access_Role.UNSPECIFIED ? undefined : (Access_Role[highest] ?? "").toLowerCase();
 }
 
 /** The RPCs a command declared, or undefined for a command without a handler (a group). */

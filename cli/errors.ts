@@ -68,6 +68,8 @@ export interface ErrorContext {
   notFoundHint?: string;
   /** The first positional argument (usually an ID), to name it. */
   subject?: string;
+  /** The role the command's RPCs need ("editor"), from their `access` option. */
+  role?: string;
   /** Why the last TLS connection was refused, from the transport (pin mismatch). */
   connectionError?: Error;
 }
@@ -139,7 +141,10 @@ export function explain(err: unknown, context: ErrorContext): { exitCode: ExitCo
     case Code.Aborted:
       return result(EXIT.CONFLICT, `${said} (nothing was changed)`);
     case Code.PermissionDenied:
-      return result(EXIT.PERMISSION_DENIED, `${said}: ask an admin for a key with that role (\`agwctl keys create\`), then \`agwctl login\` with it`);
+      return result(
+        EXIT.PERMISSION_DENIED,
+        `${said}: ask an admin for a key with role ${context.role ?? "editor or admin"} (\`agwctl keys create\`), then \`agwctl login\` with it`,
+      );
     case Code.Unauthenticated:
       return result(EXIT.UNAUTHENTICATED, `${server} does not accept the API key (${said}): run \`agwctl login\` with a valid key, or set AGW_API_KEY`);
     case Code.ResourceExhausted:

@@ -16,7 +16,7 @@ import { enumChoices, enumName, type Io, parseEnum } from "../output.js";
 import { type Cell, relativeTime, renderTable } from "../table.js";
 import { dateOf } from "./agent-view.js";
 
-const HEADERS = ["ID", "NAME", "ROLE", "PREFIX", "CREATED", "LAST USED", "REVOKED"];
+const HEADERS = ["ID", "NAME", "ROLE", "FINGERPRINT", "CREATED", "LAST USED", "REVOKED"];
 
 function keyRow(k: ApiKey): Cell[] {
   return [

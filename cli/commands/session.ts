@@ -14,7 +14,7 @@ function describeMe(me: WhoAmIResponse, server: string): Array<[string, string]>
     ["tenant", `${me.tenantName} (${me.tenantId})`],
     ["key", `${me.key?.name ?? ""} (${me.key?.id ?? ""})`],
     ["role", enumName(RoleSchema, me.key?.role ?? 0).toLowerCase()],
-    ["prefix", me.key?.displayPrefix ?? ""],
+    ["fingerprint", me.key?.displayPrefix ?? ""],
   ];
 }
 

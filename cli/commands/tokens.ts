@@ -39,13 +39,13 @@ function tokenRow(t: EnrollmentToken): Cell[] {
   ];
 }
 
-const HEADERS = ["ID", "PREFIX", "STATE", "USES", "APPROVAL", "NAME", "LABELS", "EXPIRES", "DESCRIPTION"];
+const HEADERS = ["ID", "FINGERPRINT", "STATE", "USES", "APPROVAL", "NAME", "LABELS", "EXPIRES", "DESCRIPTION"];
 
 function tokenFields(t: EnrollmentToken): Array<[string, Cell]> {
   const at = (ts: Parameters<typeof timestampDate>[0] | undefined) => (ts ? `${timestampDate(ts).toISOString()} (${relativeTime(timestampDate(ts))})` : "-");
   return [
     ["id", t.id],
-    ["prefix", t.displayPrefix],
+    ["fingerprint", t.displayPrefix],
     ["state", { text: enumName(EnrollmentTokenStateSchema, t.state), style: STATE_STYLE[t.state] ?? "dim" }],
     ["uses left", `${t.usesLeft} of ${t.maxUses}`],
     ["approval", t.requiresApproval ? "required" : "not required"],
