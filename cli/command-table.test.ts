@@ -1,4 +1,4 @@
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { type DescService, getOption } from "@bufbuild/protobuf";
@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ApiKeyService } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { Access_Caller, access } from "../gen/agentgateway/v1/access_pb.js";
 import { allCommands, declaredRpcs, requiredRole } from "./command-table.js";
+import { EXIT } from "./errors.js";
 import { commandPath, Run, rpcName } from "./context.js";
 import type { Io } from "./output.js";
 import { buildProgram } from "./program.js";
@@ -88,5 +89,28 @@ describe("the command table", () => {
     } finally {
       run.close();
     }
+  });
+});
+
+describe("docs/cli.md", () => {
+  const doc = readFileSync(fileURLToPath(new URL("../docs/cli.md", import.meta.url)), "utf8");
+
+  it("lists every command with the RPCs it calls and the role they need", () => {
+    const rows = doc.split("\n").filter((l) => l.startsWith("| `agwctl "));
+    for (const cmd of allCommands(buildProgram(fakeIo()))) {
+      const rpcs = declaredRpcs(cmd);
+      if (rpcs === undefined) continue;
+      const path = commandPath(cmd);
+      const row = rows.find((r) => r.split("|")[1]?.includes(`\`agwctl ${path}\``));
+      expect(row, `docs/cli.md has no row for agwctl ${path}`).toBeDefined();
+      const [, , rpcCell = "", roleCell = ""] = row?.split("|") ?? [];
+      const documented = [...rpcCell.matchAll(/`(\w+)\.(\w+)`/g)].map((m) => `${m[1]}.${m[2]}`).sort();
+      expect(documented, path).toEqual(rpcs.map((m) => `${m.parent.name}.${m.name}`).sort());
+      expect(roleCell.trim(), path).toBe(requiredRole(rpcs) ?? "");
+    }
+  });
+
+  it("documents every exit code", () => {
+    for (const [name, code] of Object.entries(EXIT)) expect(doc, name).toMatch(new RegExp(`^\\| ${code} \\| `, "m"));
   });
 });
