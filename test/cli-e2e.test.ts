@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { sendLocalEvents } from "../agent/lib/event-source.js";
 import { EXIT as AGENT_EXIT } from "../agent/lib/errors.js";
 import { EXIT } from "../cli/errors.js";
@@ -127,6 +128,7 @@ interface Agent {
 describe("agwctl end to end", () => {
   let agentId = "";
   let agentRun: CliProcess | undefined;
+  let completedRollout = "";
   const stateDir = () => join(dir, "agent");
 
   it("logs in with the key on stdin, saves it 0600, and never prints it", async () => {
@@ -281,6 +283,7 @@ describe("agwctl end to end", () => {
     const created = await json<{ rollout: { id: string; state: string } }>(["rollouts", "create", "--manifest", join(dir, "m2.json"), ...waves]);
     expect(created.rollout.state).toBe("ROLLOUT_STATE_PLANNED");
     const id = created.rollout.id;
+    completedRollout = id;
     const watch = startCli(["rollouts", "watch", id, "-o", "json"], env);
     children.push(watch.child);
     await watch.waitFor(/ROLLOUT_STATE_PLANNED/);
@@ -339,6 +342,47 @@ describe("agwctl end to end", () => {
     const watchCancelled = await cli(["rollouts", "watch", badId]);
     expect(watchCancelled.code).toBe(EXIT.ROLLOUT_CANCELLED);
   }, 240_000);
+
+  it("renders tables, YAML and --quiet, filters agents, and draws progress and colour only on a terminal", async () => {
+    const yaml = await cli(["agents", "get", agentId, "-o", "yaml"]);
+    expect(parseYaml(yaml.stdout)).toMatchObject({ agent: { id: agentId, state: "AGENT_STATE_ACTIVE", agentVersion: "2.0.0" } });
+    const quiet = await cli(["agents", "list", "-q"]);
+    expect(quiet.stdout.trim().split("\n")).toContain(agentId);
+    expect(quiet.stdout).not.toMatch(/NAME|cli-agent/);
+    const byVersion = await json<{ agents: Agent[] }>(["agents", "list", "--version", "2.0.0", "--liveness", "online", "--label", "suite=cli"]);
+    expect(byVersion.agents.map((a) => a.id)).toEqual([agentId]);
+    expect((await json<{ agents: Agent[] }>(["agents", "list", "--version", "9.9.9"])).agents).toEqual([]);
+    for (const args of [
+      ["agents", "get", agentId],
+      ["rollouts", "get", completedRollout],
+      ["rollouts", "list"],
+      ["tokens", "list", "--all"],
+      ["keys", "list"],
+      ["audit", "list"],
+      ["whoami"],
+    ]) {
+      const table = await cli(args);
+      expect(table.code, `${args.join(" ")}: ${table.stderr}`).toBe(0);
+      expect(table.stdout.length, args.join(" ")).toBeGreaterThan(20);
+      expect(table.stdout).not.toMatch(/\x1b\[/);
+    }
+    expect((await cli(["rollouts", "get", completedRollout])).stdout).toMatch(/state: +COMPLETED[\s\S]*canary +SUCCEEDED +1 +0 +0 +1 +0/);
+
+    const { NO_COLOR: _unset, ...colourEnv } = env;
+    const onTty = startCliOnTty(["rollouts", "watch", completedRollout], colourEnv);
+    children.push(onTty.child);
+    expect(await onTty.exited, onTty.output()).toBe(0);
+    expect(onTty.output()).toMatch(/2\.0\.0 .*COMPLETED.* wave 2\/2 rest \[█+\] 0\/0 succeeded/);
+    expect(onTty.output()).toMatch(/\x1b\[32mCOMPLETED\x1b\[39m/);
+    const piped = await runCliProcess(["agents", "list"], colourEnv);
+    expect(piped.stdout).toContain(agentId);
+    expect(piped.stdout).not.toMatch(/\x1b\[/);
+    const noColour = startCliOnTty(["agents", "list"], env);
+    children.push(noColour.child);
+    expect(await noColour.exited).toBe(0);
+    expect(noColour.output()).toContain(agentId);
+    expect(noColour.output()).not.toMatch(/\x1b\[3\dm/);
+  }, 120_000);
 
   it("revokes the agent, which stops for good, and the audit chain verifies", async () => {
     const revoked = await json<{ agent: Agent }>(["agents", "revoke", agentId, "--reason", "cli e2e says goodbye"]);
