@@ -87,6 +87,7 @@ const REASON_SENTENCES: Record<ReasonName, (subject: string) => string> = {
   [Reason.TOKEN_REVOKED]: () => "the enrollment token was revoked: create a new one with `agwctl tokens create`",
   [Reason.TOKEN_NAME_MISMATCH]: () => "the enrollment token pins another agent name: create a token with the right `--name`",
   [Reason.RATE_LIMITED]: () => "the gateway is rate-limiting these requests: wait and retry",
+  [Reason.INVALID_TRANSITION]: (s) => `agent ${s} is not in a state that allows this; nothing was changed: see its state with \`agwctl agents get ${s}\``,
 };
 
 /** The sentence for a reason (exported for the test that every reason has one). */

@@ -21,6 +21,7 @@ export const Reason = {
   TOKEN_REVOKED: "TOKEN_REVOKED",
   TOKEN_NAME_MISMATCH: "TOKEN_NAME_MISMATCH",
   RATE_LIMITED: "RATE_LIMITED",
+  INVALID_TRANSITION: "INVALID_TRANSITION",
 } as const;
 
 /** One of the reasons above. */

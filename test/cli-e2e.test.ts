@@ -179,6 +179,8 @@ describe("agwctl end to end", () => {
       join(dir, "token"),
       "--name",
       "cli-agent",
+      "--labels",
+      "claimed=by-agent",
       "--state-dir",
       stateDir(),
       "--release-key",
@@ -352,6 +354,9 @@ describe("agwctl end to end", () => {
     const byVersion = await json<{ agents: Agent[] }>(["agents", "list", "--version", "2.0.0", "--liveness", "online", "--label", "suite=cli"]);
     expect(byVersion.agents.map((a) => a.id)).toEqual([agentId]);
     expect((await json<{ agents: Agent[] }>(["agents", "list", "--version", "9.9.9"])).agents).toEqual([]);
+    expect((await json<{ agents: Agent[] }>(["agents", "list", "--host-label", "claimed=by-agent"])).agents.map((a) => a.id)).toEqual([agentId]);
+    // What an agent claims about itself is not an operator label.
+    expect((await json<{ agents: Agent[] }>(["agents", "list", "--label", "claimed=by-agent"])).agents).toEqual([]);
     for (const args of [
       ["agents", "get", agentId],
       ["rollouts", "get", completedRollout],

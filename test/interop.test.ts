@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
@@ -446,6 +446,7 @@ describe.sequential("Python agent (grpcio over h2c, stubs generated from proto/)
       artifactSize: BigInt(artifact.length),
       notes: "interop test release",
       createdAt: timestampNow(),
+      expiresAt: timestampFromMs(Date.now() + 3_600_000),
     }));
     const signature = cryptoSign(null, releaseManifestTranscript(manifestBytes), releaseKey.privateKey);
     await admin(ReleaseKeyService).registerReleaseKey({ name: "interop release key", publicKey: releasePublicKey });

@@ -85,6 +85,7 @@ export function agentFields(a: Agent): Array<[string, Cell]> {
     ["reported status", a.reportedStatus ? enumName(AgentStatusSchema, a.reportedStatus) : "-"],
     ["uptime", uptime(a)],
     ["labels", formatLabels(a.labels)],
+    ["host labels", formatLabels(a.host?.labels)],
     ["host", host || "-"],
     ["identity key", Buffer.from(a.identityPublicKey).toString("hex")],
     ["created", when(a.createdAt)],

@@ -37,6 +37,7 @@ interface ListOptions {
   state?: string[];
   liveness?: string;
   label?: string[];
+  hostLabel?: string[];
   name?: string;
   version?: string;
   limit: string;
@@ -52,7 +53,8 @@ export function registerAgents(program: Command, io: Io): void {
     .description("List agents (ordered by ID), with filters.")
     .option("--state <state>", `only agents in this state (${enumChoices(AgentStateSchema).join(", ")}, or pending); repeatable`, collect)
     .option("--liveness <liveness>", `only ${enumChoices(LivenessSchema).join(", ")} agents`)
-    .option("--label <k=v>", "only agents with this label; repeatable", collect)
+    .option("--label <k=v>", "only agents with this operator label (the enrollment token's); repeatable", collect)
+    .option("--host-label <k=v>", "only agents that claimed this host label themselves (their word: for looking, not deciding); repeatable", collect)
     .option("--name <glob>", "only agents whose name matches, e.g. 'web-*'")
     .option("--version <version>", "only agents reporting this version")
     .option("--limit <n>", "at most this many (0: all)", "500");
@@ -72,7 +74,15 @@ export function registerAgents(program: Command, io: Io): void {
       const client = run.client(AgentService);
       const { items, next } = await collectPages<Agent>(
         async (pageToken, pageSize) => {
-          const res = await client.listAgents({ states, liveness, labelSelector: labelsFlag("--label", o.label), namePrefix, pageSize, pageToken });
+          const res = await client.listAgents({
+            states,
+            liveness,
+            labelSelector: labelsFlag("--label", o.label),
+            hostLabelSelector: labelsFlag("--host-label", o.hostLabel),
+            namePrefix,
+            pageSize,
+            pageToken,
+          });
           return { items: res.agents, next: res.nextPageToken };
         },
         intFlag("--limit", o.limit, 500, 1_000_000),

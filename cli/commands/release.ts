@@ -16,9 +16,9 @@ import { SignedReleaseManifestSchema } from "../../gen/agentgateway/v1/release_p
 import { generateKeyPair } from "../../client/protocol/ed25519.js";
 import { examples, handle } from "../command-table.js";
 import { usage } from "../errors.js";
-import { idArg } from "../flags.js";
+import { durationFlag, idArg } from "../flags.js";
 import type { Io } from "../output.js";
-import { digestArtifact, signReleaseManifest } from "../release.js";
+import { DEFAULT_MANIFEST_LIFETIME_MS, digestArtifact, signReleaseManifest } from "../release.js";
 import { type Cell, relativeTime, renderTable } from "../table.js";
 import { dateOf } from "./agent-view.js";
 
@@ -36,6 +36,8 @@ interface SignOptions {
   sha256?: string;
   size?: string;
   notes?: string;
+  expiresIn?: string;
+  allowDowngrade?: boolean;
   out?: string;
 }
 
@@ -69,8 +71,12 @@ function registerOffline(program: Command, io: Io): void {
     .option("--sha256 <hex>", "the artifact's SHA-256 (instead of --artifact)")
     .option("--size <bytes>", "the artifact's size in bytes (with --sha256)")
     .option("--notes <text>", "release notes carried in the manifest")
+    .option("--expires-in <duration>", "agents refuse the manifest after this long, e.g. 12h, 90d (default 30d)")
+    .option("--allow-downgrade", "let agents install it even when it is not newer than the version they run")
     .option("--out <file>", "write the signed manifest here instead of stdout")
-    .description("Sign a release manifest offline. Prints the SignedReleaseManifest as protobuf JSON, ready for `agwctl rollouts create --manifest FILE`.");
+    .description(
+      "Sign a release manifest offline. Prints the SignedReleaseManifest as protobuf JSON, ready for `agwctl rollouts create --manifest FILE`. Agents refuse it once expired, and refuse a version not newer than theirs unless it is signed with --allow-downgrade.",
+    );
   examples(
     sign,
     "agwctl release sign --key release.key --version 2.0.0 --artifact-url https://releases.example/agent-2.0.0.tgz --artifact agent-2.0.0.tgz --out m.json",
@@ -87,8 +93,20 @@ function registerOffline(program: Command, io: Io): void {
         }
         digest = { sha256: new Uint8Array(Buffer.from(o.sha256, "hex")), size: BigInt(o.size) };
       }
+      const lifetimeMs = o.expiresIn === undefined ? DEFAULT_MANIFEST_LIFETIME_MS : durationFlag("--expires-in", o.expiresIn);
+      if (!lifetimeMs) throw usage(`--expires-in must be a duration like 12h or 30d, got "${o.expiresIn}"`);
+      const createdAt = new Date();
       const signed = signReleaseManifest(
-        { version: o.version, artifactUrl: o.artifactUrl, artifactSha256: digest.sha256, artifactSize: digest.size, notes: o.notes ?? "" },
+        {
+          version: o.version,
+          artifactUrl: o.artifactUrl,
+          artifactSha256: digest.sha256,
+          artifactSize: digest.size,
+          notes: o.notes ?? "",
+          createdAt,
+          expiresAt: new Date(createdAt.getTime() + lifetimeMs),
+          allowDowngrade: o.allowDowngrade === true,
+        },
         readPrivateKey(o.key),
       );
       const json = toJsonString(SignedReleaseManifestSchema, signed, { prettySpaces: 2 });

@@ -35,12 +35,14 @@ describe("the rollout spec", () => {
       manifest: manifestFile,
       wave: ["canary=10", "rest=100"],
       target: ["site=ams"],
+      targetHost: ["os=linux"],
       failureBudget: "2",
       verifyWindow: "5m",
       autoAdvanceAfter: "1h",
     });
     expect(spec.manifest?.signature).toEqual(signed.signature);
     expect(spec.targetSelector).toEqual({ site: "ams" });
+    expect(spec.targetHostSelector).toEqual({ os: "linux" });
     expect(spec.waves.map((w) => [w.name, w.cumulativePercent, w.failureBudget, w.verifyWindow && durationMs(w.verifyWindow)])).toEqual([
       ["canary", 10, 2, 300_000],
       ["rest", 100, 2, 300_000],

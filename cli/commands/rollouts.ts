@@ -68,6 +68,7 @@ interface SpecOptions {
   manifest?: string;
   spec?: string;
   target?: string[];
+  targetHost?: string[];
   wave?: string[];
   failureBudget?: string;
   verifyWindow?: string;
@@ -80,6 +81,7 @@ export function specFrom(o: SpecOptions): RolloutSpec {
   if (o.manifest) spec.manifest = readJson(o.manifest, "SignedReleaseManifest", (t) => fromJsonString(SignedReleaseManifestSchema, t));
   if (!spec.manifest) throw usage("give the signed release with --manifest FILE (from `agwctl release sign --out FILE`)");
   if (o.target?.length) spec.targetSelector = labelsFlag("--target", o.target);
+  if (o.targetHost?.length) spec.targetHostSelector = labelsFlag("--target-host", o.targetHost);
   const budget = o.failureBudget === undefined ? undefined : intFlag("--failure-budget", o.failureBudget, 0, 1_000_000);
   const verifyMs = durationFlag("--verify-window", o.verifyWindow);
   if (o.wave?.length) spec.waves = o.wave.map((w) => create(WaveSpecSchema, parseWave(w)));
@@ -96,7 +98,8 @@ function specOptions(cmd: Command): Command {
   return cmd
     .option("--manifest <file>", "the signed release manifest (`agwctl release sign --out FILE`)")
     .option("--spec <file>", "a whole RolloutSpec in protobuf JSON; the flags below override it")
-    .option("--target <k=v,...>", "only agents with all these labels (default: every ACTIVE agent); repeatable", collect)
+    .option("--target <k=v,...>", "only agents with all these operator labels (default: every ACTIVE agent); repeatable", collect)
+    .option("--target-host <k=v,...>", "also only agents that claimed all these host labels themselves (their own word); repeatable", collect)
     .option("--wave <wave>", "a wave, in order: NAME=PERCENT (cumulative) or NAME:k=v,… (labels); repeatable (default canary=5, early=25, rest=100)", collect)
     .option("--failure-budget <n>", "members of each wave that may fail before the rollout halts (default 0)")
     .option("--verify-window <duration>", "how long each wave's members have to report the new version (default 15m)")

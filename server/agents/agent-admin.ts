@@ -17,14 +17,21 @@ export type AgentTransition =
   | { kind: "unrevoke"; note: string }
   | { kind: "retire"; reason: string };
 
-const RULES: Record<AgentTransition["kind"], { from: AgentStateName[]; to: AgentStateName; action: string; endsSessions: boolean }> = {
+/**
+ * The agent state machine of docs/protocol.md, as the one table every check reads: which
+ * states each operator transition may start from and where it leads. Anything not in it is
+ * refused with FAILED_PRECONDITION and writes nothing, also repeating a transition that
+ * already happened (revoking twice, approving an ACTIVE agent). Un-revoke leads back to the
+ * state the agent had when it was revoked, so revoke → un-revoke cannot skip an approval.
+ */
+export const AGENT_TRANSITIONS: Readonly<Record<AgentTransition["kind"], { from: readonly AgentStateName[]; to: AgentStateName | "state before the revoke"; action: string; endsSessions: boolean }>> = {
   approve: { from: ["PENDING_APPROVAL"], to: "ACTIVE", action: "agent.approved", endsSessions: false },
   reject: { from: ["PENDING_APPROVAL"], to: "REJECTED", action: "agent.rejected", endsSessions: true },
   // A revoked agent's session row stays so that its calls answer PERMISSION_DENIED (the state
   // check in SessionResolver) rather than a vague UNAUTHENTICATED; un-revoke deletes it, so the
   // agent must handshake again.
   revoke: { from: ["ACTIVE", "PENDING_APPROVAL"], to: "REVOKED", action: "agent.revoked", endsSessions: false },
-  unrevoke: { from: ["REVOKED"], to: "ACTIVE", action: "agent.unrevoked", endsSessions: true },
+  unrevoke: { from: ["REVOKED"], to: "state before the revoke", action: "agent.unrevoked", endsSessions: true },
   retire: { from: ["ACTIVE", "PENDING_APPROVAL", "REJECTED", "REVOKED"], to: "RETIRED", action: "agent.retired", endsSessions: true },
 };
 
@@ -32,7 +39,8 @@ const RULES: Record<AgentTransition["kind"], { from: AgentStateName[]; to: Agent
  * Applies a lifecycle transition in one transaction: the state change, the end of the agent's
  * sessions and challenges (for revoke, reject, retire) and the audit record commit together.
  * After commit the change is announced on the bus, so every replica drops cached sessions and
- * closes the agent's stream. Repeating a transition that already happened is a no-op.
+ * closes the agent's stream. Handshake challenges are left to expire: a CompleteAuthHandshake
+ * in flight then still proves the key and gets the code its new state documents.
  */
 export async function transitionAgent(
   db: Kysely<Schema>,
@@ -41,14 +49,14 @@ export async function transitionAgent(
   agentId: string,
   transition: AgentTransition,
 ): Promise<AgentRecord> {
-  const rule = RULES[transition.kind];
+  const rule = AGENT_TRANSITIONS[transition.kind];
   const result = await db.transaction().execute(async (trx) => {
     const agent = await getAgent(trx, operator.tenantId, agentId, true);
     if (!agent) throw new NotFoundError(`no agent ${agentId}`);
-    if (agent.state === rule.to) return { agent, changed: false };
     if (!rule.from.includes(agent.state)) {
-      throw new FailedPreconditionError(`cannot ${transition.kind} an agent in state ${agent.state}`);
+      throw new FailedPreconditionError(`cannot ${transition.kind} an agent in state ${agent.state}`, "INVALID_TRANSITION");
     }
+    const to = rule.to === "state before the revoke" ? (agent.revokedFrom ?? "PENDING_APPROVAL") : rule.to;
     if (transition.kind === "approve" && transition.expectedVerificationCode) {
       const expected = normalizeVerificationCode(transition.expectedVerificationCode);
       if (expected !== normalizeVerificationCode(agent.verificationCode)) {
@@ -56,9 +64,8 @@ export async function transitionAgent(
       }
     }
     const reason = "reason" in transition ? transition.reason : "note" in transition ? transition.note : "";
-    const updated = await setAgentState(trx, { tenantId: operator.tenantId, id: agentId, state: rule.to, reason });
+    const updated = await setAgentState(trx, { tenantId: operator.tenantId, id: agentId, from: agent.state, state: to, reason });
     if (rule.endsSessions) await trx.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
-    await trx.deleteFrom("auth_challenges").where("agent_id", "=", agentId).execute();
     if (transition.kind === "revoke") {
       // Peers learn the revoked identity through the same persisted, acknowledged channel as
       // every other command, so an agent offline now still hears of it when it reconnects.
@@ -70,13 +77,11 @@ export async function transitionAgent(
       actor: { kind: "operator", keyId: operator.keyId },
       action: rule.action,
       target: `agent:${agentId}`,
-      data: { from: agent.state, to: rule.to, ...(reason ? { [transition.kind === "unrevoke" ? "note" : "reason"]: reason } : {}) },
+      data: { from: agent.state, to, ...(reason ? { [transition.kind === "unrevoke" ? "note" : "reason"]: reason } : {}) },
     });
-    return { agent: updated, changed: true };
+    return updated;
   });
-  if (result.changed) {
-    await bus.publish("agent_changed", agentId);
-    if (transition.kind === "revoke") await bus.publish("commands_queued", { scope: "tenant", tenantId: operator.tenantId });
-  }
-  return result.agent;
+  await bus.publish("agent_changed", agentId);
+  if (transition.kind === "revoke") await bus.publish("commands_queued", { scope: "tenant", tenantId: operator.tenantId });
+  return result;
 }

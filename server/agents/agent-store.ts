@@ -10,7 +10,10 @@ export interface AgentRecord {
   identityPublicKey: Uint8Array;
   verificationCode: string;
   state: AgentStateName;
+  /** Set by an operator (the enrollment token). */
   labels: Record<string, string>;
+  /** Claimed by the agent at Register; never trusted for targeting unless asked for. */
+  hostLabels: Record<string, string>;
   hostname: string;
   os: string;
   arch: string;
@@ -20,14 +23,15 @@ export interface AgentRecord {
   approvedAt: Date | null;
   revokedAt: Date | null;
   revokeReason: string | null;
+  revokedFrom: AgentStateName | null;
   lastSeenAt: Date | null;
   reportedStatus: ReportedStatusName;
   uptimeSeconds: number;
 }
 
 const COLUMNS = [
-  "id", "tenant_id", "name", "identity_public_key", "verification_code", "state", "labels", "hostname", "os", "arch",
-  "agent_version", "enrollment_token_id", "created_at", "approved_at", "revoked_at", "revoke_reason", "last_seen_at",
+  "id", "tenant_id", "name", "identity_public_key", "verification_code", "state", "labels", "host_labels", "hostname", "os", "arch",
+  "agent_version", "enrollment_token_id", "created_at", "approved_at", "revoked_at", "revoke_reason", "revoked_from", "last_seen_at",
   "reported_status", "uptime_seconds",
 ] as const;
 
@@ -36,7 +40,7 @@ export async function insertAgent(
   db: Executor,
   input: {
     id: string; tenantId: string; name: string; identityPublicKey: Uint8Array; verificationCode: string; state: AgentStateName;
-    labels: Record<string, string>; hostname: string; os: string; arch: string; agentVersion: string; enrollmentTokenId: string;
+    labels: Record<string, string>; hostLabels: Record<string, string>; hostname: string; os: string; arch: string; agentVersion: string; enrollmentTokenId: string;
   },
 ): Promise<AgentRecord> {
   const row = await db
@@ -49,6 +53,7 @@ export async function insertAgent(
       verification_code: input.verificationCode,
       state: input.state,
       labels: JSON.stringify(input.labels),
+      host_labels: JSON.stringify(input.hostLabels),
       hostname: input.hostname,
       os: input.os,
       arch: input.arch,
@@ -94,7 +99,10 @@ export async function getAgent(db: Executor, tenantId: string, id: string, forUp
 export interface AgentFilter {
   tenantId: string;
   states: AgentStateName[];
+  /** Operator labels the agent must carry. */
   labels: Record<string, string>;
+  /** Host labels the agent must have claimed (only when the operator asks for them). */
+  hostLabels?: Record<string, string>;
   namePrefix: string;
   lastSeen?: { after?: Date; notAfter?: Date; never?: boolean };
   afterId?: string;
@@ -106,6 +114,7 @@ export async function listAgents(db: Executor, filter: AgentFilter): Promise<Age
   let query = db.selectFrom("agents").select(COLUMNS).where("tenant_id", "=", filter.tenantId);
   if (filter.states.length > 0) query = query.where("state", "in", filter.states);
   if (Object.keys(filter.labels).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(filter.labels)}::jsonb`);
+  if (filter.hostLabels && Object.keys(filter.hostLabels).length > 0) query = query.where(sql<boolean>`host_labels @> ${JSON.stringify(filter.hostLabels)}::jsonb`);
   if (filter.namePrefix) query = query.where("name", "like", `${filter.namePrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
   const seen = filter.lastSeen;
   if (seen?.after) query = query.where("last_seen_at", ">", seen.after);
@@ -120,21 +129,28 @@ export async function listAgents(db: Executor, filter: AgentFilter): Promise<Age
   return rows.map(toAgent);
 }
 
-/** Sets an agent's state (and the matching timestamps); returns the updated agent. */
+/**
+ * Sets an agent's state and the timestamps that go with it: approval time on ACTIVE from
+ * PENDING_APPROVAL, revocation time, reason and previous state on REVOKED, and the revocation
+ * cleared when an agent leaves REVOKED for a live state (un-revoke).
+ */
 export async function setAgentState(
   db: Executor,
-  input: { tenantId: string; id: string; state: AgentStateName; reason?: string | null },
+  input: { tenantId: string; id: string; from: AgentStateName; state: AgentStateName; reason?: string | null },
 ): Promise<AgentRecord> {
   const now = new Date();
+  const live = input.state === "ACTIVE" || input.state === "PENDING_APPROVAL";
   const row = await db
     .updateTable("agents")
     .set({
       state: input.state,
-      ...(input.state === "ACTIVE" ? { approved_at: now, revoked_at: null, revoke_reason: null } : {}),
-      ...(input.state === "REVOKED" ? { revoked_at: now, revoke_reason: input.reason ?? "" } : {}),
+      ...(input.state === "ACTIVE" && input.from === "PENDING_APPROVAL" ? { approved_at: now } : {}),
+      ...(input.from === "REVOKED" && live ? { revoked_at: null, revoke_reason: null, revoked_from: null } : {}),
+      ...(input.state === "REVOKED" ? { revoked_at: now, revoke_reason: input.reason ?? "", revoked_from: input.from } : {}),
     })
     .where("tenant_id", "=", input.tenantId)
     .where("id", "=", input.id)
+    .where("state", "=", input.from)
     .returning(COLUMNS)
     .executeTakeFirstOrThrow();
   return toAgent(row);
@@ -142,8 +158,8 @@ export async function setAgentState(
 
 type Row = {
   id: string; tenant_id: string; name: string; identity_public_key: Uint8Array; verification_code: string; state: AgentStateName;
-  labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;
-  created_at: Date; approved_at: Date | null; revoked_at: Date | null; revoke_reason: string | null; last_seen_at: Date | null;
+  labels: Record<string, string>; host_labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;
+  created_at: Date; approved_at: Date | null; revoked_at: Date | null; revoke_reason: string | null; revoked_from: AgentStateName | null; last_seen_at: Date | null;
   reported_status: ReportedStatusName; uptime_seconds: string | number | bigint;
 };
 
@@ -156,6 +172,7 @@ function toAgent(row: Row): AgentRecord {
     verificationCode: row.verification_code,
     state: row.state,
     labels: row.labels,
+    hostLabels: row.host_labels,
     hostname: row.hostname,
     os: row.os,
     arch: row.arch,
@@ -165,6 +182,7 @@ function toAgent(row: Row): AgentRecord {
     approvedAt: row.approved_at,
     revokedAt: row.revoked_at,
     revokeReason: row.revoke_reason,
+    revokedFrom: row.revoked_from,
     lastSeenAt: row.last_seen_at,
     reportedStatus: row.reported_status,
     uptimeSeconds: Number(row.uptime_seconds),

@@ -41,6 +41,9 @@ export interface AppContext {
     registerPerSource: TokenBuckets;
     handshakePerAgent: TokenBuckets;
     handshakePerSource: TokenBuckets;
+    adminAuthFailuresPerSource: TokenBuckets;
+    uploadItemsPerAgent: TokenBuckets;
+    uploadBytesPerAgent: TokenBuckets;
   };
 }
 
@@ -81,6 +84,9 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       registerPerSource: new TokenBuckets(config.registerRatePerSource),
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),
       handshakePerSource: new TokenBuckets(config.handshakeRatePerSource),
+      adminAuthFailuresPerSource: new TokenBuckets(config.adminAuthFailureRate),
+      uploadItemsPerAgent: new TokenBuckets(config.uploadItemRate),
+      uploadBytesPerAgent: new TokenBuckets(config.uploadByteRate),
     },
   };
 }

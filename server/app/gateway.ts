@@ -14,7 +14,7 @@ import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
 import { type AppContext, backgroundWorkers, createAppContext } from "./context.js";
-import { peerContextValues } from "./peer.js";
+import { peerAddressKey, peerContextValues } from "./peer.js";
 import { accessPolicy, registerRoutes } from "./routes.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 
@@ -58,7 +58,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       bootstrapAdminKey: config.bootstrapAdminKey,
     });
     const identity = identityInterceptor(access, {
-      operators: [apiKeyAuthenticator(context.apiKeys)],
+      operators: [apiKeyAuthenticator(context.apiKeys, { buckets: context.rateLimits.adminAuthFailuresPerSource, sourceOf: (call) => call.contextValues.get(peerAddressKey) })],
       agents: [sessionAuthenticator(context.sessions)],
     });
     const handler = connectNodeAdapter({

@@ -38,7 +38,10 @@ export const SETTINGS = [
   setting("maxConnectionsPerSource", "AGW_MAX_CONNECTIONS_PER_SOURCE", "2000", "Open connections per client address (agents behind one NAT or load balancer share one: raise it there). 0 = no cap."),
   setting("maxStreamsPerConnection", "AGW_MAX_STREAMS_PER_CONNECTION", "100", "Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)."),
   setting("registerRatePerSource", "AGW_REGISTER_RATE", "5/s:20", "Register calls allowed per source address: `rate/s:burst`."),
-  setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshake calls (Begin + Complete) allowed per agent id: `rate/s:burst`."),
+  setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshakes allowed per agent: `rate/s:burst`. Charged only for a BeginAuthHandshake that presented the agent's own key, so knowing an agent id does not let anyone use up its budget."),
+  setting("uploadItemRate", "AGW_UPLOAD_ITEM_RATE", "2000/s:10000", "Telemetry points plus events each agent may upload: `rate/s:burst` (items). Past it uploads answer RESOURCE_EXHAUSTED with a retry hint."),
+  setting("uploadByteRate", "AGW_UPLOAD_BYTE_RATE", "4194304/s:16777216", "Upload bytes each agent may send: `rate/s:burst` (bytes of encoded requests; 4 MiB/s with a 16 MiB burst by default)."),
+  setting("adminAuthFailureRate", "AGW_ADMIN_AUTH_FAILURE_RATE", "1/s:20", "Failed operator API-key authentications allowed per source address: `rate/s:burst`. Past it the source is refused (also with a valid key) until the budget refills."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
 ] as const;
 
@@ -70,6 +73,9 @@ export interface Config {
   registerRatePerSource: RateSpec;
   handshakeRatePerAgent: RateSpec;
   handshakeRatePerSource: RateSpec;
+  adminAuthFailureRate: RateSpec;
+  uploadItemRate: RateSpec;
+  uploadByteRate: RateSpec;
 }
 
 /** Token-bucket parameters: `perSecond` refill, `burst` capacity. */
@@ -147,6 +153,9 @@ export function loadConfig(
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
     handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
     handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),
+    adminAuthFailureRate: rate("adminAuthFailureRate", raw.adminAuthFailureRate),
+    uploadItemRate: rate("uploadItemRate", raw.uploadItemRate),
+    uploadByteRate: rate("uploadByteRate", raw.uploadByteRate),
   };
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");

@@ -17,7 +17,10 @@ import { DEFAULT_WAVES, planWaves, type WavePlan, type WaveSpecInput } from "./p
 /** What an operator asks for. */
 export interface RolloutSpecInput {
   signedManifest: SignedReleaseManifest;
+  /** Operator labels (what targeting matches by default). */
   targetSelector: Record<string, string>;
+  /** Host labels the agents claimed; only when the operator asks for them explicitly. */
+  targetHostSelector: Record<string, string>;
   waves: WaveSpecInput[];
   autoAdvanceAfterMs: number;
 }
@@ -59,6 +62,7 @@ export class RolloutEngine {
     const waves = normalizeWaves(spec.waves);
     let query = this.db.selectFrom("agents").select(["id", "labels", "agent_version"]).where("tenant_id", "=", tenantId).where("state", "=", "ACTIVE");
     if (Object.keys(spec.targetSelector).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(spec.targetSelector)}::jsonb`);
+    if (Object.keys(spec.targetHostSelector).length > 0) query = query.where(sql<boolean>`host_labels @> ${JSON.stringify(spec.targetHostSelector)}::jsonb`);
     const candidates = (await query.execute()).map((r) => ({ id: r.id, labels: r.labels, agentVersion: r.agent_version }));
     const plan = planWaves(candidates, waves, verified.manifest.version);
     if (plan.waves.every((w) => w.members.length === 0)) {
@@ -99,7 +103,10 @@ export class RolloutEngine {
         actor,
         action: "rollout.created",
         target: `rollout:${id}`,
-        data: { target_version: plan.targetVersion, waves: plan.waves.map((w) => ({ name: w.name, members: w.members.length })) },
+        data: {
+          ...(Object.keys(spec.targetHostSelector).length > 0 ? { target_host_selector: spec.targetHostSelector } : {}),
+          target_version: plan.targetVersion,
+          waves: plan.waves.map((w) => ({ name: w.name, members: w.members.length })) },
       });
     });
     return id;
