@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
@@ -21,6 +20,7 @@ import { Reason, type ReasonName, reasonOf } from "../client/reasons.js";
 import { enrollAgent, mintToken } from "./support/agents.js";
 import { expectCode } from "./support/expect-code.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
+import { freePort } from "./support/free-port.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
 /**
@@ -417,14 +417,3 @@ describe("graceful gateway restart", () => {
     await gw.stop();
   }, 60_000);
 });
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}

@@ -141,6 +141,16 @@ describe("failed operator authentications", () => {
   });
 });
 
+describe("last use of a key", () => {
+  it("is recorded when a key authenticates, and shown in the listing", async () => {
+    const { secret, key } = await gw.admin(ApiKeyService).createApiKey({ name: "used", role: Role.VIEWER });
+    const listed = async () => (await gw.admin(ApiKeyService).listApiKeys({})).keys.find((k) => k.id === key?.id);
+    expect((await listed())?.lastUsedAt).toBeUndefined();
+    await gw.admin(ApiKeyService, secret).whoAmI({});
+    await expect.poll(async () => (await listed())?.lastUsedAt?.seconds ?? 0n, { timeout: 5_000 }).toBeGreaterThan(0n);
+  });
+});
+
 describe("key listings", () => {
   it("show a fingerprint of each key, never characters of the key itself (the bootstrap key included)", async () => {
     const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: "listed", role: Role.VIEWER });

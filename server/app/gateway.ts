@@ -10,6 +10,7 @@ import { errorInterceptor } from "../errors/error-interceptor.js";
 import type { ConnectionGuardStats } from "../http/connection-guard.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
+import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
 import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
@@ -69,7 +70,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       // Order: errors are mapped last (outermost); identity is resolved before validation so an
       // unauthenticated caller learns nothing about the request shape; values no column can hold
       // are refused before the protovalidate rules, in every field of every message.
-      interceptors: [errorInterceptor(logger), identity, storableInputInterceptor(), createValidateInterceptor()],
+      interceptors: [errorInterceptor(logger), identity, streamCapInterceptor(config.maxStreamsPerCredential), storableInputInterceptor(), createValidateInterceptor()],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
     });
