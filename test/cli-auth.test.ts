@@ -1,18 +1,18 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import * as http2 from "node:http2";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import forge from "node-forge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyService, Role } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { EXIT } from "../cli/errors.js";
 import { cliEnv, runCliProcess, startCliOnTty } from "./support/agwctl.js";
+import { createTestCertificates } from "./support/certificates.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
 /**
  * The attacks on agwctl's credentials and trust, against real gateways (one cleartext on
- * loopback, one with a self-signed TLS certificate) on real PostgreSQL: wrong and under-privileged
+ * loopback, one with TLS from a test CA) on real PostgreSQL: wrong and under-privileged
  * keys get their own exit codes, the key never appears in output, the config file stays 0600 and
  * is refused when others can read it, the saved key is never sent to another server, and a
  * gateway whose certificate does not match the pin is not talked to.
@@ -25,35 +25,17 @@ let pin: string;
 let caFile: string;
 let viewerKey: string;
 
-function selfSigned(): { cert: string; key: string; der: Buffer } {
-  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048 });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = "01";
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 3_600_000);
-  const subject = [{ name: "commonName", value: "127.0.0.1" }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: true },
-    { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] },
-  ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey), der };
-}
-
 const configHome = (name: string) => join(dir, name);
 const run = (args: string[], home: string, extra: Record<string, string> = {}, input = "") => runCliProcess(args, cliEnv(configHome(home), extra), input);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "agwctl-auth-"));
-  const { cert, key, der } = selfSigned();
-  await writeFile(join(dir, "gw.pem"), cert);
-  await writeFile(join(dir, "gw.key"), key, { mode: 0o600 });
-  caFile = join(dir, "gw.pem");
-  pin = createHash("sha256").update(der).digest("hex");
+  const pki = createTestCertificates();
+  await writeFile(join(dir, "gw.pem"), pki.server.cert);
+  await writeFile(join(dir, "gw.key"), pki.server.key, { mode: 0o600 });
+  caFile = join(dir, "ca.pem");
+  await writeFile(caFile, pki.ca.cert);
+  pin = pki.server.sha256;
   gw = await startTestGateway();
   tlsGw = await startTestGateway({ tlsCert: join(dir, "gw.pem"), tlsKey: join(dir, "gw.key") }, gw.database);
   viewerKey = (await gw.admin(ApiKeyService).createApiKey({ name: "viewer", role: Role.VIEWER })).secret;
@@ -168,7 +150,7 @@ describe("the config file", () => {
 });
 
 describe("TLS trust", () => {
-  it("talks to a self-signed gateway through its pin and saves the pin with the login", async () => {
+  it("talks to a TLS gateway through its pin or its CA and saves the pin with the login", async () => {
     const login = await run(["login", "--server", tlsGw.url, "--ca-pin", pin.match(/../g)?.join(":") ?? ""], "tls", {}, gw.adminKey);
     expect(login.code, login.stderr).toBe(0);
     const saved = JSON.parse(await readFile(join(configHome("tls"), "agwctl", "config.json"), "utf8")) as { caPins: string[] };
@@ -186,8 +168,8 @@ describe("TLS trust", () => {
     const untrusted = await run(["whoami", "--server", tlsGw.url], "none", { AGW_API_KEY: gw.adminKey });
     expect(untrusted.code).toBe(EXIT.USAGE);
     expect(untrusted.stderr).toMatch(/needs --ca-file FILE or --ca-pin SHA256/);
-    const selfSignedWithoutCa = await run(["whoami", "--server", tlsGw.url, "--system-ca"], "none", { AGW_API_KEY: gw.adminKey });
-    expect(selfSignedWithoutCa.code).toBe(EXIT.UNTRUSTED);
-    for (const res of [wrong, untrusted, selfSignedWithoutCa]) expect(res.stdout + res.stderr).not.toContain(gw.adminKey);
+    const privateCaWithSystemStore = await run(["whoami", "--server", tlsGw.url, "--system-ca"], "none", { AGW_API_KEY: gw.adminKey });
+    expect(privateCaWithSystemStore.code).toBe(EXIT.UNTRUSTED);
+    for (const res of [wrong, untrusted, privateCaWithSystemStore]) expect(res.stdout + res.stderr).not.toContain(gw.adminKey);
   });
 });
