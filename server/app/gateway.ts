@@ -8,6 +8,7 @@ import type { Config } from "../config/config.js";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
 import type { ConnectionGuardStats } from "../http/connection-guard.js";
+import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
@@ -15,6 +16,7 @@ import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
 import { type AppContext, backgroundWorkers, createAppContext } from "./context.js";
 import { peerContextValues } from "./peer.js";
+import { readinessChecks } from "./readiness.js";
 import { accessPolicy, registerRoutes } from "./routes.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 
@@ -61,7 +63,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       operators: [apiKeyAuthenticator(context.apiKeys)],
       agents: [sessionAuthenticator(context.sessions)],
     });
-    const handler = connectNodeAdapter({
+    const rpcHandler = connectNodeAdapter({
       routes: (router) => {
         registerRoutes(router, context);
         access.assertCovers(router.handlers.map((h) => h.method));
@@ -72,6 +74,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       interceptors: [errorInterceptor(logger), identity, storableInputInterceptor(), createValidateInterceptor()],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
+    });
+    // HTTP /healthz and /readyz for probes and load balancers, beside grpc.health.v1.
+    const handler = withHealthEndpoints(rpcHandler, {
+      draining: () => context.health.isShutDown,
+      checks: readinessChecks(database.db, bus),
+      onChange: (ready, failures, errors) => (ready ? logger.info("ready") : logger.warn({ failures, err: errors[0] }, "not ready")),
     });
     // Everything a call may rely on runs before the first call can arrive.
     workers = await startWorkers(backgroundWorkers(context), logger);
