@@ -206,6 +206,8 @@ describe.skipIf(missing !== undefined)(`the image's ENTRYPOINT + CMD under a rea
       SANDBOX_APP_PATH: stage.workdir,
       SANDBOX_WORKDIR: stage.workdir,
       SANDBOX_USER: stage.user,
+      // Only what the image copies, so a path the Containerfile forgets fails here too.
+      SANDBOX_COPY: stage.copiesFrom.flatMap((c) => c.sources.map((s) => relative("/src", s))).join(" "),
       SANDBOX_VOLUMES: stage.volumes.join(" "),
     }, REPO);
   }
