@@ -4,6 +4,7 @@
 # rest of the deployment checks are vitest suites that `npm test` runs:
 #   test/deploy-container.test.ts   the Containerfile's ENTRYPOINT+CMD in a read-only sandbox
 #   test/deploy-compose.test.ts     compose.yaml against the Compose Specification schema
+#   test/deploy-compose-run.test.ts compose.yaml's commands run as processes (migrate, replicas, agents)
 #   test/deploy-kubernetes.test.ts  the chart's values schema and rendered manifests
 #   test/deploy-health.test.ts      /healthz and /readyz
 # Needs (Debian): systemd, golang-go, golang-github-masterminds-sprig-dev, golang-github-ghodss-yaml-dev.
