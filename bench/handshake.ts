@@ -16,7 +16,6 @@
 import { createPrivateKey, type KeyObject, sign as nodeSign } from "node:crypto";
 import { cpus } from "node:os";
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { gatewayClient, register } from "../agent/lib/direct.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
@@ -29,6 +28,7 @@ import {
 import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { generateKeyPair, sign as nobleSign } from "../client/protocol/ed25519.js";
 import { authTranscript } from "../client/protocol/transcript.js";
+import { adminClient } from "../test/support/admin.js";
 import { type BenchGateway, spawnGateway } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
@@ -308,19 +308,7 @@ async function runMode(mode: string, c: number, seconds: number, maxOps: number,
 async function enrollPool(gateway: BenchGateway, n: number, log: (line: string) => void): Promise<PoolAgent[]> {
   const t0 = performance.now();
   const transport = createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" });
-  const admin = createClient(
-    EnrollmentTokenService,
-    createConnectTransport({
-      baseUrl: gateway.url,
-      httpVersion: "2",
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${gateway.adminKey}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
+  const admin = adminClient(EnrollmentTokenService, gateway.url, gateway.adminKey);
   const { secret } = await admin.createEnrollmentToken({ maxUses: n });
   const client = gatewayClient(transport);
   const agents: PoolAgent[] = [];

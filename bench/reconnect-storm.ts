@@ -23,8 +23,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { DEFAULT_BACKOFF } from "../agent/lib/backoff.js";
@@ -32,8 +30,10 @@ import { gatewayClient, type Identity, register } from "../agent/lib/direct.js";
 import { type AgentStateFile, newState, StateStore } from "../agent/lib/state.js";
 import { Supervisor } from "../agent/lib/supervisor.js";
 import { type GatewayTransport, createGatewayTransport } from "../client/transport.js";
+import { adminClient } from "../test/support/admin.js";
 import { type BenchGateway, spawnGateway } from "./lib/child.js";
-import { freePort, startPostgres } from "./lib/postgres.js";
+import { freePort } from "../test/support/free-port.js";
+import { startPostgres } from "./lib/postgres.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
 
 const AGENTS = envInt("BENCH_AGENTS", 200);
@@ -112,19 +112,7 @@ async function main(): Promise<void> {
 
 /** Registers AGENTS identities with one multi-use token, each with its own state directory. */
 async function enroll(gateway: BenchGateway, root: string): Promise<Enrolled[]> {
-  const admin = createClient(
-    EnrollmentTokenService,
-    createConnectTransport({
-      baseUrl: gateway.url,
-      httpVersion: "2",
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${gateway.adminKey}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
+  const admin = adminClient(EnrollmentTokenService, gateway.url, gateway.adminKey);
   const { secret } = await admin.createEnrollmentToken({ maxUses: AGENTS, requiresApproval: false });
   const transport = createGatewayTransport(gateway.url, { pins: [] });
   const client = gatewayClient(transport.transport);

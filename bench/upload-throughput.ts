@@ -19,11 +19,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { freePort, startEmbeddedPostgres } from "../test/support/embedded-postgres.js";
+import { adminClient } from "../test/support/admin.js";
+import { startEmbeddedPostgres } from "../test/support/embedded-postgres.js";
+import { freePort } from "../test/support/free-port.js";
 import { gatewayClient, handshake, register, type Session, withSession } from "../agent/lib/direct.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import {
@@ -329,14 +330,7 @@ async function startGateway(databaseUrl: string): Promise<GatewayProcess> {
 
 async function enroll(gateway: GatewayProcess, n: number): Promise<Session[]> {
   const transport = createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" });
-  const admin = createClient(EnrollmentTokenService, createConnectTransport({
-    baseUrl: gateway.url,
-    httpVersion: "2",
-    interceptors: [(next) => (req) => {
-      req.header.set("authorization", `Bearer ${gateway.adminKey}`);
-      return next(req);
-    }],
-  }));
+  const admin = adminClient(EnrollmentTokenService, gateway.url, gateway.adminKey);
   const { secret } = await admin.createEnrollmentToken({ maxUses: n });
   const client = gatewayClient(transport);
   const sessions: Session[] = [];

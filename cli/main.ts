@@ -3,7 +3,8 @@ import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
 import { SignedReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
 import { generateKeyPair } from "../client/protocol/ed25519.js";
-import { digestArtifact, signReleaseManifest } from "./release.js";
+import { parseDurationMs } from "../client/values.js";
+import { DEFAULT_MANIFEST_LIFETIME_MS, digestArtifact, signReleaseManifest } from "./release.js";
 
 const USAGE = `usage: agwctl <command> [flags]
 
@@ -11,9 +12,11 @@ release keygen --out FILE
     Create an ed25519 release signing key. Writes the private key (hex) to FILE with mode 0600
     and prints the public key (hex) to register with ReleaseKeyService.RegisterReleaseKey.
 release sign --key FILE --version V --artifact-url URL (--artifact FILE | --sha256 HEX --size N)
-             [--notes TEXT] [--out FILE]
+             [--notes TEXT] [--expires-in DUR] [--allow-downgrade] [--out FILE]
     Sign a release manifest offline. Prints the SignedReleaseManifest as protobuf JSON (or writes
-    it to --out), ready for RolloutService.CreateRollout's spec.manifest.`;
+    it to --out), ready for RolloutService.CreateRollout's spec.manifest. Agents refuse it after
+    --expires-in (default 30d; e.g. 12h, 90d), and refuse a version that is not newer than the
+    one they run unless it is signed with --allow-downgrade.`;
 
 function fail(message: string): never {
   console.error(`agwctl: ${message}\n\n${USAGE}`);
@@ -40,6 +43,8 @@ function main(argv: string[]): void {
       sha256: { type: "string" },
       size: { type: "string" },
       notes: { type: "string" },
+      "expires-in": { type: "string" },
+      "allow-downgrade": { type: "boolean" },
     },
     strict: true,
   });
@@ -61,8 +66,20 @@ function main(argv: string[]): void {
       }
       digest = { sha256: new Uint8Array(Buffer.from(values.sha256, "hex")), size: BigInt(values.size) };
     }
+    const lifetimeMs = values["expires-in"] === undefined ? DEFAULT_MANIFEST_LIFETIME_MS : parseDurationMs(values["expires-in"]);
+    if (!lifetimeMs) fail("--expires-in must be a duration like 12h or 30d");
+    const createdAt = new Date();
     const signed = signReleaseManifest(
-      { version: values.version, artifactUrl: values["artifact-url"], artifactSha256: digest.sha256, artifactSize: digest.size, notes: values.notes ?? "" },
+      {
+        version: values.version,
+        artifactUrl: values["artifact-url"],
+        artifactSha256: digest.sha256,
+        artifactSize: digest.size,
+        notes: values.notes ?? "",
+        createdAt,
+        expiresAt: new Date(createdAt.getTime() + lifetimeMs),
+        allowDowngrade: values["allow-downgrade"] ?? false,
+      },
       readPrivateKey(values.key),
     );
     const json = toJsonString(SignedReleaseManifestSchema, signed, { prettySpaces: 2 });

@@ -13,13 +13,21 @@ export interface ManifestFields {
   artifactSize: bigint;
   notes: string;
   createdAt?: Date;
+  /** When agents stop accepting it (default: 30 days after createdAt). */
+  expiresAt?: Date;
+  /** Lets agents install it even when it is not newer than what they run. */
+  allowDowngrade?: boolean;
 }
+
+/** How long a signed manifest is accepted unless `--expires-in` says otherwise. */
+export const DEFAULT_MANIFEST_LIFETIME_MS = 30 * 86_400_000;
 
 /**
  * Serializes the manifest once and signs those exact bytes over the release transcript
  * (docs/protocol.md, "Release manifests"), so verifiers never re-encode anything.
  */
 export function signReleaseManifest(fields: ManifestFields, releasePrivateKey: Uint8Array): SignedReleaseManifest {
+  const createdAt = fields.createdAt ?? new Date();
   const manifest = toBinary(
     ReleaseManifestSchema,
     create(ReleaseManifestSchema, {
@@ -28,7 +36,9 @@ export function signReleaseManifest(fields: ManifestFields, releasePrivateKey: U
       artifactSha256: fields.artifactSha256,
       artifactSize: fields.artifactSize,
       notes: fields.notes,
-      createdAt: timestampFromDate(fields.createdAt ?? new Date()),
+      createdAt: timestampFromDate(createdAt),
+      expiresAt: timestampFromDate(fields.expiresAt ?? new Date(createdAt.getTime() + DEFAULT_MANIFEST_LIFETIME_MS)),
+      allowDowngrade: fields.allowDowngrade ?? false,
     }),
   );
   return create(SignedReleaseManifestSchema, {

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
@@ -6,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import forge from "node-forge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentGatewayService } from "../gen/agentgateway/v1/gateway_pb.js";
+import { createTestCertificates } from "../test/support/certificates.js";
 import { createClient } from "@connectrpc/connect";
 import { checkServerUrl, createGatewayTransport, isLoopbackHost, normalizePin, TrustError } from "./transport.js";
 
@@ -20,10 +19,11 @@ let pin: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "agw-tls-test-"));
-  const { cert, key, der } = selfSigned();
+  const { ca, server: certificate } = createTestCertificates();
   caFile = join(dir, "ca.pem");
-  writeFileSync(caFile, cert);
-  pin = createHash("sha256").update(der).digest("hex");
+  writeFileSync(caFile, ca.cert);
+  pin = certificate.sha256;
+  const { cert, key } = certificate;
   const handler = connectNodeAdapter({ routes: (router) => router.service(AgentGatewayService, { uploadHeartbeat: async () => ({}) }) });
   server = http2.createSecureServer({ cert, key }, handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -53,7 +53,7 @@ describe("gateway trust", () => {
     expect(await call({ caFile, pins: [] })).toBe("ok");
   });
 
-  it("trusts a self-signed gateway through its SHA-256 pin (colons and case do not matter)", async () => {
+  it("trusts a gateway no trusted CA vouches for through its SHA-256 pin (colons and case do not matter)", async () => {
     const colons = pin.toUpperCase().match(/../g)?.join(":") ?? "";
     expect(await call({ pins: [colons] })).toBe("ok");
   });
@@ -66,7 +66,7 @@ describe("gateway trust", () => {
 
   it("refuses an https gateway it has no way to trust (no trust on first use)", async () => {
     expect(() => createGatewayTransport(url, { pins: [] })).toThrow(TrustError);
-    // With the system store only, a private self-signed certificate does not verify.
+    // With the system store only, a certificate from a private CA does not verify.
     expect(await call({ pins: [], systemCa: true })).not.toBe("ok");
   });
 
@@ -82,23 +82,3 @@ describe("gateway trust", () => {
     expect(() => normalizePin("abc")).toThrow(TrustError);
   });
 });
-
-/** A throwaway certificate for 127.0.0.1 (node-forge; RSA keygen is native). */
-function selfSigned(): { cert: string; key: string; der: Buffer } {
-  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048 });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = "01";
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 3_600_000);
-  const subject = [{ name: "commonName", value: "127.0.0.1" }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: true },
-    { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] },
-  ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey), der };
-}

@@ -6,6 +6,7 @@ import * as m0004 from "./0004-rollouts.js";
 import * as m0005 from "./0005-agent-status.js";
 import * as m0006 from "./0006-secret-fingerprints.js";
 import * as m0007 from "./0007-revoked-from.js";
+import * as m0008 from "./0008-host-labels.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ export const migrations: Record<string, Migration> = {
   "0005-agent-status": m0005,
   "0006-secret-fingerprints": m0006,
   "0007-revoked-from": m0007,
+  "0008-host-labels": m0008,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

@@ -278,6 +278,7 @@ function releaseVectors(): unknown {
     artifactSize: 12_345_678n,
     notes: "Fixes reconnect backoff after GoAway DRAIN.",
     createdAt: create(TimestampSchema, { seconds: 1_768_478_400n, nanos: 0 }), // 2026-01-15T12:00:00Z
+    expiresAt: create(TimestampSchema, { seconds: 1_771_070_400n, nanos: 0 }), // 30 days later
   });
   const manifest2 = create(ReleaseManifestSchema, {
     version: "2.0.0-rc.1",
@@ -288,9 +289,24 @@ function releaseVectors(): unknown {
     artifactSize: 9_876_543n,
     notes: "",
     createdAt: create(TimestampSchema, { seconds: 1_772_323_200n, nanos: 500_000_000 }), // 2026-03-01T00:00:00.5Z
+    expiresAt: create(TimestampSchema, { seconds: 1_772_366_400n, nanos: 0 }), // 2026-03-01T12:00:00Z
+  });
+  // A deliberate downgrade back to 1.4.2: the signer sets allow_downgrade.
+  const manifest3 = create(ReleaseManifestSchema, {
+    version: "1.4.2",
+    artifactUrl: "https://releases.example.com/agw-agent/1.4.2/agw-agent-linux-x64.tar.gz",
+    artifactSha256: new Uint8Array(
+      createHash("sha256").update("agw-agent 1.4.2 linux-x64").digest(),
+    ),
+    artifactSize: 12_000_000n,
+    notes: "Roll back 1.5.0.",
+    createdAt: create(TimestampSchema, { seconds: 1_768_564_800n, nanos: 0 }), // 2026-01-16T12:00:00Z
+    expiresAt: create(TimestampSchema, { seconds: 1_769_169_600n, nanos: 0 }), // 7 days later
+    allowDowngrade: true,
   });
   const bytes1 = toBinary(ReleaseManifestSchema, manifest1);
   const bytes2 = toBinary(ReleaseManifestSchema, manifest2);
+  const bytes3 = toBinary(ReleaseManifestSchema, manifest3);
   const t1 = releaseManifestTranscript(bytes1);
 
   const describeManifest = (m: ReleaseManifest) => ({
@@ -303,6 +319,11 @@ function releaseVectors(): unknown {
       seconds: (m.createdAt?.seconds ?? 0n).toString(),
       nanos: m.createdAt?.nanos ?? 0,
     },
+    expires_at: {
+      seconds: (m.expiresAt?.seconds ?? 0n).toString(),
+      nanos: m.expiresAt?.nanos ?? 0,
+    },
+    allow_downgrade: m.allowDowngrade,
   });
   const valid = (
     id: string,
@@ -358,6 +379,7 @@ function releaseVectors(): unknown {
     cases: [
       valid("basic", seedRelease1, manifest1, bytes1, "Release key 1 signs 1.5.0."),
       valid("second-key", seedRelease2, manifest2, bytes2, "Release key 2 signs 2.0.0-rc.1."),
+      valid("allow-downgrade", seedRelease1, manifest3, bytes3, "Release key 1 signs a deliberate downgrade to 1.4.2 (allow_downgrade)."),
       invalid(
         "manifest-tampered",
         "Key 1's signature for 1.5.0 presented with the version bytes changed to 1.5.1.",

@@ -2,12 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +14,9 @@ import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_
 import { sendLocalEvents } from "../agent/lib/event-source.js";
 import { EXIT } from "../agent/lib/errors.js";
 import { AGENT_VERSION } from "../agent/lib/version.js";
+import { adminClient } from "./support/admin.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
+import { freePort } from "./support/free-port.js";
 import { type GatewayProcess, spawnGateway } from "./support/gateway-process.js";
 
 /**
@@ -43,19 +43,7 @@ const gatewayEnv = () => ({
 });
 
 function admin<S extends DescService>(service: S) {
-  return createClient(
-    service,
-    createConnectTransport({
-      baseUrl: `http://127.0.0.1:${port}`,
-      httpVersion: "2",
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${adminKey}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
+  return adminClient(service, `http://127.0.0.1:${port}`, adminKey);
 }
 
 /** A child process with its output collected and its exit awaitable. */
@@ -293,14 +281,3 @@ describe("agw-agent end to end", () => {
     expect(again.output()).not.toMatch(/connected|handshake/);
   }, 240_000);
 });
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}

@@ -19,7 +19,7 @@ import { startTestGateway, type TestGateway } from "./support/gateway.js";
 let gw: TestGateway;
 
 beforeAll(async () => {
-  gw = await startTestGateway();
+  gw = await startTestGateway({ registerRatePerSource: "1000/s:1000" });
 });
 
 afterAll(async () => {

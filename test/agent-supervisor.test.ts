@@ -1,23 +1,26 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { type Rollout, RolloutService, RolloutState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { signReleaseManifest } from "../cli/release.js";
-import { gatewayClient, register } from "../agent/lib/direct.js";
-import { EXIT } from "../agent/lib/errors.js";
+import { gatewayClient, handshake, register, sendHeartbeat } from "../agent/lib/direct.js";
+import { classify, EXIT } from "../agent/lib/errors.js";
 import { newState, StateStore } from "../agent/lib/state.js";
 import { Supervisor, type SupervisorEvent } from "../agent/lib/supervisor.js";
 import { createGatewayTransport } from "../client/transport.js";
 import { generateKeyPair } from "../client/protocol/ed25519.js";
+import { Reason, type ReasonName, reasonOf } from "../client/reasons.js";
 import { enrollAgent, mintToken } from "./support/agents.js";
+import { expectCode } from "./support/expect-code.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
+import { freePort } from "./support/free-port.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
 /**
@@ -48,7 +51,7 @@ interface RunningAgent {
 /** Enrolls a new identity through the gateway and runs a Supervisor for it. */
 async function startAgent(
   gw: TestGateway,
-  options: { labels?: Record<string, string>; releaseKeys?: Uint8Array[]; updateCommand?: string } = {},
+  options: { labels?: Record<string, string>; releaseKeys?: Uint8Array[]; updateCommand?: string; version?: string } = {},
 ): Promise<RunningAgent> {
   const dir = await mkdtemp(join(root, "agent-"));
   const store = new StateStore(dir);
@@ -70,7 +73,7 @@ async function startAgent(
     releaseKeys: [],
   });
   await store.save(state);
-  let version = "1.0.0";
+  let version = options.version ?? "1.0.0";
   const events: SupervisorEvent[] = [];
   const supervisor = new Supervisor({
     client,
@@ -217,6 +220,130 @@ describe("agent supervisor on a real gateway", () => {
     await agent.close();
   });
 
+  it("decides every refusal it tells apart from the gateway's ErrorInfo reason, not its message", async () => {
+    const client = gatewayClient(gw.transport);
+    const agents = gw.admin(AgentService);
+    const cases: Array<{ state: string; approval: boolean; to(id: string): Promise<unknown>; reason: ReasonName; verdict: string }> = [
+      { state: "pending approval", approval: true, to: async () => {}, reason: Reason.AWAITING_APPROVAL, verdict: "awaiting-approval" },
+      {
+        state: "rejected",
+        approval: true,
+        to: (id) => agents.rejectAgent({ id, reason: "unknown host" }),
+        reason: Reason.AGENT_REJECTED,
+        verdict: "identity-unusable",
+      },
+      {
+        state: "retired",
+        approval: false,
+        to: (id) => agents.retireAgent({ id, reason: "decommissioned" }),
+        reason: Reason.AGENT_RETIRED,
+        verdict: "identity-unusable",
+      },
+      { state: "revoked", approval: false, to: (id) => agents.revokeAgent({ id, reason: "stolen" }), reason: Reason.AGENT_REVOKED, verdict: "revoked" },
+    ];
+    for (const c of cases) {
+      const identity = generateKeyPair();
+      const reg = await register(client, { token: await mintToken(gw, { requiresApproval: c.approval }), identity, name: `reason-${c.reason.toLowerCase()}` });
+      await c.to(reg.agentId);
+      const err = await handshake(client, reg.agentId, identity).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(reasonOf(err), c.state).toBe(c.reason);
+      expect(classify(err).kind, c.state).toBe(c.verdict);
+    }
+    // A post-handshake RPC of a revoked agent carries the reason too.
+    const live = await enrollAgent(gw);
+    await agents.revokeAgent({ id: live.registration.agentId, reason: "stolen" });
+    const denied = await sendHeartbeat(client, live.session, {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(reasonOf(denied)).toBe(Reason.AGENT_REVOKED);
+    expect(classify(denied).kind).toBe("revoked");
+  });
+
+  /** Runs a one-wave rollout of `manifest` to the agents labelled `suite` until it completes or halts. */
+  async function rollOut(manifest: ReturnType<typeof signReleaseManifest>, suite: string, beforeStart?: () => Promise<void>): Promise<Rollout> {
+    const rollouts = gw.admin(RolloutService);
+    const { rollout } = await rollouts.createRollout({
+      spec: {
+        manifest,
+        targetSelector: { suite },
+        waves: [{ name: "all", cumulativePercent: 100, failureBudget: 0, verifyWindow: durationFromMs(15_000) }],
+      },
+    });
+    const id = rollout?.id ?? "";
+    try {
+      await beforeStart?.();
+      await rollouts.startRollout({ id });
+      return await until("rollout finished", async () => {
+        const r = (await rollouts.getRollout({ id })).rollout;
+        return r && (r.state === RolloutState.COMPLETED || r.state === RolloutState.HALTED) ? r : undefined;
+      });
+    } finally {
+      await rollouts.cancelRollout({ id, reason: "test over" }).catch(() => {});
+    }
+  }
+
+  const release = (version: string, extra: { allowDowngrade?: boolean; expiresAt?: Date } = {}) =>
+    signReleaseManifest(
+      {
+        version,
+        artifactUrl: `https://releases.example.invalid/agw-agent-${version}.tgz`,
+        artifactSha256: new Uint8Array(32).fill(3),
+        artifactSize: 7n,
+        notes: "",
+        ...extra,
+      },
+      releaseKey.privateKey,
+    );
+
+  it("refuses an old signed manifest over a newer version (DOWNGRADE_REFUSED), and installs it only when signed as a deliberate downgrade", async () => {
+    const marker = join(root, `downgrade-${Date.now()}`);
+    const agent = await startAgent(gw, {
+      labels: { suite: "agent-downgrade" },
+      releaseKeys: [releaseKey.publicKey],
+      updateCommand: `echo "$AGW_ALLOW_DOWNGRADE" > ${marker}; echo 1.5.0`,
+      version: "2.0.0",
+    });
+    await until("connected", () => connections(agent) > 0);
+    // What a compromised gateway can do: replay a release that was genuinely signed once.
+    const replayed = await rollOut(release("1.5.0"), "agent-downgrade");
+    expect(replayed.state).toBe(RolloutState.HALTED);
+    expect(replayed.failures[0]?.reason).toBe(
+      "DOWNGRADE_REFUSED: release 1.5.0 is not newer than the running 2.0.0; a downgrade needs a manifest signed with allow_downgrade",
+    );
+    expect(existsSync(marker)).toBe(false);
+    expect(agent.version()).toBe("2.0.0");
+    const deliberate = await rollOut(release("1.5.0", { allowDowngrade: true }), "agent-downgrade");
+    expect(deliberate.state, `${deliberate.haltReason} ${JSON.stringify(deliberate.failures)}`).toBe(RolloutState.COMPLETED);
+    expect(agent.version()).toBe("1.5.0");
+    expect(readFileSync(marker, "utf8").trim()).toBe("1");
+    await agent.close();
+  });
+
+  it("refuses an expired manifest: the gateway when the rollout is created, the agent when it expired on the way", async () => {
+    await expectCode(
+      gw
+        .admin(RolloutService)
+        .createRollout({ spec: { manifest: release("9.0.0", { expiresAt: new Date(Date.now() - 1000) }), targetSelector: { suite: "none" } } }),
+      Code.InvalidArgument,
+      /expires_at/,
+    );
+    const marker = join(root, `expired-${Date.now()}`);
+    const agent = await startAgent(gw, { labels: { suite: "agent-expired" }, releaseKeys: [releaseKey.publicKey], updateCommand: `touch ${marker}` });
+    await until("connected", () => connections(agent) > 0);
+    const expiresAt = new Date(Date.now() + 2500);
+    const halted = await rollOut(release("4.0.0", { expiresAt }), "agent-expired", async () => {
+      await new Promise((r) => setTimeout(r, expiresAt.getTime() - Date.now() + 100));
+    });
+    expect(halted.state).toBe(RolloutState.HALTED);
+    expect(halted.failures[0]?.reason).toBe(`MANIFEST_EXPIRED: manifest for 4.0.0 expired at ${expiresAt.toISOString()}`);
+    expect(existsSync(marker)).toBe(false);
+    await agent.close();
+  });
+
   it("stops with exit 78 and the operator's reason when revoked, and marks the state", async () => {
     const agent = await startAgent(gw);
     await until("connected", () => connections(agent) > 0);
@@ -290,14 +417,3 @@ describe("graceful gateway restart", () => {
     await gw.stop();
   }, 60_000);
 });
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}

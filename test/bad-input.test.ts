@@ -13,7 +13,7 @@ import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_
 import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { RolloutService } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { AgentGatewayService } from "../gen/agentgateway/v1/gateway_pb.js";
-import { gatewayClient } from "../agent/lib/direct.js";
+import { gatewayClient, withSession } from "../agent/lib/direct.js";
 import { enrollAgent, type EnrolledAgent } from "./support/agents.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
@@ -154,8 +154,10 @@ function show(value: unknown): string {
 
 /** Calls one method with one message; returns the Connect code (OK when it succeeded) and the message. */
 async function call(service: DescService, method: DescMethod, message: unknown): Promise<{ code: Code | "OK"; text: string }> {
-  const headers = { authorization: `Bearer ${service === AgentGatewayService ? agent.session.token : gw.adminKey}` };
-  const client = createClient(service, gw.transport) as unknown as Record<string, (...args: unknown[]) => unknown>;
+  // Agent RPCs carry the agent's session; admin RPCs go through the shared admin client.
+  const agentRpc = service === AgentGatewayService;
+  const headers = agentRpc ? withSession(agent.session).headers : {};
+  const client = (agentRpc ? createClient(service, gw.transport) : gw.admin(service)) as unknown as Record<string, (...args: unknown[]) => unknown>;
   const fn = client[method.localName] as (...args: unknown[]) => unknown;
   const signal = AbortSignal.timeout(2_000);
   try {
@@ -203,7 +205,7 @@ describe("generated bad messages on every RPC", () => {
     const client = gatewayClient(gw.transport);
     const before = await lastSeen(bystander.registration.agentId);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    await client.uploadHeartbeat({ agentVersion: "1.2.3" }, { headers: { authorization: `Bearer ${bystander.session.token}` } });
+    await client.uploadHeartbeat({ agentVersion: "1.2.3" }, withSession(bystander.session));
     await expect.poll(() => lastSeen(bystander.registration.agentId), { timeout: 5_000 }).not.toBe(before);
     const me = await gw.admin(ApiKeyService).whoAmI({});
     expect(me.tenantId).not.toBe("");
@@ -217,7 +219,7 @@ describe("a bad row that slips past the edge", () => {
     const before = await lastSeen(bystander.registration.agentId);
     // Straight into the coalescer, as if a future field had no edge check.
     heartbeats.record(agent.registration.agentId, { tenantId: agent.registration.tenantId, seenAt: new Date(), agentVersion: "poison\u0000", host: undefined });
-    await gatewayClient(gw.transport).uploadHeartbeat({ agentVersion: "1.2.4" }, { headers: { authorization: `Bearer ${bystander.session.token}` } });
+    await gatewayClient(gw.transport).uploadHeartbeat({ agentVersion: "1.2.4" }, withSession(bystander.session));
     await expect.poll(() => lastSeen(bystander.registration.agentId), { timeout: 5_000 }).not.toBe(before);
     await expect.poll(() => heartbeats.stats.rejected, { timeout: 5_000 }).toBe(rejectedBefore + 1);
   });

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { GoAwayReason } from "../gen/agentgateway/v1/control_pb.js";
 import { gatewayClient, type GatewayClient, handshake } from "../agent/lib/direct.js";
+import { enqueueForAgents } from "../server/control/command-store.js";
+import { peerRevokedBody } from "../server/control/commands.js";
 import { enrollAgent } from "./support/agents.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 import { ackOf, openStream } from "./support/stream.js";
@@ -121,5 +123,48 @@ describe("ControlStream", () => {
     await handshake(client, agent.registration.agentId, agent.identity);
     const goAway = await stream.next();
     expect(goAway.kind.case === "goAway" && goAway.kind.value.reason).toBe(GoAwayReason.SESSION_ENDED);
+  });
+});
+
+describe("ControlStream races", () => {
+  it("closes with GoAway REVOKED a stream whose hello arrives after its agent was revoked", async () => {
+    const agent = await enrollAgent(gw);
+    // The session is cached as valid; the revocation below is committed without the bus
+    // announcement reaching this stream (it is not registered yet), as in the real race.
+    await gatewayClient(gw.transport).uploadHeartbeat({}, { headers: { authorization: `Bearer ${agent.session.token}` } });
+    await gw.gateway.context.database.db.updateTable("agents").set({ state: "REVOKED", revoke_reason: "raced", revoked_at: new Date() }).where("id", "=", agent.registration.agentId).execute();
+    const stream = openStream(client, agent.session);
+    const messages = [await stream.next(), await stream.next()];
+    const goAway = messages.find((m) => m.kind.case === "goAway");
+    expect(goAway?.kind.case === "goAway" && goAway.kind.value.reason).toBe(GoAwayReason.REVOKED);
+    await stream.ended;
+  });
+
+  it("closes with SESSION_ENDED a stream whose session expired before it registered", async () => {
+    const agent = await enrollAgent(gw);
+    await gatewayClient(gw.transport).uploadHeartbeat({}, { headers: { authorization: `Bearer ${agent.session.token}` } });
+    await gw.gateway.context.database.db.updateTable("sessions").set({ expires_at: new Date(Date.now() - 1000) }).where("agent_id", "=", agent.registration.agentId).execute();
+    const stream = openStream(client, agent.session);
+    const messages = [await stream.next(), await stream.next()];
+    const goAway = messages.find((m) => m.kind.case === "goAway");
+    expect(goAway?.kind.case === "goAway" && goAway.kind.value.reason).toBe(GoAwayReason.SESSION_ENDED);
+    await stream.ended;
+  });
+
+  it("delivers every pending command at once when there are more than one page of them", async () => {
+    const agent = await enrollAgent(gw);
+    const total = 250;
+    for (let i = 0; i < total; i++) {
+      await enqueueForAgents(gw.gateway.context.database.db, { tenantId: agent.registration.tenantId, agentIds: [agent.registration.agentId], kind: "peer_revoked", ref: `r${i}`, body: peerRevokedBody({ id: crypto.randomUUID(), identityPublicKey: new Uint8Array(32), revokedAt: new Date() }) });
+    }
+    const stream = openStream(client, agent.session);
+    await stream.next(); // welcome
+    let commands = 0;
+    while (commands < total) {
+      const m = await stream.next(5_000);
+      if (m.kind.case === "command") commands++;
+    }
+    expect(commands).toBe(total);
+    stream.close();
   });
 });

@@ -11,7 +11,7 @@ describe("docs/operations.md", () => {
   it("carries the settings table exactly as `agentgateway config-table` prints it", () => {
     const m = /<!-- config-table[^>]*-->\n([\s\S]*?)\n<!-- \/config-table -->/.exec(doc);
     expect(m, "config-table markers").not.toBeNull();
-    expect(m?.[1]).toBe(configTableMarkdown());
+    expect(m?.[1], "run: npx tsx scripts/sync-deploy-settings.ts").toBe(configTableMarkdown());
   });
 
   it("names only repository paths that exist", () => {

@@ -9,6 +9,7 @@ import { ApiKeyService } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { gatewayClient, handshake, register, withSession } from "../agent/lib/direct.js";
+import { adminClient } from "./support/admin.js";
 import { newIdentity } from "./support/agents.js";
 import { type GatewayProcess, spawnGateway } from "./support/gateway-process.js";
 import { openStream } from "./support/stream.js";
@@ -31,14 +32,7 @@ describe("embedded default (PGlite)", () => {
   it("prints where it listens and the generated admin key once, and the key works", async () => {
     const key = /\n\s+(agwk_[A-Za-z0-9_-]{43})\n/.exec(gateway.output())?.[1];
     expect(key).toBeDefined();
-    const admin = createClient(ApiKeyService, createConnectTransport({
-      baseUrl: gateway.url,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => {
-        req.header.set("authorization", `Bearer ${key}`);
-        return next(req);
-      }],
-    }));
+    const admin = adminClient(ApiKeyService, gateway.url, key ?? "", "1.1");
     const me = await admin.whoAmI({});
     expect(me.tenantName).toBe("default");
     expect(gateway.output().match(/agwk_/g)).toHaveLength(1);
@@ -49,8 +43,7 @@ describe("embedded default (PGlite)", () => {
     expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     const key = /\n\s+(agwk_[A-Za-z0-9_-]{43})\n/.exec(gateway.output())?.[1] ?? "";
     const transport = createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" });
-    const tokens = createClient(EnrollmentTokenService, transport);
-    const { secret } = await tokens.createEnrollmentToken({}, { headers: { authorization: `Bearer ${key}` } });
+    const { secret } = await adminClient(EnrollmentTokenService, gateway.url, key).createEnrollmentToken({});
     const client = gatewayClient(transport);
     const identity = newIdentity();
     const reg = await register(client, { token: secret, identity, name: `smoke-${randomBytes(3).toString("hex")}` });

@@ -39,7 +39,9 @@ describe("Register", () => {
     expect(reg.verificationCode).toBe(verificationCode(identity.publicKey));
     const { agent } = await gw.admin(AgentService).getAgent({ id: reg.agentId });
     expect(agent?.name).toBe("probe-1");
-    expect(agent?.labels).toEqual({ site: "lab", rack: "7" });
+    // The token's labels are the operator's; what the agent claims stays in host.labels.
+    expect(agent?.labels).toEqual({ site: "lab" });
+    expect(agent?.host?.labels).toEqual({ site: "ignored", rack: "7" });
     expect(agent?.tenantId).toBe(reg.tenantId);
   });
 

@@ -145,17 +145,35 @@ describe("revocation", () => {
 
 describe("rate limits", () => {
   it("sheds handshake bursts for one agent with RESOURCE_EXHAUSTED and a retry hint", async () => {
-    const limited = await startTestGateway({ handshakeRatePerAgent: "1/s:2" }, undefined);
+    const limited = await startTestGateway({ handshakeRatePerAgent: "0.01/s:1" }, undefined);
     try {
       const c = gatewayClient(limited.transport);
       const agent = await enrollAgent(limited);
-      // enrollAgent used one handshake call pair; the burst of 2 is spent.
+      // enrollAgent's Begin (with the right key) spent the burst of 1.
       const err = await expectCode(c.beginAuthHandshake({ agentId: agent.registration.agentId, identityPublicKey: agent.identity.publicKey }), Code.ResourceExhausted, /retry after \d+ s/);
       expect(err.metadata.get("retry-after")).toMatch(/^\d+$/);
       expect(err.findDetails(RetryInfoSchema)[0]?.retryDelay?.seconds).toBeGreaterThanOrEqual(0n);
       // Another agent is not affected.
       const other = await enrollAgent(limited);
       expect(other.session.token).toMatch(/^agws_/);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it("does not let a stranger who knows an agent id spend that agent's handshake budget", async () => {
+    const limited = await startTestGateway({ handshakeRatePerAgent: "0.01/s:2" }, undefined);
+    try {
+      const c = gatewayClient(limited.transport);
+      const token = await mintToken(limited);
+      const identity = newIdentity();
+      const reg = await register(c, { token, identity, name: "victim" });
+      const stranger = generateKeyPair();
+      for (let i = 0; i < 10; i++) {
+        await expectCode(c.beginAuthHandshake({ agentId: reg.agentId, identityPublicKey: stranger.publicKey }), Code.NotFound);
+      }
+      const session = await handshake(c, reg.agentId, identity);
+      expect(session.token).toMatch(/^agws_/);
     } finally {
       await limited.stop();
     }

@@ -106,11 +106,11 @@ describe("ingest", () => {
       const [p] = points("bad", 1);
       const nul = await rejection(client.uploadTelemetry({ points: [p!, { ...p!, id: "bad-nul", labels: { k: "a\u0000b" } }] }, withSession(agent.session)));
       expect(nul.code).toBe(Code.InvalidArgument);
-      expect(nul.rawMessage).toBe("points[1].labels: keys and values must not contain NUL characters");
+      expect(nul.rawMessage).toBe('points[1].labels["k"]: must not contain NUL characters');
       const far = create(TimestampSchema, { seconds: 253_402_300_800n, nanos: 0 });
       const range = await rejection(client.uploadTelemetry({ points: [{ ...p!, observedAt: far }] }, withSession(agent.session)));
       expect(range.code).toBe(Code.InvalidArgument);
-      expect(range.rawMessage).toBe("points[0].observed_at: must be a valid timestamp between 0001-01-01 and 9999-12-31");
+      expect(range.rawMessage).toBe("points[0].observed_at: must be between 0001-01-01 and 9999-12-31");
     });
   });
 
@@ -408,4 +408,34 @@ describe("ingest on the embedded database (PGlite)", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 60_000); // the embedded engine takes seconds to start and migrate
+});
+
+describe("per-agent upload quotas", () => {
+  let limited: TestGateway;
+  beforeAll(async () => {
+    limited = await startTestGateway({ uploadItemRate: "0.01/s:10", uploadByteRate: "1/s:3000" });
+  });
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  it("refuses items past the agent's budget with RESOURCE_EXHAUSTED and a retry hint; other agents are unaffected", async () => {
+    const c = gatewayClient(limited.transport);
+    const noisy = await enrollAgent(limited);
+    const quiet = await enrollAgent(limited);
+    expect(await c.uploadTelemetry({ points: points("q1", 10) }, withSession(noisy.session))).toMatchObject({ accepted: 10 });
+    const err = await rejection(c.uploadTelemetry({ points: points("q2", 1) }, withSession(noisy.session)));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.rawMessage).toMatch(/upload rate limit exceeded: retry after \d+ s/);
+    expect(err.metadata.get("retry-after")).toMatch(/^\d+$/);
+    expect(await c.uploadTelemetry({ points: points("q3", 5) }, withSession(quiet.session))).toMatchObject({ accepted: 5 });
+  });
+
+  it("refuses bytes past the agent's budget", async () => {
+    const c = gatewayClient(limited.transport);
+    const agent = await enrollAgent(limited);
+    expect(await c.uploadEvents({ events: [event("b1", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session))).toMatchObject({ accepted: 1 });
+    const err = await rejection(c.uploadEvents({ events: [event("b2", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session)));
+    expect(err.code).toBe(Code.ResourceExhausted);
+  });
 });

@@ -20,9 +20,8 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { durationFromMs, timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, Liveness } from "../gen/agentgateway/admin/v1/agents_pb.js";
@@ -31,6 +30,7 @@ import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.
 import { RolloutService, RolloutState, WaveState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { ReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
 import { AgentState } from "../gen/agentgateway/v1/common_pb.js";
+import { adminClient } from "./support/admin.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -232,14 +232,7 @@ let target = "";
 const adminKey = `interop-admin-${randomBytes(24).toString("hex")}`;
 
 function admin<S extends DescService>(service: S): Client<S> {
-  return createClient(service, createConnectTransport({
-    baseUrl,
-    httpVersion: "2",
-    interceptors: [(next) => (req) => {
-      req.header.set("authorization", `Bearer ${adminKey}`);
-      return next(req);
-    }],
-  }));
+  return adminClient(service, baseUrl, adminKey);
 }
 
 /** GetAgent until `done` holds (heartbeats are written in batches, so liveness lags a little). */
@@ -364,7 +357,10 @@ describe.sequential("Python agent (grpcio over h2c, stubs generated from proto/)
     expect(shown?.agentVersion).toBe("0.0.0-interop.python");
     expect(shown?.liveness, "ONLINE after a heartbeat (within the flush interval)").toBe(Liveness.ONLINE);
     expect(shown?.host?.os).toBe("linux");
-    expect(shown?.labels.lang).toBe("python");
+    // What the agent claims about itself is kept apart from the token's (operator) labels.
+    expect(shown?.host?.labels.lang).toBe("python");
+    expect(shown?.labels.lang).toBeUndefined();
+    expect(shown?.labels["interop-run"]).toBe(runLabel);
   }, 60_000);
 
   for (const [kind, rpc, count, list] of [
@@ -446,6 +442,7 @@ describe.sequential("Python agent (grpcio over h2c, stubs generated from proto/)
       artifactSize: BigInt(artifact.length),
       notes: "interop test release",
       createdAt: timestampNow(),
+      expiresAt: timestampFromMs(Date.now() + 3_600_000),
     }));
     const signature = cryptoSign(null, releaseManifestTranscript(manifestBytes), releaseKey.privateKey);
     await admin(ReleaseKeyService).registerReleaseKey({ name: "interop release key", publicKey: releasePublicKey });

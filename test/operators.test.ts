@@ -127,6 +127,30 @@ describe("tenancy", () => {
   });
 });
 
+describe("failed operator authentications", () => {
+  it("are limited per source: past the budget even a valid key is refused, then admitted again", async () => {
+    const limited = await startTestGateway({ adminAuthFailureRate: "2/s:3" });
+    try {
+      for (let i = 0; i < 3; i++) await expectCode(limited.admin(ApiKeyService, `agwk_${"A".repeat(43)}`).whoAmI({}), Code.Unauthenticated);
+      await expectCode(limited.admin(ApiKeyService, `agwk_${"B".repeat(43)}`).whoAmI({}), Code.ResourceExhausted, /retry after \d+ s/);
+      await expectCode(limited.admin(ApiKeyService).whoAmI({}), Code.ResourceExhausted, /failed authentications/);
+      await expect.poll(async () => (await limited.admin(ApiKeyService).whoAmI({}).then(() => "ok", (e) => String(e))), { timeout: 5_000, interval: 200 }).toBe("ok");
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
+describe("last use of a key", () => {
+  it("is recorded when a key authenticates, and shown in the listing", async () => {
+    const { secret, key } = await gw.admin(ApiKeyService).createApiKey({ name: "used", role: Role.VIEWER });
+    const listed = async () => (await gw.admin(ApiKeyService).listApiKeys({})).keys.find((k) => k.id === key?.id);
+    expect((await listed())?.lastUsedAt).toBeUndefined();
+    await gw.admin(ApiKeyService, secret).whoAmI({});
+    await expect.poll(async () => (await listed())?.lastUsedAt?.seconds ?? 0n, { timeout: 5_000 }).toBeGreaterThan(0n);
+  });
+});
+
 describe("key listings", () => {
   it("show a fingerprint of each key, never characters of the key itself (the bootstrap key included)", async () => {
     const { secret } = await gw.admin(ApiKeyService).createApiKey({ name: "listed", role: Role.VIEWER });

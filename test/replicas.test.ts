@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import { createClient } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +8,7 @@ import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { GoAwayReason } from "../gen/agentgateway/v1/control_pb.js";
 import { gatewayClient, handshake, type Identity, register } from "../agent/lib/direct.js";
+import { adminClient } from "./support/admin.js";
 import { newIdentity } from "./support/agents.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { expectCode } from "./support/expect-code.js";
@@ -20,15 +21,7 @@ let b: GatewayProcess;
 const adminKey = `replica-test-${randomBytes(20).toString("hex")}`;
 
 const transportTo = (url: string) => createConnectTransport({ baseUrl: url, httpVersion: "2" });
-const adminOn = <S extends Parameters<typeof createClient>[0]>(service: S, url: string) =>
-  createClient(service, createConnectTransport({
-    baseUrl: url,
-    httpVersion: "2",
-    interceptors: [(next) => (req) => {
-      req.header.set("authorization", `Bearer ${adminKey}`);
-      return next(req);
-    }],
-  }));
+const adminOn = <S extends DescService>(service: S, url: string) => adminClient(service, url, adminKey);
 
 async function enrollOn(url: string): Promise<{ agentId: string; identity: Identity }> {
   const { secret } = await adminOn(EnrollmentTokenService, url).createEnrollmentToken({});

@@ -2,6 +2,10 @@ import { Code } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
+import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
+import { gatewayClient, register } from "../agent/lib/direct.js";
+import { newIdentity } from "./support/agents.js";
 import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { type Rollout, RolloutService, RolloutState, WaveState } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { SignedReleaseManifestSchema } from "../gen/agentgateway/v1/release_pb.js";
@@ -37,7 +41,7 @@ async function waitFor(id: string, done: (r: Rollout) => boolean, timeoutMs = 20
 const agents: SimAgent[] = [];
 
 beforeAll(async () => {
-  gw = await startTestGateway({ heartbeatFlushInterval: "100ms", handshakeRatePerAgent: "1000/s:1000" });
+  gw = await startTestGateway({ heartbeatFlushInterval: "100ms", handshakeRatePerAgent: "1000/s:1000", registerRatePerSource: "1000/s:1000" });
   await gw.admin(ReleaseKeyService).registerReleaseKey({ name: "release-2026", publicKey: releaseKey.publicKey });
   for (let i = 0; i < 24; i++) agents.push(await SimAgent.start(gw, { pinnedReleaseKeys: [releaseKey.publicKey] }, `fleet-${i}`));
   await Promise.all(agents.map((a) => a.connect()));
@@ -148,5 +152,25 @@ describe("a rollout whose canaries fail", () => {
     await expectCode(rollouts.startRollout({ id: second.rollout?.id ?? "" }), Code.FailedPrecondition, /another rollout/);
     await rollouts.cancelRollout({ id: first.rollout?.id ?? "", reason: "test over" });
     for (const a of agents) a.behaviour = { ...a.behaviour, hang: false };
+  });
+});
+
+describe("agents cannot choose their own targeting", () => {
+  it("keeps the labels an agent claims apart from the operator's, and targets by the operator's unless asked", async () => {
+    const client = gatewayClient(gw.transport);
+    const token = (await gw.admin(EnrollmentTokenService).createEnrollmentToken({ maxUses: 1, labels: { env: "staging" } })).secret;
+    const reg = await register(client, { token, identity: newIdentity(), name: "claims-prod", host: { agentVersion: "1.0.0", labels: { env: "prod", region: "eu" } } });
+    const { agent } = await gw.admin(AgentService).getAgent({ id: reg.agentId });
+    expect(agent?.labels).toEqual({ env: "staging" });
+    expect(agent?.host?.labels).toEqual({ env: "prod", region: "eu" });
+    // Selectors match operator labels…
+    const byLabel = await gw.admin(AgentService).listAgents({ labelSelector: { env: "prod" } });
+    expect(byLabel.agents.map((a) => a.id)).not.toContain(reg.agentId);
+    await expectCode(gw.admin(RolloutService).planRollout({ spec: { manifest: manifest("9.1.0"), targetSelector: { env: "prod" } } }), Code.FailedPrecondition, /no ACTIVE agents/);
+    // …and host labels only when the operator asks for them explicitly.
+    const byHost = await gw.admin(AgentService).listAgents({ hostLabelSelector: { env: "prod" } });
+    expect(byHost.agents.map((a) => a.id)).toEqual([reg.agentId]);
+    const plan = await gw.admin(RolloutService).planRollout({ spec: { manifest: manifest("9.1.0"), targetHostSelector: { region: "eu" } } });
+    expect(plan.waves.flatMap((w) => w.memberIds)).toEqual([reg.agentId]);
   });
 });

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { GoAwayReason } from "../gen/agentgateway/v1/control_pb.js";
 import { gatewayClient, handshake, register } from "../agent/lib/direct.js";
+import { adminClient } from "./support/admin.js";
 import { newIdentity } from "./support/agents.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { spawnGateway } from "./support/gateway-process.js";
@@ -26,7 +26,7 @@ describe("graceful shutdown", () => {
     const adminKey = `shutdown-${randomBytes(20).toString("hex")}`;
     const gw = await spawnGateway({ DATABASE_URL: database.url, AGW_BOOTSTRAP_ADMIN_KEY: adminKey, AGW_DRAIN_SPREAD: "20s" });
     const transport = createConnectTransport({ baseUrl: gw.url, httpVersion: "2" });
-    const { secret } = await createClient(EnrollmentTokenService, transport).createEnrollmentToken({ maxUses: 3 }, { headers: { authorization: `Bearer ${adminKey}` } });
+    const { secret } = await adminClient(EnrollmentTokenService, gw.url, adminKey).createEnrollmentToken({ maxUses: 3 });
     const client = gatewayClient(transport);
     const streams = [];
     for (let i = 0; i < 3; i++) {

@@ -3,7 +3,8 @@ import { parseArgs } from "node:util";
 import { Code } from "@connectrpc/connect";
 import { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
 import { verificationCode } from "../../client/protocol/verification-code.js";
-import { Backoff } from "../lib/backoff.js";
+import { Reason, reasonOf } from "../../client/reasons.js";
+import { Backoff, sleep } from "../lib/backoff.js";
 import { gatewayClient, handshake, type GatewayClient, type Identity, register } from "../lib/direct.js";
 import { asConnectError, classify, EXIT, ExitError } from "../lib/errors.js";
 import { agentName, parseDuration, parseLabels, usageError } from "../lib/flags.js";
@@ -11,7 +12,6 @@ import { hostFacts } from "../lib/host.js";
 import { parseReleaseKeys } from "../lib/manifest.js";
 import { type AgentStateFile, newState, StateStore } from "../lib/state.js";
 import { checkServerUrl, createGatewayTransport, TrustError } from "../../client/transport.js";
-import { sleep } from "../lib/uploader.js";
 import { AGENT_VERSION } from "../lib/version.js";
 import { COMMON_FLAGS, humanDuration, loggerOf, protocolOf, stateDirOf, TRUST_FLAGS, trustOf } from "./common.js";
 
@@ -166,7 +166,7 @@ async function registerWithRetries(client: GatewayClient, input: Parameters<type
           throw new ExitError(EXIT.FAILURE, `enrollment refused: ${error.rawMessage}`);
         case Code.PermissionDenied:
           // Register uses PERMISSION_DENIED both for a revoked key and for a pinned-name mismatch.
-          throw new ExitError(/revoked/i.test(error.rawMessage) ? EXIT.REVOKED : EXIT.FAILURE, `enrollment refused: ${error.rawMessage}`);
+          throw new ExitError(reasonOf(error) === Reason.AGENT_REVOKED ? EXIT.REVOKED : EXIT.FAILURE, `enrollment refused: ${error.rawMessage}`);
         case Code.InvalidArgument:
           throw new ExitError(EXIT.USAGE, `enrollment refused: ${error.rawMessage}`);
         default:

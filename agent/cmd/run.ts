@@ -17,8 +17,8 @@ export const RUN_USAGE = `agw-agent run [--state-dir DIR] [flags]
   events through the on-disk outbox, applies commands, and reconnects with jittered backoff.
   --telemetry-interval DUR   host metrics every DUR (default 30s; 0 turns the collector off)
   --outbox-max-bytes SIZE    bound of the on-disk outbox (default 64MiB; oldest dropped first)
-  --backoff-initial DUR      first reconnect window (default 1s)
-  --backoff-max DUR          largest reconnect window (default 30s)
+  --backoff-initial DUR      first reconnect (and upload retry) window (default 1s)
+  --backoff-max DUR          largest reconnect (and upload retry) window (default 30s)
   --healthy-after DUR        a connection up this long resets the backoff (default 30s)
   --release-key HEX          pinned release public key (repeatable; adds to enrollment's)
   --update-command CMD       rollout hook, run with /bin/sh -c (manifest JSON on stdin)

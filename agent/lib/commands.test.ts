@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AckStatus, type Command, CommandSchema, RolloutStage } from "../../gen/agentgateway/v1/control_pb.js";
@@ -25,7 +25,17 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function rolloutCommand(sequence: bigint, version: string, signer = release): Command {
+interface RolloutOptions {
+  signer?: { privateKey: Uint8Array; publicKey: Uint8Array };
+  allowDowngrade?: boolean;
+  /** Ms from now (negative: already expired). */
+  expiresInMs?: number;
+  rolloutId?: string;
+  wave?: number;
+}
+
+function rolloutCommand(sequence: bigint, version: string, options: RolloutOptions = {}): Command {
+  const signer = options.signer ?? release;
   const manifest = toBinary(
     ReleaseManifestSchema,
     create(ReleaseManifestSchema, {
@@ -34,7 +44,9 @@ function rolloutCommand(sequence: bigint, version: string, signer = release): Co
       artifactSha256: new Uint8Array(32).fill(0xab),
       artifactSize: 1234n,
       notes: "test",
-      createdAt: timestampNow(),
+      createdAt: timestampFromMs(Date.now() - 7_200_000),
+      expiresAt: timestampFromMs(Date.now() + (options.expiresInMs ?? 3_600_000)),
+      allowDowngrade: options.allowDowngrade ?? false,
     }),
   );
   return create(CommandSchema, {
@@ -43,8 +55,8 @@ function rolloutCommand(sequence: bigint, version: string, signer = release): Co
     payload: {
       case: "rollout",
       value: {
-        rolloutId: ROLLOUT_ID,
-        wave: 1,
+        rolloutId: options.rolloutId ?? ROLLOUT_ID,
+        wave: options.wave ?? 1,
         manifest: { manifest, signature: sign(signer.privateKey, releaseManifestTranscript(manifest)), releasePublicKey: signer.publicKey },
       },
     },
@@ -123,7 +135,7 @@ describe("CommandProcessor", () => {
   it("refuses a manifest signed by a key that is not pinned", async () => {
     const marker = join(dir, "ran");
     const h = harness({ updateCommand: `touch ${marker}` });
-    h.processor.submit(rolloutCommand(1n, "1.5.0", generateKeyPair()));
+    h.processor.submit(rolloutCommand(1n, "1.5.0", { signer: generateKeyPair() }));
     await h.processor.idle();
     expect(h.acks[0]?.status).toBe(AckStatus.FAILED);
     expect(h.acks[0]?.reason).toMatch(/not pinned/);
@@ -185,5 +197,59 @@ describe("CommandProcessor", () => {
     await h.processor.idle();
     expect(h.progress.at(-1)?.stage).toBe(RolloutStage.SUCCEEDED);
     expect(existsSync(marker)).toBe(false);
+  });
+  it("refuses an old signed manifest over a newer running version (a replayed rollback), without running the hook", async () => {
+    const marker = join(dir, "ran");
+    const h = harness({ updateCommand: `touch ${marker}`, version: "1.5.0" });
+    h.processor.submit(rolloutCommand(1n, "1.4.0"));
+    await h.processor.idle();
+    expect(h.progress.map((p) => RolloutStage[p.stage])).toEqual(["RECEIVED", "FAILED"]);
+    expect(h.acks[0]).toEqual({
+      sequence: 1n,
+      status: AckStatus.FAILED,
+      reason: "DOWNGRADE_REFUSED: release 1.4.0 is not newer than the running 1.5.0; a downgrade needs a manifest signed with allow_downgrade",
+    });
+    expect(h.progress.at(-1)?.message).toBe(h.acks[0]?.reason);
+    expect(existsSync(marker)).toBe(false);
+    expect(h.version()).toBe("1.5.0");
+  });
+
+  it("refuses an expired manifest, without running the hook", async () => {
+    const marker = join(dir, "ran");
+    const h = harness({ updateCommand: `touch ${marker}` });
+    h.processor.submit(rolloutCommand(1n, "1.5.0", { expiresInMs: -1000 }));
+    await h.processor.idle();
+    expect(h.acks[0]?.status).toBe(AckStatus.FAILED);
+    expect(h.acks[0]?.reason).toMatch(/^MANIFEST_EXPIRED: manifest for 1\.5\.0 expired at /);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("installs a downgrade the signed manifest itself marks as deliberate, and tells the hook", async () => {
+    const out = join(dir, "env");
+    const h = harness({ updateCommand: `echo "$AGW_ALLOW_DOWNGRADE $AGW_CURRENT_VERSION" > ${out}; echo 1.4.0`, version: "1.5.0" });
+    h.processor.submit(rolloutCommand(1n, "1.4.0", { allowDowngrade: true }));
+    await h.processor.idle();
+    expect(h.acks[0]).toEqual({ sequence: 1n, status: AckStatus.OK, reason: "" });
+    expect(h.version()).toBe("1.4.0");
+    expect(readFileSync(out, "utf8").trim()).toBe("1 1.5.0");
+  });
+
+  it("hands the hook only signed or validated values: a bad rollout id or wave never reaches it", async () => {
+    const out = join(dir, "env");
+    const h = harness({ updateCommand: `printf '%s|%s' "$AGW_ROLLOUT_ID" "$AGW_ROLLOUT_WAVE" > ${out}; echo 1.5.0` });
+    h.processor.submit(rolloutCommand(1n, "1.5.0", { rolloutId: "$(touch /tmp/pwned)" }));
+    h.processor.submit(rolloutCommand(2n, "1.5.0", { wave: 4_000_000_000 }));
+    await h.processor.idle();
+    // Refused before any progress report: the id is not one to report under.
+    expect(h.progress).toEqual([]);
+    expect(h.acks.map((a) => [a.sequence, AckStatus[a.status], a.reason])).toEqual([
+      [1n, "FAILED", "DIRECTIVE_INVALID: the rollout directive's rollout_id is not a UUID"],
+      [2n, "FAILED", "DIRECTIVE_INVALID: the rollout directive's wave 4000000000 is not between 0 and 99"],
+    ]);
+    expect(existsSync(out)).toBe(false);
+    h.processor.submit(rolloutCommand(3n, "1.5.0", { wave: 2 }));
+    await h.processor.idle();
+    expect(h.acks.at(-1)?.status).toBe(AckStatus.OK);
+    expect(readFileSync(out, "utf8")).toBe(`${ROLLOUT_ID}|2`);
   });
 });

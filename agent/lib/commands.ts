@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import type { Logger } from "pino";
 import { AckStatus, type Command, type RolloutDirective, RolloutStage } from "../../gen/agentgateway/v1/control_pb.js";
-import { ManifestError, verifyReleaseManifest } from "./manifest.js";
+import { checkDirective, checkNewer, ManifestError, type VerifiedManifest, verifyReleaseManifest } from "./manifest.js";
 import { type AckName, type AgentStateFile, recordApplied, recordRevokedPeer } from "./state.js";
 
 /** How a command ended, as acknowledged to the gateway. */
@@ -109,21 +109,31 @@ export class CommandProcessor {
 
   private async rollout(directive: RolloutDirective): Promise<CommandResult> {
     const id = directive.rolloutId;
+    try {
+      checkDirective(id, directive.wave);
+    } catch (err) {
+      // No progress report: an id that is not a UUID is not one to report under.
+      const reason = (err as ManifestError).reason;
+      this.env.logger.error({ reason }, "rollout directive refused");
+      return { status: AckStatus.FAILED, reason };
+    }
     const fail = (reason: string): CommandResult => {
       this.env.progress(id, RolloutStage.FAILED, reason);
       this.env.logger.error({ rolloutId: id, reason }, "rollout failed");
       return { status: AckStatus.FAILED, reason };
     };
     this.env.progress(id, RolloutStage.RECEIVED, "");
-    let verified: ReturnType<typeof verifyReleaseManifest>;
+    const current = this.env.currentVersion();
+    let verified: VerifiedManifest;
     try {
       verified = verifyReleaseManifest(directive.manifest, this.env.releaseKeys);
+      if (verified.plain.version !== current) checkNewer(verified, current);
     } catch (err) {
-      return fail(err instanceof ManifestError ? err.message : `manifest check failed: ${(err as Error).message}`);
+      return fail(err instanceof ManifestError ? err.reason : `MANIFEST_INVALID: manifest check failed: ${(err as Error).message}`);
     }
     const target = verified.plain.version;
     this.env.progress(id, RolloutStage.VERIFIED, `release ${target} signed by a pinned key`);
-    if (this.env.currentVersion() === target) {
+    if (current === target) {
       this.env.progress(id, RolloutStage.SUCCEEDED, `already running ${target}`);
       return { status: AckStatus.OK, reason: "" };
     }
@@ -140,7 +150,8 @@ export class CommandProcessor {
         AGW_ARTIFACT_URL: verified.plain.artifactUrl,
         AGW_ARTIFACT_SHA256: verified.plain.artifactSha256,
         AGW_ARTIFACT_SIZE: verified.plain.artifactSize,
-        AGW_CURRENT_VERSION: this.env.currentVersion(),
+        AGW_ALLOW_DOWNGRADE: verified.manifest.allowDowngrade ? "1" : "0",
+        AGW_CURRENT_VERSION: current,
         AGW_STATE_DIR: this.env.stateDir,
       },
       this.env.updateTimeoutMs,

@@ -1,4 +1,5 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createWritableIterable } from "@connectrpc/connect/protocol";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Duration } from "@bufbuild/protobuf/wkt";
@@ -149,49 +150,43 @@ export interface ControlChannel {
 
 /**
  * Opens a ControlStream with the given hello as its first message (docs/protocol.md,
- * "ControlStream"). The request side is a queue the caller pushes into.
+ * "ControlStream"). The request side is Connect's writable iterable; `unsent` tracks what the
+ * transport has not pulled from it yet.
  */
 export function openControlStream(client: GatewayClient, session: { token: string }, hello: MessageInitShape<typeof AgentHelloSchema>): ControlChannel {
-  const queue: ControlRequest[] = [{ kind: { case: "hello", value: hello } }];
-  let wake: (() => void) | undefined;
+  const queue = createWritableIterable<ControlRequest>();
+  // Written but not yet pulled by the transport, oldest first (the queue hands them out in order).
+  const pending: ControlRequest[] = [];
   let ended = false;
   const abort = new AbortController();
   const requests = (async function* () {
-    for (;;) {
-      const next = queue.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      if (ended || abort.signal.aborted) return;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
+    for await (const next of queue) {
+      pending.shift();
+      yield next;
     }
   })();
-  const poke = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
+  const send = (request: ControlRequest) => {
+    if (ended || abort.signal.aborted) return;
+    pending.push(request);
+    // Settles once the transport pulled it; rejects if the consumer went away first (then the
+    // message stays in `pending`, to be carried over).
+    queue.write(request).catch(() => {});
   };
+  send({ kind: { case: "hello", value: hello } });
   // Streams have no deadline: the gateway's pings and GoAway (and HTTP/2 PINGs) bound them.
   const responses = client.controlStream(requests, { ...withSession(session), signal: abort.signal, timeoutMs: 0 });
+  const close = () => {
+    ended = true;
+    queue.close();
+  };
   return {
-    send(request) {
-      if (ended || abort.signal.aborted) return;
-      queue.push(request);
-      poke();
-    },
+    send,
     responses,
-    end() {
-      ended = true;
-      poke();
-    },
+    end: close,
     abort(reason) {
-      ended = true;
+      close();
       abort.abort(reason);
-      poke();
     },
-    unsent: () => queue.slice(),
+    unsent: () => pending.slice(),
   };
 }

@@ -1,4 +1,7 @@
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { Reason, reasonOf } from "../../client/reasons.js";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 
 /**
  * Exit codes of `agw-agent`. The systemd unit lists the "do not restart" ones in
@@ -44,20 +47,30 @@ export function asConnectError(err: unknown): ConnectError {
 
 /**
  * Classifies an error from a post-handshake RPC or a handshake step, following the error
- * tables in docs/protocol.md ("Errors"): PERMISSION_DENIED means revoked, UNAUTHENTICATED
- * means handshake again, FAILED_PRECONDITION is "awaiting approval" or a dead registration.
+ * tables in docs/protocol.md ("Errors"). Where one code covers several cases the gateway's
+ * ErrorInfo reason decides (never the message, which is for humans): AWAITING_APPROVAL waits,
+ * AGENT_REJECTED / AGENT_RETIRED make the identity unusable. PERMISSION_DENIED means revoked,
+ * UNAUTHENTICATED means handshake again.
  */
 export function classify(err: unknown): Verdict {
   const error = asConnectError(err);
   const message = error.rawMessage;
+  switch (reasonOf(error)) {
+    case Reason.AGENT_REVOKED:
+      return { kind: "revoked", message };
+    case Reason.AWAITING_APPROVAL:
+      return { kind: "awaiting-approval", message };
+    case Reason.AGENT_REJECTED:
+    case Reason.AGENT_RETIRED:
+      return { kind: "identity-unusable", message };
+    default:
+      break;
+  }
   switch (error.code) {
     case Code.PermissionDenied:
       return { kind: "revoked", message };
     case Code.Unauthenticated:
       return { kind: "reauthenticate", message };
-    case Code.FailedPrecondition:
-      // The gateway's only machine-readable signal is the message (no error detail yet).
-      return /awaiting approval/i.test(message) ? { kind: "awaiting-approval", message } : { kind: "identity-unusable", message };
     case Code.NotFound:
       return { kind: "unknown-agent", message };
     case Code.InvalidArgument:
@@ -68,24 +81,38 @@ export function classify(err: unknown): Verdict {
       return hint === undefined ? { kind: "transient", message } : { kind: "transient", message, retryAfterMs: hint };
     }
     default:
+      // Including FAILED_PRECONDITION without a reason we know: nothing says the identity is
+      // dead, and stopping a fleet for good on an unrecognised refusal is worse than retrying.
       return { kind: "transient", message };
   }
 }
 
+/** Whether the gateway refused the call as a rate limit (as opposed to a message over its size limit). */
+export function isRateLimited(err: unknown): boolean {
+  return reasonOf(asConnectError(err)) === Reason.RATE_LIMITED;
+}
+
+/** Longest server hint honoured: a bogus one must not park the agent for days. */
+const MAX_HINT_MS = 3_600_000;
+
 /**
  * The server's "come back later" hint of a RESOURCE_EXHAUSTED (or UNAVAILABLE) error, in ms:
- * the `retry-after` header/trailer in seconds (gRPC clients read the trailer), else
- * "retry after N s" in the message (docs/protocol.md, "Errors").
+ * the `retry-after` header/trailer in seconds (gRPC clients read the trailer), else the
+ * `google.rpc.RetryInfo` detail (docs/protocol.md, "Errors").
  */
 export function retryHintMs(err: unknown): number | undefined {
   const error = asConnectError(err);
   const header = error.metadata.get("retry-after");
   if (header !== null) {
     const seconds = Number(header.trim());
-    if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds, 3600) * 1000;
+    if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, MAX_HINT_MS);
   }
-  const match = /retry after (\d+(?:\.\d+)?) ?s\b/i.exec(error.rawMessage);
-  if (match?.[1]) return Math.min(Number(match[1]), 3600) * 1000;
+  for (const info of error.findDetails(RetryInfoSchema)) {
+    if (info.retryDelay) {
+      const ms = durationMs(info.retryDelay);
+      if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, MAX_HINT_MS);
+    }
+  }
   return undefined;
 }
 

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { EventSeverity } from "../../gen/agentgateway/v1/ingest_pb.js";
-import { Backoff } from "./backoff.js";
-import { type GatewayClient, type Session, uploadEvents, uploadTelemetry } from "./direct.js";
 import { Code } from "@connectrpc/connect";
-import { asConnectError, classify } from "./errors.js";
+import { Backoff, type BackoffOptions, DEFAULT_BACKOFF, sleep } from "./backoff.js";
+import { type GatewayClient, type Session, uploadEvents, uploadTelemetry } from "./direct.js";
+import { asConnectError, classify, isRateLimited } from "./errors.js";
 import type { Batch, EventRecord, Outbox, OutboxKind, PointRecord } from "./outbox.js";
 
 /** Thrown out of the uploader when the connection as a whole must change (revoked, re-auth). */
@@ -45,6 +45,20 @@ function toEvent(r: EventRecord) {
   };
 }
 
+/** What the uploader works with. */
+export interface UploaderOptions {
+  outbox: Outbox;
+  client: GatewayClient;
+  /** The session to upload with (the supervisor's current one). */
+  session(): Session | undefined;
+  logger: Logger;
+  /** The agent's one backoff configuration (`--backoff-*`), shared with reconnects. */
+  backoff?: BackoffOptions;
+  random?: () => number;
+  /** How to wait before a retry (tests record the delays instead of sleeping). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
 /**
  * Drains the outbox to the gateway while a connection is up: oldest first per kind, one
  * batch per call within the gateway's limits, files deleted only after the gateway accepted
@@ -54,14 +68,21 @@ function toEvent(r: EventRecord) {
  */
 export class Uploader {
   readonly counters: UploadCounters = { points: 0, events: 0, duplicates: 0, rejected: 0 };
-  private readonly backoff = new Backoff({ initialMs: 1000, maxMs: 30_000, floorMs: 100 });
+  private readonly backoff: Backoff;
+  private readonly outbox: Outbox;
+  private readonly client: GatewayClient;
+  private readonly session: () => Session | undefined;
+  private readonly logger: Logger;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
 
-  constructor(
-    private readonly outbox: Outbox,
-    private readonly client: GatewayClient,
-    private readonly session: () => Session | undefined,
-    private readonly logger: Logger,
-  ) {}
+  constructor(options: UploaderOptions) {
+    this.outbox = options.outbox;
+    this.client = options.client;
+    this.session = options.session;
+    this.logger = options.logger;
+    this.backoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF, options.random);
+    this.sleep = options.sleep ?? sleep;
+  }
 
   /** Uploads until `signal` aborts; throws UploadEscalation when the supervisor must act. */
   async run(signal: AbortSignal): Promise<void> {
@@ -83,7 +104,7 @@ export class Uploader {
           const verdict = classify(err);
           const wait = this.backoff.next(verdict.kind === "transient" ? (verdict.retryAfterMs ?? 0) : 0);
           this.logger.warn({ kind, items: batch.records.length, code: verdict.kind, error: verdict.message, retryInMs: wait }, "upload failed; will retry");
-          await sleep(wait, signal);
+          await this.sleep(wait, signal);
           break;
         }
       }
@@ -133,9 +154,9 @@ export class Uploader {
         if (current && current.token !== session.token) return await this.sendRecords(kind, records, signal, rejected);
         throw new UploadEscalation("reauthenticate", verdict.message, session.token);
       }
-      // RESOURCE_EXHAUSTED without a retry hint is not a rate limit (those carry one): it is a
-      // message over the gateway's size limit. Retrying the same bytes would never end.
-      const tooLarge = asConnectError(err).code === Code.ResourceExhausted && verdict.kind === "transient" && verdict.retryAfterMs === undefined;
+      // RESOURCE_EXHAUSTED without the RATE_LIMITED reason is a message over the gateway's size
+      // limit (docs/protocol.md, "Errors"). Retrying the same bytes would never end.
+      const tooLarge = asConnectError(err).code === Code.ResourceExhausted && !isRateLimited(err);
       if (verdict.kind !== "invalid" && !tooLarge) throw err;
       if (records.length === 1) {
         this.logger.error(
@@ -150,18 +171,4 @@ export class Uploader {
       await this.sendRecords(kind, records.slice(half), signal, rejected);
     }
   }
-}
-
-/** Waits `ms`, or less if `signal` aborts (never rejects). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

@@ -75,7 +75,7 @@ export function unary<I extends DescMessage, O extends DescMessage>(
 }
 
 /** One Connect unary call with pre-serialized bytes; resolves with the response bytes. */
-export function unaryBytes(session: http2.ClientHttp2Session, path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Uint8Array> {
+function unaryBytes(session: http2.ClientHttp2Session, path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const stream = session.request({
       ":method": "POST",
@@ -113,7 +113,7 @@ export function unaryBytes(session: http2.ClientHttp2Session, path: string, body
 }
 
 /** Wraps a message in a Connect streaming envelope. */
-export function envelope(bytes: Uint8Array, flags = 0): Buffer {
+function envelope(bytes: Uint8Array, flags = 0): Buffer {
   const out = Buffer.allocUnsafe(5 + bytes.length);
   out.writeUInt8(flags, 0);
   out.writeUInt32BE(bytes.length, 1);
@@ -122,7 +122,7 @@ export function envelope(bytes: Uint8Array, flags = 0): Buffer {
 }
 
 /** Splits a byte stream into Connect envelopes. */
-export class EnvelopeReader {
+class EnvelopeReader {
   private buffer: Buffer = Buffer.alloc(0);
 
   /** Feeds a chunk; calls `onEnvelope` for every complete envelope in it. */

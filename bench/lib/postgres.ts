@@ -4,12 +4,8 @@
  * exactly as test/support/global-setup.ts does. Each benchmark then works in a fresh database.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres } from "../../test/support/embedded-postgres.js";
-
-export { freePort } from "../../test/support/embedded-postgres.js";
 
 /** A fresh, empty database; `drop()` removes it. */
 export interface BenchDatabase {
@@ -38,14 +34,7 @@ export async function startPostgres(): Promise<BenchPostgres> {
     return withHelpers(given, `DATABASE_URL (${new URL(given).host})`, undefined, async () => {});
   }
   const server = await startEmbeddedPostgres({ prefix: "agw-bench-pg-" });
-  const dir = server.dataDir;
-  let pid: number | undefined;
-  try {
-    pid = Number(readFileSync(join(dir, "postmaster.pid"), "utf8").split("\n")[0]) || undefined;
-  } catch {
-    pid = undefined;
-  }
-  return withHelpers(server.adminUrl, "embedded-postgres (fsync=off, --no-sync), 127.0.0.1", pid, () => server.stop());
+  return withHelpers(server.adminUrl, "embedded-postgres (fsync=off, --no-sync), 127.0.0.1", server.pid, () => server.stop());
 }
 
 async function withHelpers(adminUrl: string, description: string, postmasterPid: number | undefined, stop: () => Promise<void>): Promise<BenchPostgres> {
@@ -84,8 +73,6 @@ export async function scalar(url: string, statement: string, params: unknown[] =
     await client.end();
   }
 }
-
-/** A free TCP port on 127.0.0.1. */
 
 /**
  * Samples pg_stat_activity of one database every `everyMs` and counts what its non-idle

@@ -69,7 +69,7 @@ export function machineBusySeconds(): number {
 }
 
 /** Share (0..1) of the machine's CPU that was busy over `ms`. */
-export async function busyShare(ms: number): Promise<number> {
+async function busyShare(ms: number): Promise<number> {
   const b0 = machineBusySeconds();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, ms));

@@ -1,7 +1,7 @@
 /** Small statistics and formatting helpers for benchmark tables. */
 
 /** Nearest-rank percentile (p in 0..1) of an ascending-sorted array; NaN when empty. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
+function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
   return sorted[rank] ?? Number.NaN;

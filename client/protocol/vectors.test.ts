@@ -58,6 +58,8 @@ interface ReleaseCase extends SignatureCase {
     artifact_size: string;
     notes: string;
     created_at: { seconds: string; nanos: number };
+    expires_at: { seconds: string; nanos: number };
+    allow_downgrade: boolean;
   };
 }
 
@@ -174,6 +176,11 @@ describe("test/vectors/release-manifest.json", () => {
             seconds: (decoded.createdAt?.seconds ?? 0n).toString(),
             nanos: decoded.createdAt?.nanos ?? 0,
           },
+          expires_at: {
+            seconds: (decoded.expiresAt?.seconds ?? 0n).toString(),
+            nanos: decoded.expiresAt?.nanos ?? 0,
+          },
+          allow_downgrade: decoded.allowDowngrade,
         }).toEqual(c.manifest_fields);
       }
     });

@@ -31,6 +31,7 @@ export function agentService(app: AppContext): Partial<ServiceImpl<typeof AgentS
         tenantId: operator.tenantId,
         states: req.states.map(fromProtoAgentState).filter((s): s is AgentStateName => s !== undefined),
         labels: req.labelSelector,
+        hostLabels: req.hostLabelSelector,
         namePrefix: req.namePrefix,
         limit,
         ...(lastSeen ? { lastSeen } : {}),

@@ -43,7 +43,7 @@ export function toProtoAgent(agent: AgentRecord, thresholds: { staleAfterMs: num
     identityPublicKey: agent.identityPublicKey,
     verificationCode: agent.verificationCode,
     labels: agent.labels,
-    host: { hostname: agent.hostname, os: agent.os, arch: agent.arch, agentVersion: agent.agentVersion, labels: {} },
+    host: { hostname: agent.hostname, os: agent.os, arch: agent.arch, agentVersion: agent.agentVersion, labels: agent.hostLabels },
     agentVersion: agent.agentVersion,
     liveness: livenessOf(agent.lastSeenAt, Date.now(), thresholds.staleAfterMs, thresholds.offlineAfterMs),
     lastSeenAt: agent.lastSeenAt ? timestampFromDate(agent.lastSeenAt) : undefined,

@@ -10,7 +10,10 @@ export interface AgentRecord {
   identityPublicKey: Uint8Array;
   verificationCode: string;
   state: AgentStateName;
+  /** Set by an operator (the enrollment token). */
   labels: Record<string, string>;
+  /** Claimed by the agent at Register; never trusted for targeting unless asked for. */
+  hostLabels: Record<string, string>;
   hostname: string;
   os: string;
   arch: string;
@@ -27,7 +30,7 @@ export interface AgentRecord {
 }
 
 const COLUMNS = [
-  "id", "tenant_id", "name", "identity_public_key", "verification_code", "state", "labels", "hostname", "os", "arch",
+  "id", "tenant_id", "name", "identity_public_key", "verification_code", "state", "labels", "host_labels", "hostname", "os", "arch",
   "agent_version", "enrollment_token_id", "created_at", "approved_at", "revoked_at", "revoke_reason", "revoked_from", "last_seen_at",
   "reported_status", "uptime_seconds",
 ] as const;
@@ -37,7 +40,7 @@ export async function insertAgent(
   db: Executor,
   input: {
     id: string; tenantId: string; name: string; identityPublicKey: Uint8Array; verificationCode: string; state: AgentStateName;
-    labels: Record<string, string>; hostname: string; os: string; arch: string; agentVersion: string; enrollmentTokenId: string;
+    labels: Record<string, string>; hostLabels: Record<string, string>; hostname: string; os: string; arch: string; agentVersion: string; enrollmentTokenId: string;
   },
 ): Promise<AgentRecord> {
   const row = await db
@@ -50,6 +53,7 @@ export async function insertAgent(
       verification_code: input.verificationCode,
       state: input.state,
       labels: JSON.stringify(input.labels),
+      host_labels: JSON.stringify(input.hostLabels),
       hostname: input.hostname,
       os: input.os,
       arch: input.arch,
@@ -95,7 +99,10 @@ export async function getAgent(db: Executor, tenantId: string, id: string, forUp
 export interface AgentFilter {
   tenantId: string;
   states: AgentStateName[];
+  /** Operator labels the agent must carry. */
   labels: Record<string, string>;
+  /** Host labels the agent must have claimed (only when the operator asks for them). */
+  hostLabels?: Record<string, string>;
   namePrefix: string;
   lastSeen?: { after?: Date; notAfter?: Date; never?: boolean };
   afterId?: string;
@@ -107,6 +114,7 @@ export async function listAgents(db: Executor, filter: AgentFilter): Promise<Age
   let query = db.selectFrom("agents").select(COLUMNS).where("tenant_id", "=", filter.tenantId);
   if (filter.states.length > 0) query = query.where("state", "in", filter.states);
   if (Object.keys(filter.labels).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(filter.labels)}::jsonb`);
+  if (filter.hostLabels && Object.keys(filter.hostLabels).length > 0) query = query.where(sql<boolean>`host_labels @> ${JSON.stringify(filter.hostLabels)}::jsonb`);
   if (filter.namePrefix) query = query.where("name", "like", `${filter.namePrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
   const seen = filter.lastSeen;
   if (seen?.after) query = query.where("last_seen_at", ">", seen.after);
@@ -150,7 +158,7 @@ export async function setAgentState(
 
 type Row = {
   id: string; tenant_id: string; name: string; identity_public_key: Uint8Array; verification_code: string; state: AgentStateName;
-  labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;
+  labels: Record<string, string>; host_labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;
   created_at: Date; approved_at: Date | null; revoked_at: Date | null; revoke_reason: string | null; revoked_from: AgentStateName | null; last_seen_at: Date | null;
   reported_status: ReportedStatusName; uptime_seconds: string | number | bigint;
 };
@@ -164,6 +172,7 @@ function toAgent(row: Row): AgentRecord {
     verificationCode: row.verification_code,
     state: row.state,
     labels: row.labels,
+    hostLabels: row.host_labels,
     hostname: row.hostname,
     os: row.os,
     arch: row.arch,

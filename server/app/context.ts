@@ -41,12 +41,15 @@ export interface AppContext {
     registerPerSource: TokenBuckets;
     handshakePerAgent: TokenBuckets;
     handshakePerSource: TokenBuckets;
+    adminAuthFailuresPerSource: TokenBuckets;
+    uploadItemsPerAgent: TokenBuckets;
+    uploadBytesPerAgent: TokenBuckets;
   };
 }
 
 /** Wires the context's parts together from config and the opened database and bus. */
 export function createAppContext(config: Config, logger: Logger, database: Database, bus: Bus): AppContext {
-  const rollouts = new RolloutEngine(database.db, bus, logger);
+  const rollouts = new RolloutEngine(database.db, bus, logger, config.rolloutVerifyIntervalMs);
   return {
     config,
     logger,
@@ -81,6 +84,9 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       registerPerSource: new TokenBuckets(config.registerRatePerSource),
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),
       handshakePerSource: new TokenBuckets(config.handshakeRatePerSource),
+      adminAuthFailuresPerSource: new TokenBuckets(config.adminAuthFailureRate),
+      uploadItemsPerAgent: new TokenBuckets(config.uploadItemRate),
+      uploadBytesPerAgent: new TokenBuckets(config.uploadByteRate),
     },
   };
 }

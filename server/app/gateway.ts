@@ -11,11 +11,12 @@ import type { ConnectionGuardStats } from "../http/connection-guard.js";
 import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
+import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
 import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
 import { type AppContext, backgroundWorkers, createAppContext } from "./context.js";
-import { peerContextValues } from "./peer.js";
+import { peerAddressKey, peerContextValues } from "./peer.js";
 import { readinessChecks } from "./readiness.js";
 import { accessPolicy, registerRoutes } from "./routes.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
@@ -60,7 +61,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       bootstrapAdminKey: config.bootstrapAdminKey,
     });
     const identity = identityInterceptor(access, {
-      operators: [apiKeyAuthenticator(context.apiKeys)],
+      operators: [apiKeyAuthenticator(context.apiKeys, { buckets: context.rateLimits.adminAuthFailuresPerSource, sourceOf: (call) => call.contextValues.get(peerAddressKey) })],
       agents: [sessionAuthenticator(context.sessions)],
     });
     const rpcHandler = connectNodeAdapter({
@@ -71,7 +72,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       // Order: errors are mapped last (outermost); identity is resolved before validation so an
       // unauthenticated caller learns nothing about the request shape; values no column can hold
       // are refused before the protovalidate rules, in every field of every message.
-      interceptors: [errorInterceptor(logger), identity, storableInputInterceptor(), createValidateInterceptor()],
+      interceptors: [errorInterceptor(logger), identity, streamCapInterceptor(config.maxStreamsPerCredential), storableInputInterceptor(), createValidateInterceptor()],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
     });

@@ -13,23 +13,20 @@ export function handshakeHandlers(
   const limits = app.rateLimits;
   return {
     async beginAuthHandshake(req, ctx) {
-      admit("handshake", [
-        [limits.handshakePerSource, peerOf(ctx)],
-        [limits.handshakePerAgent, req.agentId.toLowerCase()],
-      ]);
-      const challenge = await beginHandshake(app.database.db, {
-        // UUIDs are compared and signed in their canonical lowercase form (docs/protocol.md).
-        agentId: req.agentId.toLowerCase(),
-        identityPublicKey: req.identityPublicKey,
-        ttlMs: app.config.challengeTtlMs,
-      });
+      admit("handshake", [[limits.handshakePerSource, peerOf(ctx)]]);
+      // UUIDs are compared and signed in their canonical lowercase form (docs/protocol.md).
+      const agentId = req.agentId.toLowerCase();
+      const challenge = await beginHandshake(app.database.db, { agentId, identityPublicKey: req.identityPublicKey, ttlMs: app.config.challengeTtlMs });
+      // Charged only now that the presented key matched the agent's: a stranger who knows an
+      // agent id spends their own source budget, never the agent's. The challenge just issued
+      // expires unused when the agent is over its budget.
+      admit("handshake", [[limits.handshakePerAgent, agentId]]);
       return { challengeId: challenge.challengeId, nonce: challenge.nonce, expiresAt: timestampFromDate(challenge.expiresAt) };
     },
     async completeAuthHandshake(req, ctx) {
-      admit("handshake", [
-        [limits.handshakePerSource, peerOf(ctx)],
-        [limits.handshakePerAgent, req.agentId.toLowerCase()],
-      ]);
+      // Each Complete consumes a challenge that a charged Begin issued, so the per-agent budget
+      // already bounds it; only the source pays here.
+      admit("handshake", [[limits.handshakePerSource, peerOf(ctx)]]);
       const session = await completeHandshake(app.database.db, {
         challengeId: req.challengeId.toLowerCase(),
         agentId: req.agentId.toLowerCase(),

@@ -26,6 +26,7 @@ export const SETTINGS = [
   setting("offlineAfter", "AGW_OFFLINE_AFTER", "5m", "An agent with no heartbeat for this long is OFFLINE."),
   setting("heartbeatFlushInterval", "AGW_HEARTBEAT_FLUSH_INTERVAL", "1s", "How often heartbeats collected in memory are written to the database (one statement per flush)."),
   setting("livenessSweepInterval", "AGW_LIVENESS_SWEEP_INTERVAL", "10s", "How often ONLINE/STALE/OFFLINE transitions are detected and written to the audit log (one replica at a time)."),
+  setting("rolloutVerifyInterval", "AGW_ROLLOUT_VERIFY_INTERVAL", "1s", "How often running rollouts are verified against heartbeats (waves completed, halted or advanced; one replica at a time)."),
   setting("shutdownGrace", "AGW_SHUTDOWN_GRACE", "10s", "On SIGTERM, how long open calls and streams may take to finish before they are cut."),
   setting("streamMaxAge", "AGW_STREAM_MAX_AGE", "30m", "A ControlStream is closed with GoAway MAX_AGE after about this long (±10 % jitter), so agents rebalance across replicas."),
   setting("streamPingInterval", "AGW_STREAM_PING_INTERVAL", "30s", "How often the gateway pings an idle ControlStream; a stream that does not answer within the next interval is closed."),
@@ -36,9 +37,13 @@ export const SETTINGS = [
   setting("idleTimeout", "AGW_IDLE_TIMEOUT", "2m", "A connection with no request in flight (HTTP/1.1) or no open stream (HTTP/2) is closed after this long. Open ControlStreams keep their connection."),
   setting("maxConnections", "AGW_MAX_CONNECTIONS", "50000", "Open connections per gateway process; further ones are closed at once. 0 = no cap."),
   setting("maxConnectionsPerSource", "AGW_MAX_CONNECTIONS_PER_SOURCE", "2000", "Open connections per client address (agents behind one NAT or load balancer share one: raise it there). 0 = no cap."),
+  setting("maxStreamsPerCredential", "AGW_MAX_STREAMS_PER_CREDENTIAL", "16", "Server streams (WatchRollout, WatchAgents, ControlStream) one operator key or agent may hold open at once, per gateway process."),
   setting("maxStreamsPerConnection", "AGW_MAX_STREAMS_PER_CONNECTION", "100", "Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)."),
   setting("registerRatePerSource", "AGW_REGISTER_RATE", "5/s:20", "Register calls allowed per source address: `rate/s:burst`."),
-  setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshake calls (Begin + Complete) allowed per agent id: `rate/s:burst`."),
+  setting("handshakeRatePerAgent", "AGW_HANDSHAKE_RATE", "2/s:10", "Handshakes allowed per agent: `rate/s:burst`. Charged only for a BeginAuthHandshake that presented the agent's own key, so knowing an agent id does not let anyone use up its budget."),
+  setting("uploadItemRate", "AGW_UPLOAD_ITEM_RATE", "2000/s:10000", "Telemetry points plus events each agent may upload: `rate/s:burst` (items). Past it uploads answer RESOURCE_EXHAUSTED with a retry hint."),
+  setting("uploadByteRate", "AGW_UPLOAD_BYTE_RATE", "4194304/s:16777216", "Upload bytes each agent may send: `rate/s:burst` (bytes of encoded requests; 4 MiB/s with a 16 MiB burst by default)."),
+  setting("adminAuthFailureRate", "AGW_ADMIN_AUTH_FAILURE_RATE", "1/s:20", "Failed operator API-key authentications allowed per source address: `rate/s:burst`. Past it the source is refused (also with a valid key) until the budget refills."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
 ] as const;
 
@@ -60,6 +65,7 @@ export interface Config {
   offlineAfterMs: number;
   heartbeatFlushIntervalMs: number;
   livenessSweepIntervalMs: number;
+  rolloutVerifyIntervalMs: number;
   shutdownGraceMs: number;
   streamMaxAgeMs: number;
   streamPingIntervalMs: number;
@@ -67,9 +73,13 @@ export interface Config {
   maxMessageBytes: number;
   dbPoolSize: number;
   connections: ConnectionLimits;
+  maxStreamsPerCredential: number;
   registerRatePerSource: RateSpec;
   handshakeRatePerAgent: RateSpec;
   handshakeRatePerSource: RateSpec;
+  adminAuthFailureRate: RateSpec;
+  uploadItemRate: RateSpec;
+  uploadByteRate: RateSpec;
 }
 
 /** Token-bucket parameters: `perSecond` refill, `burst` capacity. */
@@ -131,6 +141,7 @@ export function loadConfig(
     offlineAfterMs: durationMs("offlineAfter", raw.offlineAfter),
     heartbeatFlushIntervalMs: durationMs("heartbeatFlushInterval", raw.heartbeatFlushInterval),
     livenessSweepIntervalMs: durationMs("livenessSweepInterval", raw.livenessSweepInterval),
+    rolloutVerifyIntervalMs: durationMs("rolloutVerifyInterval", raw.rolloutVerifyInterval),
     shutdownGraceMs: durationMs("shutdownGrace", raw.shutdownGrace),
     streamMaxAgeMs: durationMs("streamMaxAge", raw.streamMaxAge),
     streamPingIntervalMs: durationMs("streamPingInterval", raw.streamPingInterval),
@@ -144,9 +155,13 @@ export function loadConfig(
       maxConnectionsPerSource: nonNegativeInt("maxConnectionsPerSource", raw.maxConnectionsPerSource),
       maxStreamsPerConnection: positiveInt("maxStreamsPerConnection", raw.maxStreamsPerConnection),
     },
+    maxStreamsPerCredential: positiveInt("maxStreamsPerCredential", raw.maxStreamsPerCredential),
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
     handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
     handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),
+    adminAuthFailureRate: rate("adminAuthFailureRate", raw.adminAuthFailureRate),
+    uploadItemRate: rate("uploadItemRate", raw.uploadItemRate),
+    uploadByteRate: rate("uploadByteRate", raw.uploadByteRate),
   };
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");

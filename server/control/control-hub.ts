@@ -21,6 +21,8 @@ export interface HubOptions {
 }
 
 const DELIVERY_CHUNK = 1000;
+/** Commands fetched per agent per query; an agent with more gets further pages at once. */
+const COMMANDS_PER_PAGE = 100;
 /** Acks kept while the database is unreachable; a lost ack means a redelivery, not a lost command. */
 const MAX_BUFFERED_ACKS = 100_000;
 
@@ -78,6 +80,10 @@ export class ControlHub {
     this.byAgent.get(identity.agentId)?.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
     this.byAgent.set(identity.agentId, conn);
     await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
+    // The call was authenticated when it opened; a revocation, fence or expiry committed since
+    // then was announced while this stream was not registered yet, so look again now that it
+    // is: from here on every change reaches it through the bus.
+    await this.recheckAgents([identity.agentId]);
     return conn;
   }
 
@@ -203,7 +209,7 @@ export class ControlHub {
       const rows = await this.db
         .selectFrom("agents")
         .leftJoin("sessions", "sessions.agent_id", "agents.id")
-        .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id"])
+        .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id", "sessions.expires_at as session_expires_at"])
         .where("agents.id", "in", local)
         .execute();
       for (const row of rows) {
@@ -211,7 +217,7 @@ export class ControlHub {
         if (!conn) continue;
         if (row.state === "REVOKED") {
           conn.close(this.goAway(GoAwayReason.REVOKED, 0, row.revoke_reason ?? "revoked"));
-        } else if (row.state !== "ACTIVE" || row.session_id !== conn.sessionId) {
+        } else if (row.state !== "ACTIVE" || row.session_id !== conn.sessionId || !row.session_expires_at || row.session_expires_at.getTime() <= Date.now()) {
           conn.close(this.goAway(GoAwayReason.SESSION_ENDED, 0, "the session ended: handshake again"));
         } else {
           continue;
@@ -246,13 +252,18 @@ export class ControlHub {
           if (conn && !conn.closed) chunk.push(conn);
           if (chunk.length >= DELIVERY_CHUNK) break;
         }
-        const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })));
+        const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })), COMMANDS_PER_PAGE);
+        const perAgent = new Map<string, number>();
         for (const stored of commands) {
           const conn = this.byAgent.get(stored.agentId);
           if (!conn || stored.sequence <= conn.lastSent) continue;
           conn.send({ kind: { case: "command", value: toWireCommand(stored) } });
           conn.lastSent = stored.sequence;
+          perAgent.set(stored.agentId, (perAgent.get(stored.agentId) ?? 0) + 1);
         }
+        // A full page may not be all: fetch the next one in this same run, not on the next
+        // command or reconnect.
+        for (const [agentId, n] of perAgent) if (n >= COMMANDS_PER_PAGE) this.dirty.add(agentId);
       }
     } catch (err) {
       // Put the chunk back: the shared tick schedules another attempt.

@@ -58,7 +58,10 @@ export interface AgentTable {
   identity_public_key: Uint8Array;
   verification_code: string;
   state: AgentStateName;
+  /** Labels an operator set (the enrollment token's); the only ones selectors match by default. */
   labels: Json<Record<string, string>>;
+  /** Labels the agent claimed about itself at Register (migration 0008); matched only when asked. */
+  host_labels: ColumnType<Record<string, string>, string | undefined, string>;
   hostname: Generated<string>;
   os: Generated<string>;
   arch: Generated<string>;

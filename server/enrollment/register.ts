@@ -60,8 +60,10 @@ export async function registerAgent(db: Kysely<Schema>, input: RegisterInput): P
         identityPublicKey: input.identityPublicKey,
         verificationCode: verificationCode(input.identityPublicKey),
         state: token.requiresApproval ? "PENDING_APPROVAL" : "ACTIVE",
-        // The operator's labels on the token win over what the agent says about itself.
-        labels: { ...input.host.labels, ...token.labels },
+        // What the operator set and what the agent claims stay apart: only the operator's
+        // labels target rollouts and selectors unless an operator asks for host labels.
+        labels: token.labels,
+        hostLabels: input.host.labels,
         hostname: input.host.hostname,
         os: input.host.os,
         arch: input.host.arch,

@@ -7,9 +7,9 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
-import forge from "node-forge";
 import { afterEach, describe, expect, it } from "vitest";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { createTestCertificates } from "../../test/support/certificates.js";
 import { HealthStatus, ServingStatus, registerHealth } from "../grpc/health.js";
 import { listen } from "./listener.js";
 import type { ListenTlsOptions, Listener } from "./listener.js";
@@ -104,10 +104,10 @@ describe("listen", () => {
   });
 
   it("serves both HTTP versions with TLS, chosen by ALPN", async () => {
-    const { cert, key } = selfSignedCertificate();
-    const { listener, seen } = await startServer({ cert, key });
+    const { ca, server } = createTestCertificates();
+    const { listener, seen } = await startServer({ cert: server.cert, key: server.key });
     expect(listener.url).toBe(`https://127.0.0.1:${listener.address.port}`);
-    for (const [name, transport] of Object.entries(transports(listener.url, { ca: cert }))) {
+    for (const [name, transport] of Object.entries(transports(listener.url, { ca: ca.cert }))) {
       const response = await createClient(Health, transport).check({});
       expect(response.status, name).toBe(ServingStatus.SERVING);
     }
@@ -235,23 +235,4 @@ async function trickleProxy(targetPort: number): Promise<{ server: net.Server; p
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address() as net.AddressInfo;
   return { server, port: address.port };
-}
-
-/** A throwaway certificate for 127.0.0.1, made with node-forge (RSA keygen is native). */
-function selfSignedCertificate(): { cert: string; key: string } {
-  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048 });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = "01";
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 3_600_000);
-  const subject = [{ name: "commonName", value: "127.0.0.1" }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: true },
-    { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] },
-  ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
 }

@@ -1,5 +1,6 @@
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
-import { PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
+import { PermissionDeniedError, RateLimitedError, UnauthenticatedError } from "../errors/errors.js";
+import type { TokenBuckets } from "../ratelimit/token-bucket.js";
 import { type AccessPolicy, methodName, roleAllows } from "./access-policy.js";
 import { bearerToken } from "./bearer.js";
 import { type AgentIdentity, type Operator, principalKey } from "./principal.js";
@@ -26,14 +27,32 @@ export interface IdentitySources {
   agents: readonly Authenticator<AgentIdentity>[];
 }
 
-/** Operators by `Authorization: Bearer <API key>`. */
-export function apiKeyAuthenticator(keys: { authenticate(secret: string): Promise<Operator | undefined> }): Authenticator<Operator> {
+/** Bounds failed operator authentications per source address, so keys cannot be guessed at speed. */
+export interface AuthFailureLimit {
+  buckets: TokenBuckets;
+  sourceOf(call: CallCredentials): string;
+}
+
+/**
+ * Operators by `Authorization: Bearer <API key>`. A source whose failed attempts used up its
+ * budget is refused with RESOURCE_EXHAUSTED before any lookup — also with a valid key, until
+ * the budget refills — so a stranger cannot guess keys at speed; other sources are unaffected.
+ */
+export function apiKeyAuthenticator(keys: { authenticate(secret: string): Promise<Operator | undefined> }, failures?: AuthFailureLimit): Authenticator<Operator> {
+  const refuse = (waitMs: number) => new RateLimitedError(`too many failed authentications from this address: retry after ${Math.ceil(waitMs / 1000)} s`, waitMs);
   return {
     async authenticate(call) {
       const secret = bearerToken(call.header);
       if (!secret) return undefined;
+      const source = failures?.sourceOf(call) ?? "";
+      const blockedMs = failures?.buckets.peek(source) ?? 0;
+      if (blockedMs > 0) throw refuse(blockedMs);
       const operator = await keys.authenticate(secret);
-      if (!operator) throw new UnauthenticatedError("operator API key is not valid (unknown or revoked)");
+      if (!operator) {
+        const waitMs = failures?.buckets.take(source) ?? 0;
+        if (waitMs > 0) throw refuse(waitMs);
+        throw new UnauthenticatedError("operator API key is not valid (unknown or revoked)");
+      }
       return operator;
     },
   };

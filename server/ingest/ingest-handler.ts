@@ -1,7 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
-import type { Event, MetricPoint } from "../../gen/agentgateway/v1/ingest_pb.js";
+import { toBinary } from "@bufbuild/protobuf";
+import { type Event, type MetricPoint, UploadEventsRequestSchema, UploadTelemetryRequestSchema } from "../../gen/agentgateway/v1/ingest_pb.js";
+import { admit } from "../ratelimit/admit.js";
 import type { AppContext } from "../app/context.js";
 import { agentOf } from "../identity/principal.js";
 import { InvalidInputError } from "../errors/errors.js";
@@ -11,37 +13,42 @@ import { storeEvents, storePoints } from "./uploads.js";
 
 /**
  * AgentGatewayService.UploadTelemetry and UploadEvents. Shape and size limits are enforced by
- * protovalidate before these run; what it cannot express (PostgreSQL's refusal of NUL in text,
- * the Timestamp range) is checked here, so a bad item is INVALID_ARGUMENT naming its field.
+ * protovalidate, and values PostgreSQL cannot store (NUL, the Timestamp range) by the shared
+ * storable-input check, before these run; a missing timestamp is refused here.
  */
 export function ingestHandlers(app: AppContext): Pick<ServiceImpl<typeof AgentGatewayService>, "uploadTelemetry" | "uploadEvents"> {
   const db = app.database.db;
   return {
     async uploadTelemetry(req, ctx) {
       const agent = agentOf(ctx);
+      chargeUpload(app, agent.agentId, req.points.length, toBinary(UploadTelemetryRequestSchema, req).byteLength);
       const points = req.points.map(toPointInput);
       return storePoints(db, agent, points);
     },
     async uploadEvents(req, ctx) {
       const agent = agentOf(ctx);
+      chargeUpload(app, agent.agentId, req.events.length, toBinary(UploadEventsRequestSchema, req).byteLength);
       const events = req.events.map(toEventInput);
       return storeEvents(db, agent, events);
     },
   };
 }
 
+/** Per-agent upload quotas (items/s and bytes/s): one agent cannot take the ingest path from the others. */
+function chargeUpload(app: AppContext, agentId: string, items: number, bytes: number): void {
+  admit("upload", [
+    [app.rateLimits.uploadItemsPerAgent, agentId, items],
+    [app.rateLimits.uploadBytesPerAgent, agentId, bytes],
+  ]);
+}
+
 function toPointInput(p: MetricPoint, i: number): PointInput {
   const field = `points[${i}]`;
-  noNul(`${field}.id`, p.id);
-  noNulInMap(`${field}.labels`, p.labels);
   return { id: p.id, name: p.name, labels: p.labels, value: p.value, observedAt: instant(`${field}.observed_at`, p.observedAt) };
 }
 
 function toEventInput(e: Event, i: number): EventInput {
   const field = `events[${i}]`;
-  noNul(`${field}.id`, e.id);
-  noNul(`${field}.message`, e.message);
-  noNulInMap(`${field}.attributes`, e.attributes);
   return {
     id: e.id,
     type: e.type,
@@ -57,14 +64,4 @@ function instant(field: string, ts: Timestamp | undefined): string {
   const literal = ts ? timestampToSql(ts) : undefined;
   if (literal === undefined) throw new InvalidInputError(`${field}: must be a valid timestamp between 0001-01-01 and 9999-12-31`);
   return literal;
-}
-
-function noNul(field: string, value: string): void {
-  if (value.includes("\u0000")) throw new InvalidInputError(`${field}: must not contain NUL characters`);
-}
-
-function noNulInMap(field: string, map: Record<string, string>): void {
-  for (const [key, value] of Object.entries(map)) {
-    if (key.includes("\u0000") || value.includes("\u0000")) throw new InvalidInputError(`${field}: keys and values must not contain NUL characters`);
-  }
 }

@@ -18,8 +18,16 @@ export interface ApiKeyRecord {
 
 const COLUMNS = ["id", "tenant_id", "name", "role", "display_prefix", "created_at", "revoked_at", "last_used_at"] as const;
 
+/** How stale `last_used_at` may be: it says "in use lately", not an access log (the audit is). */
+const LAST_USED_RESOLUTION_MS = 60_000;
+/** Keys whose last write is remembered here; past it the memory starts over (costing one write each). */
+const LAST_USED_MEMORY = 10_000;
+
 /** Queries over operator API keys. Secrets are looked up by SHA-256 only. */
 export class ApiKeyStore {
+  /** When this process last wrote each key's last_used_at, so a busy key costs one write a minute. */
+  private readonly lastWritten = new Map<string, number>();
+
   constructor(private readonly db: Executor) {}
 
   /** The operator behind a presented key, or undefined for unknown, malformed or revoked keys. */
@@ -32,7 +40,29 @@ export class ApiKeyStore {
       .where("key_hash", "=", hashSecret(secret))
       .where("revoked_at", "is", null)
       .executeTakeFirst();
-    return row ? { keyId: row.id, tenantId: row.tenant_id, role: row.role, name: row.name } : undefined;
+    if (!row) return undefined;
+    this.touch(row.id);
+    return { keyId: row.id, tenantId: row.tenant_id, role: row.role, name: row.name };
+  }
+
+  /**
+   * Records that a key was used, at most once a minute per key and process, off the call's
+   * path (a failed write only leaves the time older). The WHERE keeps replicas from repeating
+   * each other's writes.
+   */
+  private touch(keyId: string): void {
+    const now = Date.now();
+    if (now - (this.lastWritten.get(keyId) ?? 0) < LAST_USED_RESOLUTION_MS) return;
+    if (this.lastWritten.size >= LAST_USED_MEMORY) this.lastWritten.clear();
+    this.lastWritten.set(keyId, now);
+    const staleBefore = new Date(now - LAST_USED_RESOLUTION_MS);
+    void this.db
+      .updateTable("api_keys")
+      .set({ last_used_at: new Date(now) })
+      .where("id", "=", keyId)
+      .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", staleBefore)]))
+      .execute()
+      .catch(() => this.lastWritten.delete(keyId));
   }
 
   /**

@@ -19,8 +19,13 @@ export class TokenBuckets {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Takes one token for `key`: 0 when admitted, else milliseconds until a token is available. */
-  take(key: string): number {
+  /**
+   * Takes `cost` tokens for `key` (one call, or a batch's items or bytes): 0 when admitted, else
+   * milliseconds until that many are available. A cost above the burst is charged as the whole
+   * burst, so one maximal request is always admissible from a full bucket.
+   */
+  take(key: string, cost = 1): number {
+    const need = Math.min(cost, this.spec.burst);
     const now = this.now();
     let bucket = this.buckets.get(key);
     if (bucket) {
@@ -35,10 +40,18 @@ export class TokenBuckets {
       }
     }
     this.buckets.set(key, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.tokens >= need) {
+      bucket.tokens -= need;
       return 0;
     }
-    return Math.ceil(((1 - bucket.tokens) / this.spec.perSecond) * 1000);
+    return Math.ceil(((need - bucket.tokens) / this.spec.perSecond) * 1000);
+  }
+
+  /** Milliseconds until `key` would be admitted (0 when it would be now), without taking a token. */
+  peek(key: string): number {
+    const bucket = this.buckets.get(key);
+    if (!bucket) return 0;
+    const tokens = Math.min(this.spec.burst, bucket.tokens + ((this.now() - bucket.updatedAt) / 1000) * this.spec.perSecond);
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.spec.perSecond) * 1000);
   }
 }

@@ -17,7 +17,10 @@ import { DEFAULT_WAVES, planWaves, type WavePlan, type WaveSpecInput } from "./p
 /** What an operator asks for. */
 export interface RolloutSpecInput {
   signedManifest: SignedReleaseManifest;
+  /** Operator labels (what targeting matches by default). */
   targetSelector: Record<string, string>;
+  /** Host labels the agents claimed; only when the operator asks for them explicitly. */
+  targetHostSelector: Record<string, string>;
   waves: WaveSpecInput[];
   autoAdvanceAfterMs: number;
 }
@@ -59,6 +62,7 @@ export class RolloutEngine {
     const waves = normalizeWaves(spec.waves);
     let query = this.db.selectFrom("agents").select(["id", "labels", "agent_version"]).where("tenant_id", "=", tenantId).where("state", "=", "ACTIVE");
     if (Object.keys(spec.targetSelector).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(spec.targetSelector)}::jsonb`);
+    if (Object.keys(spec.targetHostSelector).length > 0) query = query.where(sql<boolean>`host_labels @> ${JSON.stringify(spec.targetHostSelector)}::jsonb`);
     const candidates = (await query.execute()).map((r) => ({ id: r.id, labels: r.labels, agentVersion: r.agent_version }));
     const plan = planWaves(candidates, waves, verified.manifest.version);
     if (plan.waves.every((w) => w.members.length === 0)) {
@@ -99,7 +103,10 @@ export class RolloutEngine {
         actor,
         action: "rollout.created",
         target: `rollout:${id}`,
-        data: { target_version: plan.targetVersion, waves: plan.waves.map((w) => ({ name: w.name, members: w.members.length })) },
+        data: {
+          ...(Object.keys(spec.targetHostSelector).length > 0 ? { target_host_selector: spec.targetHostSelector } : {}),
+          target_version: plan.targetVersion,
+          waves: plan.waves.map((w) => ({ name: w.name, members: w.members.length })) },
       });
     });
     return id;
@@ -239,9 +246,16 @@ export class RolloutEngine {
       if (!lock.rows[0]?.locked) return [];
       // Halted rollouts are evaluated too, so their members' outcomes stay current while an
       // operator decides; only running ones change state.
-      const running = await trx.selectFrom("rollouts").selectAll().where("state", "in", ["RUNNING", "HALTED"]).execute();
+      const candidates = await trx.selectFrom("rollouts").select("id").where("state", "in", ["RUNNING", "HALTED"]).orderBy("id").execute();
       const touched: string[] = [];
-      for (const rollout of running) if (await this.evaluateRollout(trx, rollout)) touched.push(rollout.id);
+      for (const { id } of candidates) {
+        // Serialized with operator commands (which lock the row in mutate()): take the row lock
+        // and read the state again, so a Cancel or Halt that committed meanwhile is never undone
+        // and no wave is released for a rollout that is no longer RUNNING.
+        const rollout = await trx.selectFrom("rollouts").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
+        if (!rollout || (rollout.state !== "RUNNING" && rollout.state !== "HALTED")) continue;
+        if (await this.evaluateRollout(trx, rollout)) touched.push(rollout.id);
+      }
       return touched;
     });
     for (const id of changed) await this.bus.publish("rollout_changed", id);
@@ -297,7 +311,7 @@ export class RolloutEngine {
         }
       }
     }
-    if (wave.state === "SUCCEEDED" && rollout.auto_advance_after_ms > 0 && wave.completed_at && now.getTime() - wave.completed_at.getTime() >= rollout.auto_advance_after_ms) {
+    if (rollout.state === "RUNNING" && wave.state === "SUCCEEDED" && rollout.auto_advance_after_ms > 0 && wave.completed_at && now.getTime() - wave.completed_at.getTime() >= rollout.auto_advance_after_ms) {
       const next = await trx.selectFrom("rollout_waves").select("index").where("rollout_id", "=", rollout.id).where("index", "=", wave.index + 1).executeTakeFirst();
       if (next) {
         await this.releaseWave(trx, rollout, next.index);

@@ -16,6 +16,7 @@ function specFrom(spec: RolloutSpec | undefined): RolloutSpecInput {
   return {
     signedManifest: spec.manifest,
     targetSelector: spec.targetSelector,
+    targetHostSelector: spec.targetHostSelector,
     autoAdvanceAfterMs: spec.autoAdvanceAfter ? durationMs(spec.autoAdvanceAfter) : 0,
     waves: spec.waves.map((w) => ({
       name: w.name,

@@ -41,6 +41,9 @@ function describeError(e: ErrorObject): string {
 /** The gateway's environment variables (server/config/config.ts), for typo checks. */
 export const GATEWAY_ENV = new Set<string>(SETTINGS.map((s) => s.env));
 
+/** Settings the Helm chart sets itself (templates/deployment.yaml), so its `config` must not carry them. */
+export const CHART_MANAGED = ["AGW_LISTEN", "DATABASE_URL", "AGW_DATA_DIR", "AGW_BOOTSTRAP_ADMIN_KEY", "AGW_TLS_CERT", "AGW_TLS_KEY", "AGW_REPLICA_ID"];
+
 /** Durations like 10s, 2m, 1h in milliseconds. */
 export function durationMs(value: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(value.trim());

@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import type { Client, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
-import { createAdminClient } from "../../client/admin-client.js";
 import { type Gateway, startGateway } from "../../server/app/gateway.js";
 import { loadConfig, type SETTINGS } from "../../server/config/config.js";
 import { createLogger } from "../../server/observability/logger.js";
+import { adminClient } from "./admin.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 
 type Overrides = Partial<Record<(typeof SETTINGS)[number]["key"], string>>;
@@ -48,8 +48,7 @@ export async function startTestGateway(overrides: Overrides = {}, existing?: Tes
     adminKey,
     transport,
     grpcTransport,
-    admin: (service, key = adminKey) =>
-      createAdminClient(service, key, (interceptors) => createConnectTransport({ baseUrl: gateway.url, httpVersion: "2", interceptors })),
+    admin: (service, key = adminKey) => adminClient(service, gateway.url, key),
     stop: async () => {
       await gateway.stop();
       if (!existing) await database.drop();

@@ -26,7 +26,6 @@ export interface SimBehaviour {
  */
 export class SimAgent {
   version = "1.0.0";
-  readonly received: string[] = [];
   private stream: TestStream | undefined;
   private running = false;
 
@@ -84,7 +83,6 @@ export class SimAgent {
       const directive = command.payload.value;
       const progress = (stage: RolloutStage, text = "") =>
         stream.send({ kind: { case: "rolloutProgress", value: { rolloutId: directive.rolloutId, stage, message: text } } });
-      this.received.push(directive.rolloutId);
       if (this.behaviour.hang) continue;
       progress(RolloutStage.RECEIVED);
       const signed = directive.manifest;

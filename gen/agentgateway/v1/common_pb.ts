@@ -50,9 +50,10 @@ export type HostFacts = Message<"agentgateway.v1.HostFacts"> & {
 
   /**
    * Free-form labels the agent reports about itself, e.g. {"region": "eu-west"}. Keys are
-   * lowercase identifiers of at most 63 characters, values at most 256 characters. Labels set
-   * by the enrollment token take precedence over these. Labels are taken at Register; in
-   * heartbeats they are ignored (an agent cannot relabel itself into another rollout wave).
+   * lowercase identifiers of at most 63 characters, values at most 256 characters. They are
+   * kept apart from the labels an operator sets (the enrollment token's): selectors and rollout
+   * targeting ignore them unless an operator explicitly selects by host labels. Taken at
+   * Register; in heartbeats they are ignored.
    *
    * @generated from field: map<string, string> labels = 5;
    */

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgateway/v1/release.proto.
  */
 export const file_agentgateway_v1_release: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hZ2VudGdhdGV3YXkvdjEvcmVsZWFzZS5wcm90bxIPYWdlbnRnYXRld2F5LnYxIoICCg9SZWxlYXNlTWFuaWZlc3QSOQoHdmVyc2lvbhgBIAEoCUIoukglciMQARhAMh1eW0EtWmEtejAtOV1bQS1aYS16MC05LitfLV0qJBIhCgxhcnRpZmFjdF91cmwYAiABKAlCC7pICHIGGIAQiAEBEiAKD2FydGlmYWN0X3NoYTI1NhgDIAEoDEIHukgEegJoIBIeCg1hcnRpZmFjdF9zaXplGAQgASgEQge6SAQyAiAAEhcKBW5vdGVzGAUgASgJQgi6SAVyAxiAQBI2CgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBIncKFVNpZ25lZFJlbGVhc2VNYW5pZmVzdBIdCghtYW5pZmVzdBgBIAEoDEILukgIegYQARiAgAQSGgoJc2lnbmF0dXJlGAIgASgMQge6SAR6AmhAEiMKEnJlbGVhc2VfcHVibGljX2tleRgDIAEoDEIHukgEegJoIGIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Ch1hZ2VudGdhdGV3YXkvdjEvcmVsZWFzZS5wcm90bxIPYWdlbnRnYXRld2F5LnYxIoQECg9SZWxlYXNlTWFuaWZlc3QSOQoHdmVyc2lvbhgBIAEoCUIoukglciMQARhAMh1eW0EtWmEtejAtOV1bQS1aYS16MC05LitfLV0qJBIhCgxhcnRpZmFjdF91cmwYAiABKAlCC7pICHIGGIAQiAEBEiAKD2FydGlmYWN0X3NoYTI1NhgDIAEoDEIHukgEegJoIBIeCg1hcnRpZmFjdF9zaXplGAQgASgEQge6SAQyAiAAEhcKBW5vdGVzGAUgASgJQgi6SAVyAxiAQBI2CgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEjsKCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgu6SAjIAQGyAQJAARIXCg9hbGxvd19kb3duZ3JhZGUYCCABKAg6qQG6SKUBGqIBCiZyZWxlYXNlX21hbmlmZXN0LmV4cGlyZXNfYWZ0ZXJfY3JlYXRlZBIjZXhwaXJlc19hdCBtdXN0IGJlIGFmdGVyIGNyZWF0ZWRfYXQaUyFoYXModGhpcy5leHBpcmVzX2F0KSB8fCAhaGFzKHRoaXMuY3JlYXRlZF9hdCkgfHwgdGhpcy5leHBpcmVzX2F0ID4gdGhpcy5jcmVhdGVkX2F0IncKFVNpZ25lZFJlbGVhc2VNYW5pZmVzdBIdCghtYW5pZmVzdBgBIAEoDEILukgIegYQARiAgAQSGgoJc2lnbmF0dXJlGAIgASgMQge6SAR6AmhAEiMKEnJlbGVhc2VfcHVibGljX2tleRgDIAEoDEIHukgEegJoIGIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * What a release is. Serialized and signed offline (`agwctl release sign`); the signature is
@@ -63,6 +63,23 @@ export type ReleaseManifest = Message<"agentgateway.v1.ReleaseManifest"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 6;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * After this time agents refuse the manifest, so a manifest captured today cannot be
+   * replayed by a compromised gateway next year (`agwctl release sign --expires-in`, 30 days by
+   * default). The gateway refuses to create a rollout with an expired manifest.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 7;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Agents install only a version newer than the one they run (semantic version precedence),
+   * unless the signer marked this release as a deliberate downgrade (or re-release).
+   *
+   * @generated from field: bool allow_downgrade = 8;
+   */
+  allowDowngrade: boolean;
 };
 
 /**
