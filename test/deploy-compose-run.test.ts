@@ -131,7 +131,7 @@ describe("deploy/compose.yaml's commands, without an engine", () => {
       createConnectTransport({ baseUrl: first.url, httpVersion: "2", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminKey}`), next(req))] }),
     );
     const deadline = Date.now() + 60_000;
-    let listed: { name: string; state: AgentState; liveness: Liveness; labels: Record<string, string> }[] = [];
+    let listed: { name: string; state: AgentState; liveness: Liveness; labels: Record<string, string>; host?: { labels: Record<string, string> } }[] = [];
     while (Date.now() < deadline) {
       listed = (await client.listAgents({})).agents;
       if (listed.length === 2 && listed.every((a) => a.state === AgentState.ACTIVE && a.liveness === Liveness.ONLINE)) break;
@@ -141,7 +141,9 @@ describe("deploy/compose.yaml's commands, without an engine", () => {
     for (const a of listed) {
       expect(a.state).toBe(AgentState.ACTIVE);
       expect(a.liveness).toBe(Liveness.ONLINE);
-      expect(a.labels.site).toBe("compose");
+      // The operator's labels come from the token the mint job made; what the agent claims is a host label.
+      expect(a.labels.deployment).toBe("compose-demo");
+      expect(a.host?.labels.site).toBe("compose");
     }
 
     // docker stop: SIGTERM to the process (sh exec'd into the agent), which exits 0.
