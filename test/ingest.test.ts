@@ -11,7 +11,7 @@ import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { AgentStatus, EventSeverity } from "../gen/agentgateway/v1/ingest_pb.js";
 import { gatewayClient, type GatewayClient, handshake, register, withSession } from "../agent/lib/direct.js";
-import { tryLockSweep } from "../server/ingest/liveness-store.js";
+import { tryLockSweep } from "../server/agents/agent-presence-store.js";
 import { LivenessSweeper } from "../server/ingest/liveness-sweeper.js";
 import { enrollAgent, type EnrolledAgent, newIdentity } from "./support/agents.js";
 import { createTestDatabase } from "./support/database.js";

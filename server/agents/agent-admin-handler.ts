@@ -1,7 +1,7 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { type AgentService, Liveness } from "../../gen/agentgateway/admin/v1/agents_pb.js";
 import type { AppContext } from "../app/context.js";
-import { pageSize } from "../admin/pagination.js";
+import { decodeIdPageToken, idPageToken, pageSize } from "../admin/pagination.js";
 import type { AgentStateName } from "../db/schema.js";
 import { NotFoundError } from "../errors/errors.js";
 import { operatorOf } from "../identity/principal.js";
@@ -26,7 +26,7 @@ export function agentService(app: AppContext): Partial<ServiceImpl<typeof AgentS
         : req.liveness === Liveness.STALE ? { after: offlineAt, notAfter: staleAt }
         : req.liveness === Liveness.OFFLINE ? { notAfter: offlineAt, never: true }
         : undefined;
-      const afterId = req.pageToken ? decodeAgentPageToken(req.pageToken) : undefined;
+      const afterId = decodeIdPageToken(req.pageToken);
       const agents = await listAgents(db, {
         tenantId: operator.tenantId,
         states: req.states.map(fromProtoAgentState).filter((s): s is AgentStateName => s !== undefined),
@@ -40,7 +40,7 @@ export function agentService(app: AppContext): Partial<ServiceImpl<typeof AgentS
       const last = agents.at(-1);
       return {
         agents: agents.map((a) => toProtoAgent(a, thresholds)),
-        nextPageToken: agents.length === limit && last ? Buffer.from(last.id).toString("base64url") : "",
+        nextPageToken: agents.length === limit && last ? idPageToken(last.id) : "",
       };
     },
     async getAgent(req, ctx) {
@@ -66,8 +66,3 @@ export function agentService(app: AppContext): Partial<ServiceImpl<typeof AgentS
   };
 }
 
-function decodeAgentPageToken(token: string): string {
-  const id = Buffer.from(token, "base64url").toString("utf8");
-  if (!/^[0-9a-f-]{36}$/.test(id)) throw new ConnectError("page_token is not valid", Code.InvalidArgument);
-  return id;
-}

@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import { appendAudit } from "../audit/audit-log.js";
+import { deleteAgentSessions } from "../auth/session-store.js";
 import type { Bus } from "../bus/bus.js";
 import { enqueueForTenant } from "../control/command-store.js";
 import { peerRevokedBody } from "../control/commands.js";
@@ -65,7 +66,7 @@ export async function transitionAgent(
     }
     const reason = "reason" in transition ? transition.reason : "note" in transition ? transition.note : "";
     const updated = await setAgentState(trx, { tenantId: operator.tenantId, id: agentId, from: agent.state, state: to, reason });
-    if (rule.endsSessions) await trx.deleteFrom("sessions").where("agent_id", "=", agentId).execute();
+    if (rule.endsSessions) await deleteAgentSessions(trx, agentId);
     if (transition.kind === "revoke") {
       // Peers learn the revoked identity through the same persisted, acknowledged channel as
       // every other command, so an agent offline now still hears of it when it reconnects.

@@ -156,6 +156,52 @@ export async function setAgentState(
   return toAgent(row);
 }
 
+/** An ACTIVE agent as a rollout plan sees it. */
+export interface RolloutCandidate {
+  id: string;
+  labels: Record<string, string>;
+  agentVersion: string;
+}
+
+/**
+ * The tenant's ACTIVE agents whose operator labels contain `selector.labels` and whose claimed
+ * host labels contain `selector.hostLabels` (an empty selector matches all).
+ */
+export async function listRolloutCandidates(
+  db: Executor,
+  tenantId: string,
+  selector: { labels: Record<string, string>; hostLabels: Record<string, string> },
+): Promise<RolloutCandidate[]> {
+  let query = db.selectFrom("agents").select(["id", "labels", "agent_version"]).where("tenant_id", "=", tenantId).where("state", "=", "ACTIVE");
+  if (Object.keys(selector.labels).length > 0) query = query.where(sql<boolean>`labels @> ${JSON.stringify(selector.labels)}::jsonb`);
+  if (Object.keys(selector.hostLabels).length > 0) query = query.where(sql<boolean>`host_labels @> ${JSON.stringify(selector.hostLabels)}::jsonb`);
+  const rows = await query.execute();
+  return rows.map((r) => ({ id: r.id, labels: r.labels, agentVersion: r.agent_version }));
+}
+
+/** What decides whether an agent's open stream may stay: its state and its current session (id and expiry). */
+export interface StreamStanding {
+  agentId: string;
+  state: AgentStateName;
+  revokeReason: string | null;
+  sessionId: string | null;
+  sessionExpiresAt: Date | null;
+}
+
+/**
+ * The standing of each of these agents, joined with its session in ONE round trip (a bus
+ * message can name many agents at once).
+ */
+export async function streamStandings(db: Executor, agentIds: string[]): Promise<StreamStanding[]> {
+  const rows = await db
+    .selectFrom("agents")
+    .leftJoin("sessions", "sessions.agent_id", "agents.id")
+    .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id", "sessions.expires_at as session_expires_at"])
+    .where("agents.id", "in", agentIds)
+    .execute();
+  return rows.map((r) => ({ agentId: r.id, state: r.state, revokeReason: r.revoke_reason, sessionId: r.session_id, sessionExpiresAt: r.session_expires_at }));
+}
+
 type Row = {
   id: string; tenant_id: string; name: string; identity_public_key: Uint8Array; verification_code: string; state: AgentStateName;
   labels: Record<string, string>; host_labels: Record<string, string>; hostname: string; os: string; arch: string; agent_version: string; enrollment_token_id: string | null;

@@ -1,7 +1,7 @@
-import { type Kysely, sql } from "kysely";
-import { migrations } from "../../migrations/index.js";
+import type { Kysely } from "kysely";
 import type { Bus } from "../bus/bus.js";
 import { PgBus } from "../bus/pg-bus.js";
+import { pendingMigrations } from "../db/database.js";
 import type { Schema } from "../db/schema.js";
 import type { ReadinessCheck } from "../http/health-endpoints.js";
 
@@ -12,16 +12,13 @@ import type { ReadinessCheck } from "../http/health-endpoints.js";
  * One query covers the first two.
  */
 export function readinessChecks(db: Kysely<Schema>, bus: Bus): Record<string, ReadinessCheck> {
-  const required = Object.keys(migrations);
   let database: Promise<string | undefined> | undefined;
   const queryOnce = (): Promise<string | undefined> => {
-    database ??= (async () => {
-      const { rows } = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
-      const applied = new Set(rows.map((r) => r.name));
-      return required.every((name) => applied.has(name)) ? undefined : "pending";
-    })().finally(() => {
-      database = undefined;
-    });
+    database ??= pendingMigrations(db)
+      .then((pending) => (pending.length === 0 ? undefined : "pending"))
+      .finally(() => {
+        database = undefined;
+      });
     return database;
   };
   return {

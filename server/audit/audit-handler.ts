@@ -5,6 +5,7 @@ import type { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
 import type { AppContext } from "../app/context.js";
 import { pageSize } from "../admin/pagination.js";
 import { operatorOf } from "../identity/principal.js";
+import { listAuditRecords } from "./audit-store.js";
 import { verifyAuditChain } from "./verify.js";
 
 /** agentgateway.admin.v1.AuditService. */
@@ -14,21 +15,19 @@ export function auditService(app: AppContext): ServiceImpl<typeof AuditService> 
     async listAuditEvents(req, ctx) {
       const operator = operatorOf(ctx);
       const limit = pageSize(req.pageSize, 100, 1000);
-      let query = db.selectFrom("audit_events").selectAll().where("tenant_id", "=", operator.tenantId).where("seq", ">", Number(req.afterSeq));
-      if (req.action) query = query.where("action", "=", req.action);
-      const rows = await query.orderBy("seq").limit(limit).execute();
+      const rows = await listAuditRecords(db, { tenantId: operator.tenantId, afterSeq: Number(req.afterSeq), action: req.action, limit });
       const last = rows.at(-1);
       return {
         events: rows.map((r) => ({
           seq: BigInt(r.seq),
-          tenantId: r.tenant_id,
+          tenantId: r.tenantId,
           actor: r.actor,
           action: r.action,
           target: r.target,
           data: r.data as JsonObject,
-          createdAt: timestampFromDate(r.created_at),
-          prevHash: new Uint8Array(r.prev_hash),
-          hash: new Uint8Array(r.hash),
+          createdAt: timestampFromDate(r.createdAt),
+          prevHash: r.prevHash,
+          hash: r.hash,
         })),
         nextAfterSeq: rows.length === limit && last ? BigInt(last.seq) : 0n,
       };

@@ -1,5 +1,6 @@
-import { sql } from "kysely";
 import type { Executor } from "../db/database.js";
+import { nextAuditSeq, setAuditHead } from "../tenancy/tenant-store.js";
+import { insertAuditRecord } from "./audit-store.js";
 import { auditRecordHash, GENESIS_HASH } from "../../client/protocol/audit-chain.js";
 
 /** Who caused a change: an operator key, an agent, or the gateway itself. */
@@ -27,32 +28,13 @@ export function actorString(actor: Actor): string {
  * row takes its lock, which orders concurrent writers of one tenant without blocking others.
  */
 export async function appendAudit(trx: Executor, entry: AuditEntry): Promise<number> {
-  const head = await trx
-    .updateTable("tenants")
-    .set({ audit_seq: sql`audit_seq + 1` })
-    .where("id", "=", entry.tenantId)
-    .returning(["audit_seq", "audit_head"])
-    .executeTakeFirstOrThrow();
-  const seq = Number(head.audit_seq);
-  const prevHash = seq === 1 ? GENESIS_HASH : new Uint8Array(head.audit_head);
+  const { seq, head } = await nextAuditSeq(trx, entry.tenantId);
+  const prevHash = seq === 1 ? GENESIS_HASH : head;
   const createdAt = new Date();
   const data = entry.data ?? {};
   const actor = actorString(entry.actor);
   const hash = auditRecordHash({ tenantId: entry.tenantId, seq, actor, action: entry.action, target: entry.target, data, createdAt, prevHash });
-  await trx
-    .insertInto("audit_events")
-    .values({
-      tenant_id: entry.tenantId,
-      seq,
-      actor,
-      action: entry.action,
-      target: entry.target,
-      data: JSON.stringify(data),
-      created_at: createdAt,
-      prev_hash: prevHash,
-      hash,
-    })
-    .execute();
-  await trx.updateTable("tenants").set({ audit_head: hash }).where("id", "=", entry.tenantId).execute();
+  await insertAuditRecord(trx, { tenantId: entry.tenantId, seq, actor, action: entry.action, target: entry.target, data, createdAt, prevHash, hash });
+  await setAuditHead(trx, entry.tenantId, hash);
   return seq;
 }

@@ -1,5 +1,5 @@
-import type { Kysely } from "kysely";
-import type { Schema } from "../db/schema.js";
+import type { Executor } from "../db/database.js";
+import { auditRecordsFrom } from "./audit-store.js";
 import { auditRecordHash, GENESIS_HASH } from "../../client/protocol/audit-chain.js";
 
 /** Outcome of walking a tenant's audit chain. */
@@ -13,16 +13,16 @@ export interface ChainVerification {
 const BATCH = 1000;
 
 /** Recomputes every record's hash and link, in batches so memory stays flat on long chains. */
-export async function verifyAuditChain(db: Kysely<Schema>, tenantId: string): Promise<ChainVerification> {
+export async function verifyAuditChain(db: Executor, tenantId: string): Promise<ChainVerification> {
   let prev: Uint8Array = GENESIS_HASH;
   let expectedSeq = 1;
   for (;;) {
-    const rows = await db.selectFrom("audit_events").selectAll().where("tenant_id", "=", tenantId).where("seq", ">=", expectedSeq).orderBy("seq").limit(BATCH).execute();
+    const rows = await auditRecordsFrom(db, tenantId, expectedSeq, BATCH);
     for (const row of rows) {
-      const seq = Number(row.seq);
+      const seq = row.seq;
       const bad = (message: string): ChainVerification => ({ ok: false, checked: expectedSeq - 1, firstBadSeq: seq, message });
       if (seq !== expectedSeq) return bad(`record ${expectedSeq} is missing`);
-      if (!Buffer.from(row.prev_hash).equals(Buffer.from(prev))) return bad(`record ${seq} does not link to record ${seq - 1}`);
+      if (!Buffer.from(row.prevHash).equals(Buffer.from(prev))) return bad(`record ${seq} does not link to record ${seq - 1}`);
       const hash = auditRecordHash({
         tenantId,
         seq,
@@ -30,7 +30,7 @@ export async function verifyAuditChain(db: Kysely<Schema>, tenantId: string): Pr
         action: row.action,
         target: row.target,
         data: row.data,
-        createdAt: row.created_at,
+        createdAt: row.createdAt,
         prevHash: prev,
       });
       if (!Buffer.from(row.hash).equals(Buffer.from(hash))) return bad(`record ${seq} was altered (hash mismatch)`);

@@ -1,9 +1,9 @@
-import type { Kysely } from "kysely";
 import type { Bus } from "../bus/bus.js";
-import type { Schema } from "../db/schema.js";
+import type { Executor } from "../db/database.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
 import { hashSecret, parseSecret } from "../../client/protocol/secrets.js";
 import type { AgentIdentity } from "../identity/principal.js";
+import { findSessionByTokenHash } from "./session-store.js";
 
 interface CacheEntry {
   identity: AgentIdentity;
@@ -22,7 +22,7 @@ export class SessionResolver {
   private readonly unsubscribe: Array<() => void>;
 
   constructor(
-    private readonly db: Kysely<Schema>,
+    private readonly db: Executor,
     bus: Bus,
     private readonly cacheMs = 5_000,
     private readonly maxEntries = 100_000,
@@ -40,17 +40,12 @@ export class SessionResolver {
     const now = Date.now();
     const hit = this.cache.get(hashKey);
     if (hit && hit.cachedUntil > now) return hit.identity;
-    const row = await this.db
-      .selectFrom("sessions")
-      .innerJoin("agents", "agents.id", "sessions.agent_id")
-      .select(["sessions.id", "sessions.agent_id", "sessions.tenant_id", "sessions.expires_at", "agents.state"])
-      .where("sessions.token_hash", "=", hashSecret(token))
-      .executeTakeFirst();
+    const row = await findSessionByTokenHash(this.db, hashSecret(token));
     if (!row) throw new UnauthenticatedError("session is not valid (expired or replaced by a newer handshake): handshake again");
-    if (row.state === "REVOKED") throw new PermissionDeniedError("this agent is revoked", "AGENT_REVOKED");
-    if (row.state !== "ACTIVE") throw new UnauthenticatedError(`session is not valid: agent is ${row.state}`);
-    if (row.expires_at.getTime() <= now) throw new UnauthenticatedError("session has expired: handshake again");
-    const identity: AgentIdentity = { agentId: row.agent_id, tenantId: row.tenant_id, sessionId: row.id, expiresAt: row.expires_at };
+    if (row.agentState === "REVOKED") throw new PermissionDeniedError("this agent is revoked", "AGENT_REVOKED");
+    if (row.agentState !== "ACTIVE") throw new UnauthenticatedError(`session is not valid: agent is ${row.agentState}`);
+    if (row.expiresAt.getTime() <= now) throw new UnauthenticatedError("session has expired: handshake again");
+    const identity: AgentIdentity = { agentId: row.agentId, tenantId: row.tenantId, sessionId: row.sessionId, expiresAt: row.expiresAt };
     this.remember(hashKey, identity, Math.min(now + this.cacheMs, identity.expiresAt.getTime()));
     return identity;
   }

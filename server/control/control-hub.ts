@@ -2,6 +2,7 @@ import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
+import { streamStandings } from "../agents/agent-store.js";
 import type { AgentIdentity } from "../identity/principal.js";
 import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
@@ -206,23 +207,18 @@ export class ControlHub {
     const local = agentIds.filter((id) => this.byAgent.has(id));
     if (local.length === 0) return;
     try {
-      const rows = await this.db
-        .selectFrom("agents")
-        .leftJoin("sessions", "sessions.agent_id", "agents.id")
-        .select(["agents.id", "agents.state", "agents.revoke_reason", "sessions.id as session_id", "sessions.expires_at as session_expires_at"])
-        .where("agents.id", "in", local)
-        .execute();
+      const rows = await streamStandings(this.db, local);
       for (const row of rows) {
-        const conn = this.byAgent.get(row.id);
+        const conn = this.byAgent.get(row.agentId);
         if (!conn) continue;
         if (row.state === "REVOKED") {
-          conn.close(this.goAway(GoAwayReason.REVOKED, 0, row.revoke_reason ?? "revoked"));
-        } else if (row.state !== "ACTIVE" || row.session_id !== conn.sessionId || !row.session_expires_at || row.session_expires_at.getTime() <= Date.now()) {
+          conn.close(this.goAway(GoAwayReason.REVOKED, 0, row.revokeReason ?? "revoked"));
+        } else if (row.state !== "ACTIVE" || row.sessionId !== conn.sessionId || !row.sessionExpiresAt || row.sessionExpiresAt.getTime() <= Date.now()) {
           conn.close(this.goAway(GoAwayReason.SESSION_ENDED, 0, "the session ended: handshake again"));
         } else {
           continue;
         }
-        this.byAgent.delete(row.id);
+        this.byAgent.delete(row.agentId);
       }
     } catch (err) {
       this.logger.warn({ err }, "re-checking agents failed");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { HeartbeatCoalescer, type HeartbeatSink } from "./heartbeat-coalescer.js";
-import type { HeartbeatReport } from "./heartbeat-store.js";
+import type { HeartbeatReport } from "../agents/agent-presence-store.js";
 
 const T = "00000000-0000-4000-8000-000000000001";
 

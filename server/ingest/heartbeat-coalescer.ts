@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import type { Worker } from "../workers/worker.js";
-import type { HeartbeatReport } from "./heartbeat-store.js";
+import type { HeartbeatReport } from "../agents/agent-presence-store.js";
 
 /** Where the coalescer writes and reads; the gateway passes the PostgreSQL queries, unit tests a stub. */
 export interface HeartbeatSink {

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Worker } from "../workers/worker.js";
 import { appendAudit } from "../audit/audit-log.js";
 import type { Schema } from "../db/schema.js";
-import { type LivenessTransition, recordLivenessTransitions, tryLockSweep } from "./liveness-store.js";
+import { type LivenessTransition, recordLivenessTransitions, tryLockSweep } from "../agents/agent-presence-store.js";
 
 /** Settings of the sweeper. */
 export interface LivenessSweeperOptions {

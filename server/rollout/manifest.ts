@@ -6,6 +6,7 @@ import { FailedPreconditionError, InvalidInputError } from "../errors/errors.js"
 import { constantTimeEqual } from "../../client/protocol/secrets.js";
 import { verifyEd25519 } from "../../client/protocol/ed25519.js";
 import { releaseManifestTranscript } from "../../client/protocol/transcript.js";
+import { findReleaseKeyByPublicKey } from "./release-key-store.js";
 
 const validator = createValidator();
 
@@ -31,16 +32,11 @@ export async function verifySignedManifest(db: Executor, tenantId: string, signe
   if (validation.kind !== "valid") {
     throw new InvalidInputError(`manifest is invalid: ${validation.error.message}`);
   }
-  const key = await db
-    .selectFrom("release_keys")
-    .select(["id", "public_key", "revoked_at"])
-    .where("tenant_id", "=", tenantId)
-    .where("public_key", "=", signed.releasePublicKey)
-    .executeTakeFirst();
-  if (!key || !constantTimeEqual(new Uint8Array(key.public_key), signed.releasePublicKey)) {
+  const key = await findReleaseKeyByPublicKey(db, tenantId, signed.releasePublicKey);
+  if (!key || !constantTimeEqual(key.publicKey, signed.releasePublicKey)) {
     throw new FailedPreconditionError("manifest is not signed by a registered release key");
   }
-  if (key.revoked_at) throw new FailedPreconditionError("manifest is signed by a revoked release key");
+  if (key.revokedAt) throw new FailedPreconditionError("manifest is signed by a revoked release key");
   if (!verifyEd25519(signed.releasePublicKey, releaseManifestTranscript(signed.manifest), signed.signature)) {
     throw new FailedPreconditionError("manifest signature does not verify");
   }

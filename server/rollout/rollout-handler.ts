@@ -2,11 +2,12 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { type RolloutService, type RolloutSpec, RolloutState } from "../../gen/agentgateway/admin/v1/rollouts_pb.js";
 import type { AppContext } from "../app/context.js";
-import { pageSize } from "../admin/pagination.js";
+import { createdPageToken, decodeCreatedPageToken, pageSize } from "../admin/pagination.js";
 import type { Actor } from "../audit/audit-log.js";
 import { InvalidInputError } from "../errors/errors.js";
 import { operatorOf } from "../identity/principal.js";
-import type { RolloutSpecInput } from "./rollout-engine.js";
+import type { RolloutSpecInput } from "./rollout-service.js";
+import { listRolloutIds } from "./rollout-store.js";
 import { isTerminal, loadRolloutView } from "./rollout-view.js";
 
 const DEFAULT_VERIFY_WINDOW_MS = 15 * 60_000;
@@ -85,10 +86,11 @@ export function rolloutService(app: AppContext): ServiceImpl<typeof RolloutServi
     async listRollouts(req, ctx) {
       const tenantId = operatorOf(ctx).tenantId;
       const limit = pageSize(req.pageSize, 20, 100);
-      const offset = req.pageToken ? Number.parseInt(Buffer.from(req.pageToken, "base64url").toString(), 10) || 0 : 0;
-      const rows = await db.selectFrom("rollouts").select("id").where("tenant_id", "=", tenantId).orderBy("created_at", "desc").orderBy("id").limit(limit).offset(offset).execute();
-      const rollouts = await Promise.all(rows.map((r) => loadRolloutView(db, tenantId, r.id)));
-      return { rollouts, nextPageToken: rows.length === limit ? Buffer.from(String(offset + limit)).toString("base64url") : "" };
+      const after = decodeCreatedPageToken(req.pageToken);
+      const page = await listRolloutIds(db, tenantId, { limit, ...(after ? { after } : {}) });
+      const rollouts = await Promise.all(page.map((r) => loadRolloutView(db, tenantId, r.id)));
+      const last = page.at(-1);
+      return { rollouts, nextPageToken: page.length === limit && last ? createdPageToken(last) : "" };
     },
     async *watchRollout(req, ctx) {
       const tenantId = operatorOf(ctx).tenantId;

@@ -4,6 +4,7 @@ import { MemberState, type RolloutSchema, RolloutState, WaveState } from "../../
 import type { Executor } from "../db/database.js";
 import type { MemberStateName, RolloutStateName, WaveStateName } from "../db/schema.js";
 import { NotFoundError } from "../errors/errors.js";
+import { getRollout, listMembers, listWaves } from "./rollout-store.js";
 
 const ROLLOUT_STATE: Record<RolloutStateName, RolloutState> = {
   PLANNED: RolloutState.PLANNED,
@@ -34,23 +35,20 @@ export function isTerminal(state: RolloutState): boolean {
 
 /** The whole rollout as the admin API shows it: waves with counts, stragglers and failures. */
 export async function loadRolloutView(db: Executor, tenantId: string, id: string): Promise<MessageInitShape<typeof RolloutSchema>> {
-  const rollout = await db.selectFrom("rollouts").selectAll().where("tenant_id", "=", tenantId).where("id", "=", id).executeTakeFirst();
+  const rollout = await getRollout(db, tenantId, id);
   if (!rollout) throw new NotFoundError(`no rollout ${id}`);
-  const [waves, members] = await Promise.all([
-    db.selectFrom("rollout_waves").selectAll().where("rollout_id", "=", id).orderBy("index").execute(),
-    db.selectFrom("rollout_members").select(["agent_id", "wave", "state", "reason", "straggler"]).where("rollout_id", "=", id).orderBy("agent_id").execute(),
-  ]);
+  const [waves, members] = await Promise.all([listWaves(db, id), listMembers(db, id)]);
   return {
     id: rollout.id,
-    targetVersion: rollout.target_version,
+    targetVersion: rollout.targetVersion,
     state: ROLLOUT_STATE[rollout.state],
-    currentWave: rollout.current_wave,
-    haltReason: rollout.halt_reason ?? "",
-    resumeNotes: rollout.resume_notes,
-    createdAt: timestampFromDate(rollout.created_at),
-    updatedAt: timestampFromDate(rollout.updated_at),
-    autoAdvanceAfter: durationFromMs(rollout.auto_advance_after_ms),
-    failures: members.filter((m) => m.state === "FAILED").map((m) => ({ agentId: m.agent_id, wave: m.wave, reason: m.reason })),
+    currentWave: rollout.currentWave,
+    haltReason: rollout.haltReason ?? "",
+    resumeNotes: rollout.resumeNotes,
+    createdAt: timestampFromDate(rollout.createdAt),
+    updatedAt: timestampFromDate(rollout.updatedAt),
+    autoAdvanceAfter: durationFromMs(rollout.autoAdvanceAfterMs),
+    failures: members.filter((m) => m.state === "FAILED").map((m) => ({ agentId: m.agentId, wave: m.wave, reason: m.reason })),
     waves: waves.map((w) => {
       const inWave = members.filter((m) => m.wave === w.index);
       const count = (...states: MemberStateName[]) => inWave.filter((m) => states.includes(m.state)).length;
@@ -58,14 +56,14 @@ export async function loadRolloutView(db: Executor, tenantId: string, id: string
         index: w.index,
         name: w.name,
         state: WAVE_STATE[w.state],
-        memberIds: inWave.map((m) => m.agent_id),
+        memberIds: inWave.map((m) => m.agentId),
         pending: count("PENDING", "DIRECTED"),
         applying: count("APPLYING"),
         succeeded: count("SUCCEEDED"),
         failed: count("FAILED"),
-        stragglerIds: inWave.filter((m) => m.straggler).map((m) => m.agent_id),
-        startedAt: w.started_at ? timestampFromDate(w.started_at) : undefined,
-        verifyDeadline: w.verify_deadline ? timestampFromDate(w.verify_deadline) : undefined,
+        stragglerIds: inWave.filter((m) => m.straggler).map((m) => m.agentId),
+        startedAt: w.startedAt ? timestampFromDate(w.startedAt) : undefined,
+        verifyDeadline: w.verifyDeadline ? timestampFromDate(w.verifyDeadline) : undefined,
       };
     }),
   };

@@ -1,8 +1,8 @@
-import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import { appendAudit } from "../audit/audit-log.js";
 import type { Schema } from "../db/schema.js";
 import type { ApiKeyStore } from "../operators/api-key-store.js";
+import { firstTenant, getTenantByName, insertTenantIfAbsent } from "./tenant-store.js";
 
 /** What first start created; `adminKey` is the only time the secret is available. */
 export interface BootstrapResult {
@@ -23,16 +23,11 @@ export async function bootstrapTenant(
   options: { tenantName: string; bootstrapAdminKey: string | undefined },
 ): Promise<BootstrapResult> {
   return db.transaction().execute(async (trx) => {
-    const anyTenant = await trx.selectFrom("tenants").select(["id", "name"]).orderBy("created_at").limit(1).executeTakeFirst();
+    const anyTenant = await firstTenant(trx);
     if (anyTenant) return { tenantId: anyTenant.id, tenantName: anyTenant.name, adminKey: undefined, adminKeyGenerated: false };
-    const inserted = await trx
-      .insertInto("tenants")
-      .values({ id: randomUUID(), name: options.tenantName })
-      .onConflict((oc) => oc.column("name").doNothing())
-      .returning(["id", "name"])
-      .executeTakeFirst();
+    const inserted = await insertTenantIfAbsent(trx, options.tenantName);
     if (!inserted) {
-      const existing = await trx.selectFrom("tenants").select(["id", "name"]).where("name", "=", options.tenantName).executeTakeFirstOrThrow();
+      const existing = await getTenantByName(trx, options.tenantName);
       return { tenantId: existing.id, tenantName: existing.name, adminKey: undefined, adminKeyGenerated: false };
     }
     const { key, secret } = await keys.create(trx, {
