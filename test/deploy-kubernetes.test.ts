@@ -209,6 +209,17 @@ describe.each(EXAMPLES)("deploy/helm/rendered/%s.yaml", (example) => {
     }
   });
 
+  it("meets the Pod Security Standard \"restricted\" in every pod it creates (no admission controller runs here)", () => {
+    const pods = [deployment().spec.template.spec, (one("Job") as Doc & { spec: { template: { spec: unknown } } }).spec.template.spec] as unknown as RestrictedPod[];
+    for (const pod of pods) expect(restrictedViolations(pod)).toEqual([]);
+    // The checker itself refuses what the profile refuses.
+    const weak = structuredClone(pods[0]) as RestrictedPod;
+    weak.hostNetwork = true;
+    (weak.containers[0] as RestrictedContainer).securityContext = { allowPrivilegeEscalation: true, capabilities: { add: ["NET_ADMIN"] } };
+    weak.volumes = [{ name: "h", hostPath: { path: "/" } }];
+    expect(restrictedViolations(weak)).toEqual(expect.arrayContaining(["hostNetwork", "gateway: allowPrivilegeEscalation", "gateway: capabilities.drop ALL", "gateway: capabilities.add NET_ADMIN", "volume h: hostPath"]));
+  });
+
   it("gives a terminating pod time for the preStop pause, the drain and the flush", () => {
     const pod = deployment().spec.template.spec;
     const preStop = Number(gateway().lifecycle?.preStop.exec.command[1] ?? 0) * 1000;
@@ -217,3 +228,30 @@ describe.each(EXAMPLES)("deploy/helm/rendered/%s.yaml", (example) => {
     expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(preStop + grace + 5000);
   });
 });
+
+type RestrictedContainer = { name: string; securityContext?: { allowPrivilegeEscalation?: boolean; privileged?: boolean; runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string }; capabilities?: { drop?: string[]; add?: string[] } }; ports?: { hostPort?: number }[] };
+type RestrictedPod = { hostNetwork?: boolean; hostPID?: boolean; hostIPC?: boolean; securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } }; containers: RestrictedContainer[]; initContainers?: RestrictedContainer[]; volumes?: Record<string, unknown>[] };
+
+/**
+ * The rules of the Kubernetes Pod Security Standard "restricted" (baseline included) that a pod
+ * spec can break, as the API server's admission would check them.
+ */
+function restrictedViolations(pod: RestrictedPod): string[] {
+  const out: string[] = [];
+  for (const k of ["hostNetwork", "hostPID", "hostIPC"] as const) if (pod[k]) out.push(k);
+  const allowedVolumes = new Set(["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"]);
+  for (const v of pod.volumes ?? []) for (const key of Object.keys(v)) if (key !== "name" && !allowedVolumes.has(key)) out.push(`volume ${String(v.name)}: ${key}`);
+  for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+    const sc = c.securityContext ?? {};
+    if (sc.privileged) out.push(`${c.name}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false) out.push(`${c.name}: allowPrivilegeEscalation`);
+    if (!(sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot)) out.push(`${c.name}: runAsNonRoot`);
+    if ((sc.runAsUser ?? pod.securityContext?.runAsUser) === 0) out.push(`${c.name}: runAsUser 0`);
+    const seccomp = (sc.seccompProfile ?? pod.securityContext?.seccompProfile)?.type;
+    if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") out.push(`${c.name}: seccompProfile`);
+    if (!sc.capabilities?.drop?.includes("ALL")) out.push(`${c.name}: capabilities.drop ALL`);
+    for (const cap of sc.capabilities?.add ?? []) if (cap !== "NET_BIND_SERVICE") out.push(`${c.name}: capabilities.add ${cap}`);
+    for (const p of c.ports ?? []) if (p.hostPort) out.push(`${c.name}: hostPort`);
+  }
+  return out;
+}
