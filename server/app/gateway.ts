@@ -10,6 +10,7 @@ import { errorInterceptor } from "../errors/error-interceptor.js";
 import type { ConnectionGuardStats } from "../http/connection-guard.js";
 import { adminConsole } from "../http/admin-static.js";
 import { corsForAdmin } from "../http/cors.js";
+import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
@@ -18,6 +19,7 @@ import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
 import { type AppContext, backgroundWorkers, createAppContext } from "./context.js";
 import { peerAddressKey, peerContextValues } from "./peer.js";
+import { readinessChecks } from "./readiness.js";
 import { accessPolicy, registerRoutes } from "./routes.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 
@@ -65,7 +67,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       operators: [apiKeyAuthenticator(context.apiKeys, { buckets: context.rateLimits.adminAuthFailuresPerSource, sourceOf: (call) => call.contextValues.get(peerAddressKey) })],
       agents: [sessionAuthenticator(context.sessions)],
     });
-    const handler = connectNodeAdapter({
+    const rpcHandler = connectNodeAdapter({
       routes: (router) => {
         registerRoutes(router, context);
         access.assertCovers(router.handlers.map((h) => h.method));
@@ -76,6 +78,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       interceptors: [errorInterceptor(logger), identity, streamCapInterceptor(config.maxStreamsPerCredential), storableInputInterceptor(), createValidateInterceptor()],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
+    });
+    // HTTP /healthz and /readyz for probes and load balancers, beside grpc.health.v1.
+    const handler = withHealthEndpoints(rpcHandler, {
+      draining: () => context.health.isShutDown,
+      checks: readinessChecks(database.db, bus),
+      onChange: (ready, failures, errors) => (ready ? logger.info("ready") : logger.warn({ failures, err: errors[0] }, "not ready")),
     });
     // Everything a call may rely on runs before the first call can arrive.
     workers = await startWorkers(backgroundWorkers(context), logger);

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { Kysely, Migrator, PostgresDialect, type Transaction } from "kysely";
+import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import { migrationProvider } from "../../migrations/index.js";
@@ -63,4 +63,14 @@ export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+/**
+ * Migrations this code knows that the database has not applied (for readiness: a replica must
+ * not serve a schema older than it needs). One read of Kysely's bookkeeping table, no DDL.
+ */
+export async function pendingMigrations(db: Kysely<Schema>): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
+  const applied = new Set(rows.map((r) => r.name));
+  return Object.keys(await migrationProvider.getMigrations()).filter((name) => !applied.has(name));
 }
