@@ -23,6 +23,7 @@ import { confirm, interactive } from "../prompt.js";
 import { renderFields, renderTable } from "../table.js";
 import { AGENT_HEADERS, AGENT_NOT_FOUND, agentFields, agentRow } from "./agent-view.js";
 import { registerAgentRecords } from "./agent-records.js";
+import { registerAgentsWatch } from "./agents-watch.js";
 
 const STATE_ALIASES = { pending: "PENDING_APPROVAL" };
 const collect = (v: string, p: string[] = []) => [...p, v];
@@ -212,4 +213,5 @@ export function registerAgents(program: Command, io: Io): void {
   });
 
   registerAgentRecords(agents, io);
+  registerAgentsWatch(agents, io);
 }
