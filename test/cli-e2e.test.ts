@@ -490,6 +490,10 @@ describe("agwctl end to end", () => {
   }, 120_000);
 
   it("asks on a terminal before approving without --code", async () => {
+    // A watch on pending agents, opened before the agent exists, sees it arrive.
+    const watch = startCli(["agents", "watch", "--state", "pending", "-o", "json"], env);
+    children.push(watch.child);
+    await watch.waitFor(/"snapshotComplete":\s*true/);
     const { secret } = await json<{ secret: string }>(["tokens", "create", "--approval"]);
     await writeFile(join(dir, "token3"), secret, { mode: 0o600 });
     const enroll = agentProcess([
@@ -507,6 +511,11 @@ describe("agwctl end to end", () => {
     const code = (await enroll.waitFor(/Verification code: ([0-9A-Z]{4}-[0-9A-Z]{4})/))[1] ?? "";
     expect(await enroll.exited).toBe(0);
     const [agent] = (await json<{ agents: Agent[] }>(["agents", "list", "--name", "tty-agent"])).agents;
+    await watch.waitFor(/"name":\s*"tty-agent"/);
+    const watched = ndjson<{ agents?: Agent[] }>(watch.stdout()).flatMap((u) => u.agents ?? []);
+    expect(watched.find((a) => a.name === "tty-agent")?.state).toBe("AGENT_STATE_PENDING_APPROVAL");
+    watch.child.kill("SIGTERM");
+    jsonChecked.add("agents watch");
 
     const declined = startCliOnTty(["agents", "approve", agent?.id ?? ""], env);
     children.push(declined.child);
@@ -521,6 +530,13 @@ describe("agwctl end to end", () => {
     accepted.child.stdin?.write("y\r");
     expect(await accepted.exited, accepted.output()).toBe(0);
     expect((await json<{ agent: Agent }>(["agents", "get", agent?.id ?? ""])).agent.state).toBe("AGENT_STATE_ACTIVE");
+
+    // --once prints the snapshot and exits; the approved agent has left the pending view.
+    const once = await cli(["agents", "watch", "--once", "--name", "tty-agent", "-o", "json"]);
+    expect(once.code, once.stderr).toBe(0);
+    const snapshot = ndjson<{ agents?: Agent[]; snapshotComplete?: boolean }>(once.stdout);
+    expect(snapshot.at(-1)?.snapshotComplete).toBe(true);
+    expect(snapshot.flatMap((u) => u.agents ?? []).map((a) => a.state)).toEqual(["AGENT_STATE_ACTIVE"]);
   }, 120_000);
 
   it("ran every command with -o json and parsed its output", async () => {
