@@ -39,7 +39,9 @@ export function validateCsr(der: Uint8Array): ValidatedCsr {
   if (der.length === 0 || der.length > MAX_CSR_BYTES) throw new CsrError(`CSR must be 1-${MAX_CSR_BYTES} bytes of DER, got ${der.length}`);
   let root: forge.asn1.Asn1;
   try {
-    root = asn1.fromDer(binary(der), { strict: true, parseAllBytes: true, decodeBitStrings: false });
+    // (@types/node-forge lists only the boolean form of the options.)
+    const options = { strict: true, parseAllBytes: true, decodeBitStrings: false } as unknown as boolean;
+    root = asn1.fromDer(binary(der), options);
   } catch {
     throw new CsrError("CSR is not DER-encoded ASN.1");
   }
@@ -139,7 +141,8 @@ export function buildCertificate(profile: CertificateProfile): Buffer {
     { id: OID.subjectKeyIdentifier, value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, binary(keyId)) },
     { name: "authorityKeyIdentifier", keyIdentifier: binary(profile.authorityKeyId ?? keyId) },
   ]);
-  const tbs = forge.pki.getTBSCertificate(cert);
+  // getTBSCertificate is public in node-forge but missing from @types/node-forge.
+  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
   // ECDSA takes no parameters (RFC 5758); RSA PKCS#1 v1.5 takes NULL (RFC 4055), for imported RSA roots.
   const rsa = profile.signingKey.asymmetricKeyType === "rsa";
   const algorithm = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
