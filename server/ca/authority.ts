@@ -22,8 +22,12 @@ export interface IssuedCertificate {
   notAfter: Date;
 }
 
-/** Backdating of notBefore, for agents whose clocks run a little behind. */
+/** Backdating of notBefore, for agents whose clocks run a little behind (at most a tenth of the lifetime). */
 export const CLOCK_SKEW_MS = 60_000;
+
+function backdated(now: Date, ttlMs: number): Date {
+  return new Date(now.getTime() - Math.min(CLOCK_SKEW_MS, ttlMs / 10));
+}
 
 const CA_KEY_USAGE = { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true };
 
@@ -111,7 +115,7 @@ function issueLeaf(
   extensions: Array<Record<string, unknown>>,
 ): IssuedCertificate {
   if (!issuer.key) throw new Error("the intermediate's private key is not available");
-  const notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
+  const notBefore = backdated(now, ttlMs);
   const notAfter = clamp(new Date(now.getTime() + ttlMs), issuer);
   const der = buildCertificate({ subject, issuerSubjectDer: subjectDerOf(issuer.der), spkiDer, notBefore, notAfter, extensions, authorityKeyId: keyIdOf(issuer), signingKey: issuer.key });
   return { der, chain: [issuer.der], notBefore, notAfter };

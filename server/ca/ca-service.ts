@@ -172,7 +172,8 @@ export class CaService {
     const issuer = await this.#currentIntermediate();
     const { privateKey, spkiDer } = newKeyPair();
     const issued = issueServerCertificate(issuer, spkiDer, names, ttlMs);
-    const certPem = [issued.der, ...issued.chain].map((der) => new X509Certificate(der).toString()).join("");
+    // The root goes along: a client that knows only its SHA-256 (--ca-pin) must see it to check the chain.
+    const certPem = [issued.der, ...issued.chain, this.root.der].map((der) => new X509Certificate(der).toString()).join("");
     return { certPem, keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(), notAfter: issued.notAfter };
   }
 
