@@ -15,7 +15,7 @@ import { handshake, type Identity, register, type Session, withSession } from ".
 import { EXIT } from "../agent/lib/errors.js";
 import { buildCsr, createCertificateRequest } from "../client/protocol/csr.js";
 import { Reason, reasonOf } from "../client/reasons.js";
-import { createIntermediate, issueClientCertificate, newKeyPair } from "../server/ca/authority.js";
+import { issueClientCertificate, newKeyPair } from "../server/ca/authority.js";
 import { CaService } from "../server/ca/ca-service.js";
 import { KeySealer } from "../server/ca/key-seal.js";
 import { openDatabase } from "../server/db/database.js";
