@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, randomUUID, X509Certificate } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import forge from "node-forge";
@@ -69,6 +69,18 @@ describe("validateCsr", () => {
     csr.sign(keys.privateKey, forge.md.sha256.create());
     const der = Buffer.from(forge.asn1.toDer(forge.pki.certificationRequestToAsn1(csr)).getBytes(), "binary");
     expect(validateCsr(der).publicKey.asymmetricKeyType).toBe("rsa");
+  });
+
+  it("accepts OpenSSL's CSRs, and honours nothing they ask for (CA:TRUE, a subject)", () => {
+    const key = join(dir, "k.pem");
+    openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key]);
+    const out = join(dir, "r.der");
+    openssl(["req", "-new", "-key", key, "-subj", "/CN=root-please", "-addext", "basicConstraints=critical,CA:TRUE", "-outform", "DER", "-out", out]);
+    const csr = validateCsr(readFileSync(out));
+    const root = createRoot(86_400_000);
+    const issued = new X509Certificate(issueClientCertificate(createIntermediate(root, 3_600_000), csr.spkiDer, "spiffe://t/tenant/x/agent/y", 60_000).der);
+    expect(issued.ca).toBe(false);
+    expect(issued.subject ?? "").not.toContain("root-please");
   });
 
   it("refuses a CSR whose signature is not by the key it carries (someone else's public key)", () => {
