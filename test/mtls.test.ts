@@ -93,7 +93,7 @@ function agent(args: string[]): Proc {
     child,
     output: () => output,
     exited,
-    async waitFor(pattern, count = 1, timeoutMs = 60_000) {
+    async waitFor(pattern, count = 1, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       const global = new RegExp(pattern.source, "g");
       for (;;) {
@@ -134,11 +134,12 @@ beforeAll(async () => {
   database = await createTestDatabase();
   stateRoot = await mkdtemp(join(tmpdir(), "agw-mtls-"));
   // Started together: the advisory lock makes them create one CA between them.
-  [a, b] = await Promise.all([spawnGateway(env()), spawnGateway(env())]);
+  // Generous: on a loaded machine a gateway process takes a while to start.
+  [a, b] = await Promise.all([spawnGateway(env(), 150_000), spawnGateway(env(), 150_000)]);
   pin = caPinOf(a.output());
   expect(caPinOf(b.output())).toBe(pin);
   expect(a.url).toMatch(/^https:/);
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
@@ -165,8 +166,8 @@ describe("mTLS mode with two replicas", () => {
 
     // Renewal at half of the 20 s lifetime: a new certificate (new key, new serial), the same identity,
     // and the stream reconnects with it.
-    await run.waitFor(/client certificate issued/, 2, 40_000);
-    await run.waitFor(/connected: control stream open/, 2, 20_000);
+    await run.waitFor(/client certificate issued/, 2, 90_000);
+    await run.waitFor(/connected: control stream open/, 2, 60_000);
     const second = new X509Certificate(await fs.readFile(join(dir, "tls-cert.pem")));
     expect(second.serialNumber).not.toBe(first.serialNumber);
     expect(second.publicKey.export({ type: "spki", format: "der" }).equals(first.publicKey.export({ type: "spki", format: "der" }))).toBe(false);
@@ -182,7 +183,7 @@ describe("mTLS mode with two replicas", () => {
     expect(await probeTls(b.url, undefined)).toBe("served");
     // The agent itself learns of it and stops for good.
     expect(await run.exited, run.output()).toBe(EXIT.REVOKED);
-  }, 120_000);
+  }, 300_000);
 
   it("refuses agent RPCs without a certificate but issues the first certificate with the session alone", async () => {
     const me = await enroll(a.url);
@@ -299,7 +300,7 @@ describe("mTLS mode with two replicas", () => {
     }
   });
 
-  it("rotates the intermediate: certificates of the old one stay valid, new ones come from the new one, the bundle holds both", { timeout: 60_000 }, async () => {
+  it("rotates the intermediate: certificates of the old one stay valid, new ones come from the new one, the bundle holds both", { timeout: 120_000 }, async () => {
     const me = await enroll(a.url);
     const bare = pinnedAgentClient(a.url, pin);
     const before = await issueCertificate(bare.client, me.agentId, me.identity, me.session);
@@ -331,8 +332,8 @@ describe("mTLS mode with two replicas", () => {
   });
 
   it("refuses to start in mtls mode with another CA key than the one that sealed the CA", async () => {
-    await expect(spawnGateway({ ...env(), AGW_CA_KEY: randomBytes(32).toString("base64") }, 30_000)).rejects.toThrow(/cannot open the CA's private key/);
-    await expect(spawnGateway({ ...env(), AGW_CA_KEY: "" }, 30_000)).rejects.toThrow(/AGW_AGENT_AUTH=mtls needs the CA key/);
-  }, 90_000);
+    await expect(spawnGateway({ ...env(), AGW_CA_KEY: randomBytes(32).toString("base64") }, 120_000)).rejects.toThrow(/cannot open the CA's private key/);
+    await expect(spawnGateway({ ...env(), AGW_CA_KEY: "" }, 120_000)).rejects.toThrow(/AGW_AGENT_AUTH=mtls needs the CA key/);
+  }, 250_000);
 });
 
