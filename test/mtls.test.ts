@@ -176,9 +176,12 @@ describe("mTLS mode with two replicas", () => {
     // Replica B serves this certificate before the revocation…
     const certificate = { cert: await fs.readFile(join(dir, "tls-cert.pem"), "utf8"), key: await fs.readFile(join(dir, "tls-key.pem"), "utf8") };
     expect(await probeTls(b.url, certificate)).toBe("served");
+    const notAfter = new Date(new X509Certificate(certificate.cert).validTo).getTime();
     await adminOn(a.url).agents.revokeAgent({ id: agentId, reason: "stolen host" });
-    // …and refuses it at the TLS layer once the revocation reached it over the bus.
-    await until("B to refuse the revoked agent's certificate", async () => ((await probeTls(b.url, certificate)) === "refused" ? true : undefined));
+    // …and refuses it at the TLS layer once the revocation reached it over the bus — while the
+    // certificate is still valid, so the refusal is the deny list's, not the expiry's.
+    await until("B to refuse the revoked agent's certificate", async () => ((await probeTls(b.url, certificate)) === "refused" ? true : undefined), notAfter - Date.now() - 1000);
+    expect(Date.now()).toBeLessThan(notAfter);
     // Without a certificate B still serves (enrollment and handshakes need none).
     expect(await probeTls(b.url, undefined)).toBe("served");
     // The agent itself learns of it and stops for good.
