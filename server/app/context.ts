@@ -111,7 +111,8 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
 
 /**
  * The background work, in start order: the bus first (everything else may publish), the live
- * agent feed, the heartbeat flusher, the liveness sweeper, the rollout verifier and the retention sweeper (which also removes expired challenges).
+ * agent feed, the heartbeat flusher, the liveness sweeper, the rollout verifier and the
+ * retention sweeper (which also removes expired challenges).
  * The gateway starts them before it listens and stops them in reverse after it stopped taking
  * calls, so the final heartbeat flush and a running verifier pass can still publish.
  */
