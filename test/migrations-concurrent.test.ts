@@ -11,6 +11,9 @@ import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { type GatewayProcess, spawnGateway } from "./support/gateway-process.js";
 
 const KNOWN = Object.keys(migrations).sort();
+// Starting a gateway process compiles the server with tsx first: generous on a loaded machine.
+const START_TIMEOUT_MS = 120_000;
+const TEST_TIMEOUT_MS = 2 * START_TIMEOUT_MS + 30_000;
 const cleanup: Array<() => Promise<unknown>> = [];
 
 afterEach(async () => {
@@ -24,7 +27,7 @@ async function fresh(): Promise<TestDatabase> {
 }
 
 async function start(database: TestDatabase): Promise<GatewayProcess> {
-  const gateway = await spawnGateway({ DATABASE_URL: database.url, AGW_LOG_LEVEL: "info" });
+  const gateway = await spawnGateway({ DATABASE_URL: database.url, AGW_LOG_LEVEL: "info" }, START_TIMEOUT_MS);
   cleanup.push(() => gateway.stop());
   return gateway;
 }
@@ -70,7 +73,7 @@ describe("migrations with several replicas", () => {
     // Exactly one of them applied the migrations; the other found nothing left to do.
     expect([migratedBy(a), migratedBy(b)].filter(Boolean)).toHaveLength(1);
     expect(errorLines(a.output() + b.output())).toEqual([]);
-  }, 90_000);
+  }, TEST_TIMEOUT_MS);
 
   it("a gateway starting while another process holds the migration lock waits without touching the schema, then comes up", async () => {
     const database = await fresh();
@@ -80,14 +83,14 @@ describe("migrations with several replicas", () => {
     await holder.query("SELECT pg_advisory_lock($1::bigint)", [MIGRATION_LOCK_KEY]);
 
     let output = "";
-    const starting = spawnGateway({ DATABASE_URL: database.url, AGW_LOG_LEVEL: "info" });
+    const starting = spawnGateway({ DATABASE_URL: database.url, AGW_LOG_LEVEL: "info" }, START_TIMEOUT_MS);
     starting.catch(() => {});
     // Its lock request shows up as a waiting advisory lock in this database.
     await expect
       .poll(async () => {
         const [row] = await query<{ n: string }>(database.url, "SELECT count(*) AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted");
         return Number(row?.n);
-      }, { timeout: 30_000, interval: 100 })
+      }, { timeout: START_TIMEOUT_MS, interval: 100 })
       .toBe(1);
     const [table] = await query<{ present: boolean }>(database.url, "SELECT to_regclass('kysely_migration') IS NOT NULL AS present");
     expect(table?.present).toBe(false);
@@ -100,7 +103,7 @@ describe("migrations with several replicas", () => {
     expect(migratedBy(gateway)).toBe(true);
     expect((await readyz(gateway.url)).body).toMatchObject({ ready: true, checks: { migrations: "ok" } });
     expect(errorLines(output)).toEqual([]);
-  }, 90_000);
+  }, TEST_TIMEOUT_MS);
 
   it("an older build starts on a database a newer build migrated: it does not migrate, says so, and is ready", async () => {
     const database = await fresh();
@@ -113,7 +116,7 @@ describe("migrations with several replicas", () => {
     expect(older.output()).toContain("9999-from-a-newer-build");
     expect((await readyz(older.url)).body).toMatchObject({ ready: true, checks: { migrations: "ok" } });
     expect(errorLines(older.output())).toEqual([]);
-  }, 90_000);
+  }, TEST_TIMEOUT_MS);
 
   it("but a database missing a migration this build needs, holding one it does not know, is refused", async () => {
     const database = await fresh();
@@ -122,6 +125,6 @@ describe("migrations with several replicas", () => {
     const last = KNOWN.at(-1) ?? "";
     await query(database.url, "DELETE FROM kysely_migration WHERE name = $1", [last]);
     await query(database.url, "INSERT INTO kysely_migration (name, timestamp) VALUES ('9999-from-a-newer-build', now()::text)");
-    await expect(spawnGateway({ DATABASE_URL: database.url })).rejects.toThrow(new RegExp(`lacks ones it needs \\(${last}\\)`));
-  }, 90_000);
+    await expect(spawnGateway({ DATABASE_URL: database.url }, START_TIMEOUT_MS)).rejects.toThrow(new RegExp(`lacks ones it needs \\(${last}\\)`));
+  }, TEST_TIMEOUT_MS);
 });
