@@ -46,6 +46,13 @@ export const SETTINGS = [
   setting("adminAuthFailureRate", "AGW_ADMIN_AUTH_FAILURE_RATE", "1/s:20", "Failed operator API-key authentications allowed per source address: `rate/s:burst`. Past it the source is refused (also with a valid key) until the budget refills."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
   setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
+  setting("retentionTelemetry", "AGW_RETENTION_TELEMETRY", "30d", "Telemetry points received longer ago than this are deleted (in batches, by one replica at a time). `0` or `off`: kept for ever. Also the window in which a re-sent point id is recognised as a duplicate."),
+  setting("retentionEvents", "AGW_RETENTION_EVENTS", "30d", "Agent events received longer ago than this are deleted. `0` or `off`: kept for ever."),
+  setting("retentionCommands", "AGW_RETENTION_COMMANDS", "7d", "Commands acknowledged (or withdrawn) longer ago than this are deleted; unacknowledged ones are kept until acked. `0` or `off`: kept for ever."),
+  setting("retentionSessions", "AGW_RETENTION_SESSIONS", "1h", "Agent sessions and handshake challenges that expired longer ago than this are deleted. `0` or `off`: kept for ever."),
+  setting("retentionInterval", "AGW_RETENTION_INTERVAL", "5m", "How often the retention sweep runs. Audit records are never deleted."),
+  setting("retentionBatchSize", "AGW_RETENTION_BATCH_SIZE", "1000", "Rows one retention DELETE statement removes at most."),
+  setting("retentionBatchPause", "AGW_RETENTION_BATCH_PAUSE", "100ms", "Pause between two retention batches, so a long sweep never holds locks or I/O for long. `0`: no pause."),
 ] as const;
 
 /** The validated configuration the gateway runs with. Tests build it with `loadConfig({...})`. */
@@ -83,6 +90,19 @@ export interface Config {
   uploadByteRate: RateSpec;
   /** Exact origins allowed cross-origin calls (lowercase scheme://host[:port]); empty = CORS off. */
   corsOrigins: string[];
+  /** What the retention sweep deletes and how fast (server/workers/retention.ts). */
+  retention: RetentionConfig;
+}
+
+/** Retention ages in ms (0 = keep for ever) and the sweep's pace. */
+export interface RetentionConfig {
+  telemetryMs: number;
+  eventsMs: number;
+  commandsMs: number;
+  sessionsMs: number;
+  intervalMs: number;
+  batchSize: number;
+  batchPauseMs: number;
 }
 
 /** Token-bucket parameters: `perSecond` refill, `burst` capacity. */
@@ -166,6 +186,15 @@ export function loadConfig(
     uploadItemRate: rate("uploadItemRate", raw.uploadItemRate),
     uploadByteRate: rate("uploadByteRate", raw.uploadByteRate),
     corsOrigins: origins("corsOrigins", raw.corsOrigins),
+    retention: {
+      telemetryMs: age("retentionTelemetry", raw.retentionTelemetry),
+      eventsMs: age("retentionEvents", raw.retentionEvents),
+      commandsMs: age("retentionCommands", raw.retentionCommands),
+      sessionsMs: age("retentionSessions", raw.retentionSessions),
+      intervalMs: durationMs("retentionInterval", raw.retentionInterval),
+      batchSize: positiveInt("retentionBatchSize", raw.retentionBatchSize),
+      batchPauseMs: age("retentionBatchPause", raw.retentionBatchPause),
+    },
   };
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");
@@ -214,6 +243,17 @@ function durationMs(key: SettingKey, value: string): number {
   const ms = parseDurationMs(value);
   if (ms === undefined || ms <= 0) throw new ConfigError(`${describe(key)} must be a duration like 30s, 5m or 1h, got "${value}"`);
   return ms;
+}
+
+/** `0` or `off`: the feature is disabled. */
+function isOff(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  return v === "0" || v === "off";
+}
+
+/** A retention age: a duration, or `0`/`off` for "keep for ever" (0). */
+function age(key: SettingKey, value: string): number {
+  return isOff(value) ? 0 : durationMs(key, value);
 }
 
 function positiveInt(key: SettingKey, value: string): number {

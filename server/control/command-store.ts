@@ -115,3 +115,16 @@ export async function withdrawUnacked(db: Executor, input: { tenantId: string; k
     .where("acked_at", "is", null)
     .execute();
 }
+
+/**
+ * Deletes at most `limit` commands acknowledged before `before` (retention); returns how many.
+ * Unacknowledged commands are never deleted: they wait for their agent. Nothing reads acked rows
+ * (sequences come from agents.command_seq), so deleting them changes no delivery.
+ */
+export async function deleteAckedBefore(db: Executor, before: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from agent_commands
+    where ctid = any(array(select ctid from agent_commands where acked_at < ${before} limit ${limit}))
+      and acked_at < ${before}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
