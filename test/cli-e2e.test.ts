@@ -409,7 +409,7 @@ describe("agwctl end to end", () => {
     expect(onlyRevoked.events.map((e) => e.action)).toEqual(["agent.revoked"]);
 
     // The agent's own audit records, by --agent and by --target: nothing about other subjects.
-    const ofAgent = await json<{ events: Array<{ action: string; target: string }> }>(["audit", "list", "--agent", agentId, "--limit", "0"]);
+    const ofAgent = await json<{ events: Array<{ action: string; target: string; seq: string }> }>(["audit", "list", "--agent", agentId, "--limit", "0"]);
     expect(ofAgent.events.map((e) => e.action)).toEqual(expect.arrayContaining(["agent.registered", "agent.approved", "agent.revoked"]));
     expect(new Set(ofAgent.events.map((e) => e.target))).toEqual(new Set([`agent:${agentId}`]));
     const byTarget = await json<{ events: Array<{ seq: string }> }>(["audit", "list", "--target", `agent:${agentId}`, "--limit", "0"]);
