@@ -66,7 +66,8 @@ export function AgentCommandsCard({ agentId }: { agentId: string }) {
   const [pendingOnly, setPendingOnly] = useState(false);
   const [cursor, setCursor] = useState<string[]>([""]);
   const pageToken = cursor[cursor.length - 1] ?? "";
-  const list = useQuery(AgentService.method.listAgentCommands, { agentId, pendingOnly, pageSize: PAGE_SIZE, pageToken });
+  // Never served from cache alone: switching between "pending only" and all reads afresh.
+  const list = useQuery(AgentService.method.listAgentCommands, { agentId, pendingOnly, pageSize: PAGE_SIZE, pageToken }, { staleTime: 0 });
   useRefreshOnFleetChange(() => void list.refetch());
   const pending = list.data?.commands.filter((c) => c.state === AgentCommandState.PENDING).length ?? 0;
   return (
