@@ -237,12 +237,14 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     expect(await page.getByText("ams-rack12-07 (linux/arm64)").count()).toBe(1);
     // Its queued commands: the 2.0.0 directive it applied, nothing of another agent's.
     await expect.poll(() => page.getByTestId("command-row").and(page.locator("[data-state=APPLIED]")).count(), SLOW).toBeGreaterThan(0);
-    expect(await page.getByTestId("commands-table").textContent()).toMatch(/install a signed release — rollout [0-9a-f]{8}, wave [12]/);
+    expect(await page.getByTestId("commands-table").getByRole("link", { name: "2.0.0" }).getAttribute("href")).toMatch(/^\/admin\/rollouts\/[0-9a-f-]{36}$/);
     // Its own audit records, and only its own.
     await expect.poll(() => page.getByTestId("agent-audit-table").textContent(), SLOW).toContain("agent.approved");
     expect(await page.getByTestId("agent-audit-table").textContent()).toContain("agent.registered");
     expect(await page.getByTestId("agent-audit-table").textContent()).not.toContain("rollout.");
     await shot("10-agent-detail");
+    await page.getByTestId("agent-audit-table").scrollIntoViewIfNeeded();
+    await shot("10a-agent-commands-audit");
     // A peer that is offline during the revocation will be told when it reconnects.
     const offlinePeer = agents[1];
     if (!offlinePeer) throw new Error("no peer");
@@ -266,6 +268,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     await expect.poll(() => notice.getAttribute("data-state"), SLOW).toBe("PENDING");
     await page.getByTestId("commands-pending-only").check();
     await expect.poll(() => page.getByTestId("command-row").count(), SLOW).toBe(1);
+    await page.getByTestId("commands-table").scrollIntoViewIfNeeded();
     await shot("10b-agent-pending-command");
     await offlinePeer.connect();
     await page.getByTestId("commands-empty").or(page.getByTestId("commands-table")).first().waitFor();

@@ -1,7 +1,9 @@
+import { fromBinary } from "@bufbuild/protobuf";
 import { useQuery } from "@connectrpc/connect-query";
 import { useEffect, useRef, useState } from "react";
 import { type AgentCommand, AgentCommandState, AgentService } from "../../../gen/agentgateway/admin/v1/agents_pb.js";
 import { AuditService } from "../../../gen/agentgateway/admin/v1/audit_pb.js";
+import { ReleaseManifestSchema, type SignedReleaseManifest } from "../../../gen/agentgateway/v1/release_pb.js";
 import { roleAllows } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { useFleet } from "../lib/fleet.js";
@@ -20,22 +22,33 @@ const COMMAND_TONE: Record<AgentCommandState, string> = {
 
 const PAGE_SIZE = 10;
 
-/** What a command asks, in a few words, with a link to what it is about. */
+/** The release version inside a rollout directive's signed manifest, if it decodes. */
+function versionOf(signed: SignedReleaseManifest | undefined): string | undefined {
+  if (!signed) return undefined;
+  try {
+    return fromBinary(ReleaseManifestSchema, signed.manifest).version || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a command asks, in a few words, with a link to what it is about (the details in the title). */
 function CommandWhat({ c }: { c: AgentCommand }) {
   const payload = c.command?.payload;
   if (payload?.case === "peerRevoked")
     return (
-      <>
+      <span title={`stop trusting agent ${payload.value.agentId} (revoked ${dateTime(payload.value.revokedAt)})`}>
         stop trusting <Link to={`/agents/${payload.value.agentId}`}>{shortId(payload.value.agentId)}</Link>
-      </>
+      </span>
     );
-  if (payload?.case === "rollout")
+  if (payload?.case === "rollout") {
+    const version = versionOf(payload.value.manifest) ?? "a release";
     return (
-      <>
-        install {payload.value.manifest ? "a signed release" : "a release"} — <Link to={`/rollouts/${payload.value.rolloutId}`}>rollout {shortId(payload.value.rolloutId)}</Link>, wave{" "}
-        {payload.value.wave + 1}
-      </>
+      <span title={`install ${version}: rollout ${payload.value.rolloutId}, wave ${payload.value.wave + 1}`}>
+        install <Link to={`/rollouts/${payload.value.rolloutId}`}>{version}</Link>
+      </span>
     );
+  }
   return <span className="mono small">{c.kind}</span>;
 }
 
@@ -101,14 +114,21 @@ export function AgentCommandsCard({ agentId }: { agentId: string }) {
         </p>
       )}
       {list.data && list.data.commands.length > 0 && (
-        <table className="table" data-testid="commands-table" data-pending={pending}>
+        <table className="table fixed" data-testid="commands-table" data-pending={pending}>
+          <colgroup>
+            <col className="w-seq" />
+            <col className="w-state" />
+            <col />
+            <col className="w-ago" />
+            <col className="w-acked" />
+          </colgroup>
           <thead>
             <tr>
               <th className="num">Seq</th>
               <th>State</th>
               <th>Command</th>
               <th>Queued</th>
-              <th>Acknowledged</th>
+              <th>Acked</th>
             </tr>
           </thead>
           <tbody>
@@ -155,6 +175,7 @@ export function AgentCommandsCard({ agentId }: { agentId: string }) {
 /** The agent's own audit records (target agent:ID), in chain order; admins only, like the audit log. */
 export function AgentAuditCard({ agentId }: { agentId: string }) {
   const me = useMe();
+  const now = useNow(10_000);
   const allowed = roleAllows(me.role, AuditService.method.listAuditEvents);
   const [cursors, setCursors] = useState<bigint[]>([0n]);
   const afterSeq = cursors[cursors.length - 1] ?? 0n;
@@ -175,7 +196,14 @@ export function AgentAuditCard({ agentId }: { agentId: string }) {
       <ErrorNote error={list.error} />
       {list.data && list.data.events.length === 0 && <p className="muted">No audit records about this agent.</p>}
       {list.data && list.data.events.length > 0 && (
-        <table className="table" data-testid="agent-audit-table">
+        <table className="table fixed" data-testid="agent-audit-table">
+          <colgroup>
+            <col className="w-seq" />
+            <col className="w-ago" />
+            <col className="w-action" />
+            <col className="w-by" />
+            <col />
+          </colgroup>
           <thead>
             <tr>
               <th className="num">Seq</th>
@@ -189,7 +217,9 @@ export function AgentAuditCard({ agentId }: { agentId: string }) {
             {list.data.events.map((e) => (
               <tr key={String(e.seq)} data-testid="agent-audit-row">
                 <td className="num mono">{String(e.seq)}</td>
-                <td className="nowrap">{dateTime(e.createdAt)}</td>
+                <td className="nowrap" title={dateTime(e.createdAt)}>
+                  {ago(e.createdAt, now)}
+                </td>
                 <td>
                   <Badge tone={e.action.includes("revoked") || e.action.includes("rejected") ? "red" : e.action.includes("approved") ? "green" : "grey"}>{e.action}</Badge>
                 </td>
