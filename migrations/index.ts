@@ -7,6 +7,7 @@ import * as m0005 from "./0005-agent-status.js";
 import * as m0006 from "./0006-secret-fingerprints.js";
 import * as m0007 from "./0007-revoked-from.js";
 import * as m0008 from "./0008-host-labels.js";
+import * as m0009 from "./0009-retention-indexes.js";
 import * as m0010 from "./0010-ca-certificates.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
@@ -19,6 +20,7 @@ export const migrations: Record<string, Migration> = {
   "0006-secret-fingerprints": m0006,
   "0007-revoked-from": m0007,
   "0008-host-labels": m0008,
+  "0009-retention-indexes": m0009,
   "0010-ca-certificates": m0010,
 };
 

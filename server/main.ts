@@ -1,7 +1,8 @@
 import { startGateway } from "./app/gateway.js";
 import { CaSetupError, openCa } from "./ca/ca-setup.js";
 import { ConfigError, configTableMarkdown, loadConfig } from "./config/config.js";
-import { migrateToLatest, openDatabase } from "./db/database.js";
+import { openDatabase } from "./db/database.js";
+import { migrateDatabase } from "./db/migrate.js";
 import { createLogger } from "./observability/logger.js";
 
 const USAGE = `usage: agentgateway [serve|migrate|ca|config-table] [--flag value …]
@@ -28,8 +29,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === "migrate") {
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, logger });
     try {
-      const applied = await migrateToLatest(database.db);
-      console.log(applied.length ? `applied: ${applied.join(", ")}` : "database is up to date");
+      const { applied, newer } = await migrateDatabase(database, logger);
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : newer.length ? `database is newer than this build (${newer.join(", ")}); nothing to do` : "database is up to date");
     } finally {
       await database.close();
     }
@@ -85,7 +86,7 @@ async function caCommand(config: ReturnType<typeof loadConfig>, logger: ReturnTy
   if (!config.ca) throw new ConfigError("the internal CA needs AGW_CA_KEY or AGW_CA_KEY_FILE");
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, logger });
   try {
-    await migrateToLatest(database.db);
+    await migrateDatabase(database, logger);
     const ca = await openCa(database, config.ca, logger);
     if (sub === "rotate") {
       const next = await ca.rotateIntermediate();

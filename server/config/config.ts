@@ -55,6 +55,13 @@ export const SETTINGS = [
   setting("caRootCert", "AGW_CA_ROOT_CERT", "", "On first start only: PEM file of a root CA certificate to import instead of generating one (with `AGW_CA_ROOT_KEY`)."),
   setting("caRootKey", "AGW_CA_ROOT_KEY", "", "PEM private key file of `AGW_CA_ROOT_CERT`; sealed into the database on import."),
   setting("tlsFromCa", "AGW_TLS_FROM_CA", "", "Comma-separated host names and IP addresses: serve TLS with a certificate from the internal CA for them (instead of `AGW_TLS_CERT`); agents then pin the CA with `--ca-pin` (printed at start)."),
+  setting("retentionTelemetry", "AGW_RETENTION_TELEMETRY", "30d", "Telemetry points received longer ago than this are deleted (in batches, by one replica at a time). `0` or `off`: kept for ever. Also the window in which a re-sent point id is recognised as a duplicate."),
+  setting("retentionEvents", "AGW_RETENTION_EVENTS", "30d", "Agent events received longer ago than this are deleted. `0` or `off`: kept for ever."),
+  setting("retentionCommands", "AGW_RETENTION_COMMANDS", "7d", "Commands acknowledged (or withdrawn) longer ago than this are deleted; unacknowledged ones are kept until acked. `0` or `off`: kept for ever."),
+  setting("retentionSessions", "AGW_RETENTION_SESSIONS", "1h", "Agent sessions and handshake challenges that expired longer ago than this are deleted. `0` or `off`: kept for ever."),
+  setting("retentionInterval", "AGW_RETENTION_INTERVAL", "5m", "How often the retention sweep runs. Audit records are never deleted."),
+  setting("retentionBatchSize", "AGW_RETENTION_BATCH_SIZE", "1000", "Rows one retention DELETE statement removes at most."),
+  setting("retentionBatchPause", "AGW_RETENTION_BATCH_PAUSE", "100ms", "Pause between two retention batches, so a long sweep never holds locks or I/O for long. `0`: no pause."),
 ] as const;
 
 /** The validated configuration the gateway runs with. Tests build it with `loadConfig({...})`. */
@@ -97,6 +104,8 @@ export interface Config {
   ca: CaConfig | undefined;
   /** Names of a serving certificate from the internal CA; empty = AGW_TLS_CERT or cleartext. */
   tlsFromCa: string[];
+  /** What the retention sweep deletes and how fast (server/workers/retention.ts). */
+  retention: RetentionConfig;
 }
 
 /** The internal CA's settings. */
@@ -107,6 +116,17 @@ export interface CaConfig {
   agentCertTtlMs: number;
   intermediateTtlMs: number;
   importRoot: { certFile: string; keyFile: string } | undefined;
+}
+
+/** Retention ages in ms (0 = keep for ever) and the sweep's pace. */
+export interface RetentionConfig {
+  telemetryMs: number;
+  eventsMs: number;
+  commandsMs: number;
+  sessionsMs: number;
+  intervalMs: number;
+  batchSize: number;
+  batchPauseMs: number;
 }
 
 /** Token-bucket parameters: `perSecond` refill, `burst` capacity. */
@@ -193,6 +213,15 @@ export function loadConfig(
     agentAuth: agentAuth(raw.agentAuth),
     ca: caConfig(raw),
     tlsFromCa: raw.tlsFromCa.split(",").map((n) => n.trim()).filter((n) => n.length > 0),
+    retention: {
+      telemetryMs: age("retentionTelemetry", raw.retentionTelemetry),
+      eventsMs: age("retentionEvents", raw.retentionEvents),
+      commandsMs: age("retentionCommands", raw.retentionCommands),
+      sessionsMs: age("retentionSessions", raw.retentionSessions),
+      intervalMs: durationMs("retentionInterval", raw.retentionInterval),
+      batchSize: positiveInt("retentionBatchSize", raw.retentionBatchSize),
+      batchPauseMs: age("retentionBatchPause", raw.retentionBatchPause),
+    },
   };
   if (config.agentAuth !== "session") {
     if (!config.ca) throw new ConfigError(`AGW_AGENT_AUTH=${config.agentAuth} needs the CA key: set AGW_CA_KEY or AGW_CA_KEY_FILE`);
@@ -272,6 +301,17 @@ function durationMs(key: SettingKey, value: string): number {
   const ms = parseDurationMs(value);
   if (ms === undefined || ms <= 0) throw new ConfigError(`${describe(key)} must be a duration like 30s, 5m or 1h, got "${value}"`);
   return ms;
+}
+
+/** `0` or `off`: the feature is disabled. */
+function isOff(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  return v === "0" || v === "off";
+}
+
+/** A retention age: a duration, or `0`/`off` for "keep for ever" (0). */
+function age(key: SettingKey, value: string): number {
+  return isOff(value) ? 0 : durationMs(key, value);
 }
 
 function positiveInt(key: SettingKey, value: string): number {
