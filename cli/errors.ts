@@ -88,6 +88,9 @@ const REASON_SENTENCES: Record<ReasonName, (subject: string) => string> = {
   [Reason.TOKEN_NAME_MISMATCH]: () => "the enrollment token pins another agent name: create a token with the right `--name`",
   [Reason.RATE_LIMITED]: () => "the gateway is rate-limiting these requests: wait and retry",
   [Reason.INVALID_TRANSITION]: (s) => `agent ${s} is not in a state that allows this; nothing was changed: see its state with \`agwctl agents get ${s}\``,
+  // Agent-facing only (mTLS); an operator sees them in an agent's log, not from agwctl.
+  [Reason.CLIENT_CERTIFICATE_REQUIRED]: () => "the gateway requires an agent client certificate (AGW_AGENT_AUTH=mtls) for this call",
+  [Reason.CERTIFICATE_MISMATCH]: () => "the client certificate belongs to another agent than the session",
 };
 
 /** The sentence for a reason (exported for the test that every reason has one). */

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
+import { X509Certificate } from "node:crypto";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
@@ -13,7 +14,12 @@ import { createConnectTransport, createGrpcTransport, Http2SessionManager } from
 export interface TrustOptions {
   /** PEM file of the CA(s) that issued the gateway's certificate. */
   caFile?: string;
-  /** SHA-256 fingerprints of the gateway's leaf certificate (hex, colons optional). */
+  /**
+   * SHA-256 fingerprints (hex, colons optional) of the gateway's leaf certificate, or of a CA
+   * certificate in the chain it presents (the internal CA's root, printed at the gateway's
+   * start): a CA pin is accepted only when the chain from the leaf up to the pinned CA verifies
+   * and the leaf is a serving certificate for the host name.
+   */
   pins: string[];
   /** Trust Node's bundled/system CAs (for publicly issued certificates). */
   systemCa?: boolean;
@@ -29,6 +35,14 @@ export interface GatewayTransport {
   close(): void;
   /** Why the last pin-gated connection was refused (pin mismatch, TLS error), once. */
   lastConnectionError(): Error | undefined;
+  /** Drops the current HTTP/2 connection, so the next call opens a new one (with the current client certificate). */
+  reconnect(): void;
+}
+
+/** A client certificate (PEM, the chain after the leaf) with its private key (PEM). */
+export interface ClientCertificate {
+  cert: string;
+  key: string;
 }
 
 /** Timing of the transport (tests and the storm bench shrink them). */
@@ -41,6 +55,14 @@ export interface TransportOptions {
   pingTimeoutMs?: number;
   /** Interceptors for every call (e.g. the bearer credential of client/admin-client.ts). */
   interceptors?: Interceptor[];
+  /** The client certificate for each new https connection (mTLS), read when it connects; undefined = none. */
+  clientCertificate?: () => ClientCertificate | undefined;
+  /**
+   * A connection that presented a client certificate was closed by the gateway right after
+   * the TLS handshake, before any HTTP/2 byte: the gateway refused the certificate (revoked
+   * agent, expired, another CA). The agent then connects without it.
+   */
+  onClientCertificateRefused?: (error: Error) => void;
 }
 
 /** Thrown for a server URL or trust setting the agent refuses to use. */
@@ -118,13 +140,30 @@ export function createGatewayTransport(server: string, trust: TrustOptions, opti
       ALPNProtocols: ["h2"],
       ...(ca ? { ca } : {}),
       rejectUnauthorized: chainRequired,
-      checkServerIdentity: (name, cert) => tls.checkServerIdentity(name, cert) ?? pinError(pins, cert),
+      // OpenSSL verified the chain here, so a pinned CA anywhere in it is enough.
+      checkServerIdentity: (name, cert) => tls.checkServerIdentity(name, cert) ?? pinError(pins, cert, undefined),
+    };
+    const connectTls = (): tls.ConnectionOptions => {
+      const client = options.clientCertificate?.();
+      return client ? { ...tlsOptions, cert: client.cert, key: client.key } : tlsOptions;
     };
     sessionManager = new Http2SessionManager(url, ping, {
       // With a verifiable chain, OpenSSL checks it and checkServerIdentity checks name and pin.
       // With only a pin, OpenSSL cannot vouch for anything and never calls checkServerIdentity,
       // so the connection is gated: HTTP/2 bytes reach the socket only after the pin matched.
-      createConnection: () => (chainRequired ? tls.connect(tlsOptions) : pinGatedConnection(tlsOptions, pins, (error) => (lastError = error))),
+      // With a client certificate the gate is used in both cases: it sees whether the gateway
+      // sent any byte before closing, i.e. whether it refused the certificate.
+      createConnection: () => {
+        const connectOptions = connectTls();
+        const certificateRefused = connectOptions.cert
+          ? (error: Error) => {
+              lastError = error;
+              options.onClientCertificateRefused?.(error);
+            }
+          : undefined;
+        if (chainRequired && !certificateRefused) return tls.connect(connectOptions);
+        return gatedConnection(connectOptions, chainRequired ? [] : pins, (error) => (lastError = error), certificateRefused);
+      },
     });
   } else {
     sessionManager = new Http2SessionManager(url, ping);
@@ -141,6 +180,7 @@ export function createGatewayTransport(server: string, trust: TrustOptions, opti
     transport,
     url,
     close: () => sessionManager.abort(),
+    reconnect: () => sessionManager.abort(),
     lastConnectionError: () => {
       const error = lastError;
       lastError = undefined;
@@ -156,9 +196,15 @@ export function createGatewayTransport(server: string, trust: TrustOptions, opti
  * connection is failed — once the handshake is done. Nothing, not even the HTTP/2 preface, is
  * sent to a server that does not hold the pinned certificate.
  */
-function pinGatedConnection(options: tls.ConnectionOptions, pins: readonly string[], onRefused: (error: Error) => void): Duplex {
+function gatedConnection(
+  options: tls.ConnectionOptions,
+  pins: readonly string[],
+  onRefused: (error: Error) => void,
+  onCertificateRefused?: (error: Error) => void,
+): Duplex {
   const socket = tls.connect(options);
   let open = false;
+  let received = false;
   const held: Array<{ chunk: Buffer; callback: (error?: Error | null) => void }> = [];
   const gate = new Duplex({
     read() {
@@ -179,7 +225,7 @@ function pinGatedConnection(options: tls.ConnectionOptions, pins: readonly strin
   });
   socket.once("secureConnect", () => {
     const error =
-      pinError(pins, socket.getPeerCertificate()) ?? (socket.alpnProtocol === "h2" ? undefined : new Error("the gateway did not negotiate HTTP/2 (ALPN h2)"));
+      (pins.length === 0 ? undefined : pinError(pins, socket.getPeerCertificate(true), String(options.host ?? ""))) ?? (socket.alpnProtocol === "h2" ? undefined : new Error("the gateway did not negotiate HTTP/2 (ALPN h2)"));
     if (error) {
       // Ended without an error object: an errored HTTP/2 session re-emits it on the next tick,
       // uncaught if the session was torn down meanwhile. The reason goes to onRefused.
@@ -192,8 +238,19 @@ function pinGatedConnection(options: tls.ConnectionOptions, pins: readonly strin
     for (const { chunk, callback } of held.splice(0)) socket.write(chunk, callback);
   });
   socket.on("data", (data: Buffer) => {
+    received = true;
     if (!gate.push(data)) socket.pause();
   });
+  if (onCertificateRefused) {
+    socket.once("close", () => {
+      if (!open || received) return;
+      const error = new Error(
+        "the gateway closed the connection right after the TLS handshake: it refused this client certificate (revoked agent, expired, or another CA)",
+      ) as NodeJS.ErrnoException;
+      error.code = "ERR_AGW_CLIENT_CERT_REFUSED";
+      onCertificateRefused(error);
+    });
+  }
   socket.once("end", () => gate.push(null));
   socket.once("error", (error) => {
     onRefused(error);
@@ -203,11 +260,42 @@ function pinGatedConnection(options: tls.ConnectionOptions, pins: readonly strin
   return gate;
 }
 
-function pinError(pins: readonly string[], cert: tls.PeerCertificate | undefined): Error | undefined {
+/**
+ * Undefined when a pin matches the leaf, or a CA certificate of the presented chain. `host` set
+ * means OpenSSL did not verify the chain (pin-only): a CA pin then holds only if every link from
+ * the leaf up to the pinned CA verifies now and the leaf serves `host`.
+ */
+function pinError(pins: readonly string[], cert: tls.DetailedPeerCertificate | tls.PeerCertificate | undefined, host: string | undefined): Error | undefined {
   if (pins.length === 0) return undefined;
   const actual = cert?.fingerprint256 ? cert.fingerprint256.replace(/:/g, "").toLowerCase() : "";
   if (actual && pins.includes(actual)) return undefined;
+  if (cert && caPinHolds(pins, cert as tls.DetailedPeerCertificate, host)) return undefined;
   const error = new Error(`gateway certificate SHA-256 ${actual || "(none)"} matches no pinned fingerprint`) as NodeJS.ErrnoException;
   error.code = "ERR_AGW_CERT_PIN_MISMATCH";
   return error;
+}
+
+const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
+
+function caPinHolds(pins: readonly string[], leaf: tls.DetailedPeerCertificate, host: string | undefined): boolean {
+  if (!leaf.raw) return false;
+  const now = Date.now();
+  const valid = (x: X509Certificate) => new Date(x.validFrom).getTime() <= now && now < new Date(x.validTo).getTime();
+  let child = new X509Certificate(leaf.raw);
+  if (host !== undefined) {
+    if (!valid(child) || child.ca) return false;
+    if (child.keyUsage !== undefined && !child.keyUsage.includes(SERVER_AUTH)) return false;
+    if ((isIP(host) ? child.checkIP(host) : child.checkHost(host)) === undefined) return false;
+  }
+  let node: tls.DetailedPeerCertificate | undefined = leaf.issuerCertificate;
+  // A chain is short; the bound also stops at a self-signed certificate (its issuer is itself).
+  for (let depth = 0; node?.raw && depth < 5; depth++) {
+    const parent = new X509Certificate(node.raw);
+    if (host !== undefined && (!parent.ca || !valid(parent) || !child.checkIssued(parent) || !child.verify(parent.publicKey))) return false;
+    if (pins.includes(parent.fingerprint256.replace(/:/g, "").toLowerCase())) return true;
+    if (node.issuerCertificate === node) break;
+    child = parent;
+    node = node.issuerCertificate;
+  }
+  return false;
 }

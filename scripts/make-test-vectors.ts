@@ -19,6 +19,8 @@ import { publicKeyFromPrivate, sign } from "../client/protocol/ed25519.js";
 import {
   AUTH_CONTEXT,
   authTranscript,
+  CERT_BINDING_CONTEXT,
+  certificateBindingTranscript,
   encodeTranscript,
   REGISTER_CONTEXT,
   RELEASE_MANIFEST_CONTEXT,
@@ -514,6 +516,34 @@ function auditChainVectors(): unknown {
   };
 }
 
+function certBindingVectors(): unknown {
+  // A fixed P-256 SubjectPublicKeyInfo (the generator point's key, public and well known), as
+  // it appears inside a CSR; the transcript carries its SHA-256.
+  const spki = Buffer.from(
+    "3059301306072a8648ce3d020106082a8648ce3d030107034200046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
+    "hex",
+  );
+  const spkiSha256 = createHash("sha256").update(spki).digest();
+  const agentA = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+  const agentC = "9a8b7c6d-5e4f-4a3b-b2c1-d0e9f8a7b6c5";
+  const fields = (agentId: string) => ({ agent_id: agentId, spki_der: hex(spki), spki_sha256: hex(spkiSha256) });
+  const tA = certificateBindingTranscript({ agentId: agentA, spkiSha256 });
+  const tC = certificateBindingTranscript({ agentId: agentC, spkiSha256 });
+  return {
+    description: "IssueAgentCertificate.binding_signature: ed25519 by the identity key over the cert-binding transcript.",
+    context: CERT_BINDING_CONTEXT,
+    fields: ["agent_id (UTF-8 of the lowercase UUID string)", "SHA-256 of the CSR's DER SubjectPublicKeyInfo (32 bytes)"],
+    encoding: ENCODING,
+    note: KEY_NOTE,
+    cases: [
+      { id: "basic", note: "Agent A binds a P-256 TLS key.", private_key_seed: hex(seedA), identity_public_key: hex(keyA), ...fields(agentA), transcript: hex(tA), signature: hex(sign(seedA, tA)), valid: true },
+      { id: "second-agent", note: "Agent C binds the same public key (each agent may only bind for its own id).", private_key_seed: hex(seedC), identity_public_key: hex(keyC), ...fields(agentC), transcript: hex(tC), signature: hex(sign(seedC, tC)), valid: true },
+      { id: "other-agent-id", note: "A's binding presented for agent C's id (C's key): refused.", identity_public_key: hex(keyC), ...fields(agentC), transcript: hex(tC), signature: hex(sign(seedA, tA)), signer_seed: hex(seedA), signed_message: hex(tA), valid: false },
+      { id: "spki-not-hashed", note: "A signed the whole SPKI instead of its SHA-256: refused.", identity_public_key: hex(keyA), ...fields(agentA), transcript: hex(tA), signature: hex(sign(seedA, encodeTranscript(CERT_BINDING_CONTEXT, [utf8(agentA), spki]))), signer_seed: hex(seedA), signed_message: hex(encodeTranscript(CERT_BINDING_CONTEXT, [utf8(agentA), spki])), valid: false },
+    ],
+  };
+}
+
 function write(name: string, value: unknown): void {
   writeFileSync(join(outDir, name), `${JSON.stringify(value, null, 2)}\n`);
   console.log(`wrote test/vectors/${name}`);
@@ -524,3 +554,4 @@ write("auth.json", authVectors());
 write("release-manifest.json", releaseVectors());
 write("verification-code.json", verificationCodeVectors());
 write("audit-chain.json", auditChainVectors());
+write("cert-binding.json", certBindingVectors());

@@ -28,6 +28,7 @@ const TABLE_OWNERS: Record<string, string[]> = {
   rollout_members: ["server/rollout/rollout-store.ts"],
   telemetry_points: ["server/ingest/ingest-store.ts"],
   agent_events: ["server/ingest/ingest-store.ts"],
+  ca_certificates: ["server/ca/ca-store.ts"],
 };
 
 /**

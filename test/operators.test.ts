@@ -99,7 +99,7 @@ describe("roles come from the access option of each RPC", () => {
 
   it("refuses an operator key on every agent RPC: only a session identifies an agent", async () => {
     const agentRpcs = served.filter(({ access }) => access.caller === "agent");
-    expect(agentRpcs.map(({ method }) => method.name)).toEqual(["UploadTelemetry", "UploadEvents", "UploadHeartbeat", "ControlStream"]);
+    expect(agentRpcs.map(({ method }) => method.name)).toEqual(["UploadTelemetry", "UploadEvents", "UploadHeartbeat", "ControlStream", "IssueAgentCertificate"]);
     for (const { service, method } of agentRpcs) {
       await expectCode(callWith(service, method, gw.adminKey), Code.Unauthenticated, /session token/);
       await expectCode(callWith(service, method, ""), Code.Unauthenticated, /session token/);

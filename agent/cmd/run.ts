@@ -9,6 +9,7 @@ import { FILES, type RuntimeStatus } from "../lib/state.js";
 import { Supervisor, type SupervisorEvent } from "../lib/supervisor.js";
 import { createGatewayTransport, TrustError } from "../../client/transport.js";
 import { gatewayClient } from "../lib/direct.js";
+import { CertificateKeeper } from "../lib/cert-keeper.js";
 import { AGENT_VERSION, readVersionFile } from "../lib/version.js";
 import { COMMON_FLAGS, loggerOf, openEnrolled, protocolOf, stateDirOf, TRUST_FLAGS, trustOf } from "./common.js";
 
@@ -28,6 +29,8 @@ export const RUN_USAGE = `agw-agent run [--state-dir DIR] [flags]
   --labels k=v,…             labels reported in heartbeats (default: enrollment's)
   --event-socket PATH|off    local event socket (default STATE_DIR/events.sock)
   --spool-dir DIR|off        local event spool directory (default STATE_DIR/spool)
+  --mtls auto|off            auto (default, https only): get a client certificate after the
+                             handshake, present it, renew it at half-life; off: session only
   --server, --ca-file, --ca-pin, --system-ca override what enrollment stored.`;
 
 /** `agw-agent run`: returns the exit code. */
@@ -50,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
       labels: { type: "string" },
       "event-socket": { type: "string" },
       "spool-dir": { type: "string" },
+      mtls: { type: "string" },
     },
     strict: true,
   });
@@ -86,9 +90,18 @@ export async function run(argv: string[]): Promise<number> {
     return state.installedVersion?.replaced === builtIn ? state.installedVersion.version : builtIn;
   };
   const trust = trustOf(values, state);
+  const mtls = values.mtls ?? "auto";
+  if (mtls !== "auto" && mtls !== "off") throw usageError("--mtls must be auto or off");
+  const server = values.server ?? state.server;
+  let certificates: CertificateKeeper | undefined;
   let transport: ReturnType<typeof createGatewayTransport>;
   try {
-    transport = createGatewayTransport(values.server ?? state.server, trust, { protocol: protocolOf(values.protocol) });
+    transport = createGatewayTransport(server, trust, {
+      protocol: protocolOf(values.protocol),
+      clientCertificate: () => certificates?.current(),
+      onClientCertificateRefused: (error) => certificates?.refused(error.message),
+      interceptors: [(next) => (req) => (certificates ? certificates.interceptor()(next)(req) : next(req))],
+    });
   } catch (err) {
     if (err instanceof TrustError) throw usageError(err.message);
     throw err;
@@ -113,9 +126,14 @@ export async function run(argv: string[]): Promise<number> {
     throw new ExitError(EXIT.FAILURE, (err as Error).message);
   }
 
+  const client = gatewayClient(transport.transport);
+  if (mtls === "auto" && transport.url.protocol === "https:") {
+    certificates = new CertificateKeeper({ client, identity, agentId: state.agentId, store, logger, reconnect: () => transport.reconnect() });
+  }
   let onEvent: (event: SupervisorEvent) => void = () => {};
   const supervisor = new Supervisor({
-    client: gatewayClient(transport.transport),
+    client,
+    ...(certificates ? { certificates, reconnect: () => transport.reconnect() } : {}),
     identity,
     store,
     state,

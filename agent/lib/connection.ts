@@ -72,6 +72,12 @@ export class Connection {
     return true;
   }
 
+  /** Ends the stream so the loop reconnects at once (a renewed client certificate needs a new connection). */
+  restart(): void {
+    this.refreshed = true;
+    this.channel.end();
+  }
+
   /** Half-closes cleanly, and cuts the stream if it is still open after `graceMs`. */
   end(graceMs: number): void {
     this.channel.end();

@@ -63,6 +63,11 @@ export function classify(err: unknown): Verdict {
     case Reason.AGENT_REJECTED:
     case Reason.AGENT_RETIRED:
       return { kind: "identity-unusable", message };
+    // mTLS: the connection's certificate is missing, expired or not this agent's; the
+    // certificate keeper gets a new one (agent/lib/cert-keeper.ts) and the call is retried.
+    case Reason.CLIENT_CERTIFICATE_REQUIRED:
+    case Reason.CERTIFICATE_MISMATCH:
+      return { kind: "transient", message };
     default:
       break;
   }

@@ -17,6 +17,8 @@ export const FILES = {
   socket: "events.sock",
   spool: "spool",
   outbox: "outbox",
+  tlsCert: "tls-cert.pem",
+  tlsKey: "tls-key.pem",
 } as const;
 
 /** Outcome of a command as recorded for re-acknowledging a redelivered sequence. */

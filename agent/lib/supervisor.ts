@@ -8,6 +8,7 @@ import { EXIT } from "./errors.js";
 import { Heartbeater } from "./heartbeater.js";
 import { delayFor, type Outcome, outcomeOfError } from "./outcome.js";
 import type { Outbox } from "./outbox.js";
+import type { CertificateKeeper } from "./cert-keeper.js";
 import { SessionKeeper } from "./session-keeper.js";
 import type { AgentStateFile, StateStore } from "./state.js";
 import { Uploader } from "./uploader.js";
@@ -39,6 +40,10 @@ export interface SupervisorOptions {
   logger: Logger;
   /** Why the transport's last connection was refused (pin mismatch, TLS), to explain failures. */
   lastConnectionError?: () => Error | undefined;
+  /** The mTLS client certificate (obtained after the handshake, renewed at half-life); absent = session only. */
+  certificates?: CertificateKeeper;
+  /** Drops the transport's connection (the next one presents the current certificate). */
+  reconnect?: () => void;
   /** Sees every attempt and state change (status file, storm bench). */
   observer?: (event: SupervisorEvent) => void;
   random?: () => number;
@@ -149,6 +154,7 @@ export class Supervisor {
     const { logger, state } = this.options;
     if (state.revoked) return { exitCode: EXIT.REVOKED, reason: `this agent was revoked at ${state.revoked.at}: ${state.revoked.reason}` };
     await this.sessions.load();
+    await this.options.certificates?.load();
     while (!this.stopping) {
       this.attempts++;
       this.emit({ type: "attempt", at: Date.now(), attempt: this.attempts });
@@ -156,6 +162,11 @@ export class Supervisor {
       try {
         const session = await this.sessions.ensure();
         if (this.stopping) break;
+        const certificates = this.options.certificates;
+        if (certificates) {
+          await certificates.ensure(session);
+          if (certificates.takeChanged()) this.options.reconnect?.();
+        }
         outcome = await this.connectOnce(session);
       } catch (err) {
         outcome = outcomeOfError(err, false, undefined, { sessions: this.sessions, logger, cause: this.options.lastConnectionError?.() });
@@ -214,11 +225,32 @@ export class Supervisor {
       session,
     );
     this.connection = connection;
+    const renewal = this.scheduleRenewal(connection, session);
     try {
       return await connection.run();
     } finally {
+      clearTimeout(renewal);
       this.connection = undefined;
     }
+  }
+
+  /** Renews the client certificate at half of its lifetime, then restarts the stream on a new connection. */
+  private scheduleRenewal(connection: Connection, session: Session): NodeJS.Timeout | undefined {
+    const certificates = this.options.certificates;
+    const at = certificates?.renewAt();
+    if (!certificates || at === undefined) return undefined;
+    const timer = setTimeout(
+      () => {
+        if (this.stopping) return;
+        certificates.issue(this.sessions.current ?? session).then(
+          () => connection.restart(),
+          (err: unknown) => this.options.logger.warn({ err }, "renewing the client certificate failed; retrying at the next connection"),
+        );
+      },
+      Math.max(1000, at - Date.now()),
+    );
+    timer.unref();
+    return timer;
   }
 
   private async onRevoked(reason: string): Promise<SupervisorResult> {

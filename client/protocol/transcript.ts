@@ -17,6 +17,9 @@ export const AUTH_CONTEXT = "agentgateway/v1/auth";
 /** Context of the signature over a serialized ReleaseManifest. */
 export const RELEASE_MANIFEST_CONTEXT = "agentgateway/v1/release-manifest";
 
+/** Context of the identity key's signature binding a TLS key to the agent (IssueAgentCertificate). */
+export const CERT_BINDING_CONTEXT = "agentgateway/v1/cert-binding";
+
 /** Raw ed25519 public keys and auth nonces are exactly this many bytes. */
 const KEY_LENGTH = 32;
 const NONCE_LENGTH = 32;
@@ -105,6 +108,20 @@ export function authTranscript({
 /** Builds the bytes a release key signs for a serialized ReleaseManifest. */
 export function releaseManifestTranscript(manifestBytes: Uint8Array): Uint8Array {
   return encodeTranscript(RELEASE_MANIFEST_CONTEXT, [manifestBytes]);
+}
+
+/** Inputs of the certificate binding transcript. */
+export interface CertificateBindingTranscriptInput {
+  /** The agent id (UUID); signed in lowercase form. */
+  agentId: string;
+  /** SHA-256 of the DER SubjectPublicKeyInfo inside the CSR (32 bytes). */
+  spkiSha256: Uint8Array;
+}
+
+/** Builds the bytes the identity key signs to bind a CSR's TLS key to the agent. */
+export function certificateBindingTranscript({ agentId, spkiSha256 }: CertificateBindingTranscriptInput): Uint8Array {
+  requireLength("spkiSha256", spkiSha256, 32);
+  return encodeTranscript(CERT_BINDING_CONTEXT, [utf8.encode(canonicalUuid("agentId", agentId)), spkiSha256]);
 }
 
 function requireLength(field: string, value: Uint8Array, length: number): void {

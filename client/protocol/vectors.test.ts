@@ -11,6 +11,8 @@ import { publicKeyFromPrivate, sign, verifyEd25519 } from "./ed25519.js";
 import {
   AUTH_CONTEXT,
   authTranscript,
+  CERT_BINDING_CONTEXT,
+  certificateBindingTranscript,
   REGISTER_CONTEXT,
   RELEASE_MANIFEST_CONTEXT,
   registerTranscript,
@@ -151,6 +153,26 @@ describe("test/vectors/auth.json", () => {
         publicKey: bytes(c.identity_public_key),
       });
       expect(toHex(transcript)).toBe(c.transcript);
+      checkSignature(c, c.identity_public_key, c.signature);
+    });
+  }
+});
+
+interface CertBindingCase extends SignatureCase {
+  agent_id: string;
+  identity_public_key: string;
+  spki_der: string;
+  spki_sha256: string;
+  signature: string;
+}
+
+describe("test/vectors/cert-binding.json", () => {
+  const file = load<VectorFile<CertBindingCase>>("cert-binding.json");
+  it("has valid and invalid cases", () => checkShape(file, CERT_BINDING_CONTEXT));
+  for (const c of file.cases) {
+    it(c.id, () => {
+      expect(toHex(createHash("sha256").update(bytes(c.spki_der)).digest())).toBe(c.spki_sha256);
+      expect(toHex(certificateBindingTranscript({ agentId: c.agent_id, spkiSha256: bytes(c.spki_sha256) }))).toBe(c.transcript);
       checkSignature(c, c.identity_public_key, c.signature);
     });
   }

@@ -248,3 +248,18 @@ function toAgent(row: Row): AgentRecord {
     uptimeSeconds: Number(row.uptime_seconds),
   };
 }
+
+/**
+ * Ids of every agent that is not ACTIVE (revoked, retired, rejected, pending): the agents whose
+ * client certificates the TLS layer refuses (server/ca/deny-list.ts).
+ */
+export async function listInactiveAgentIds(db: Executor): Promise<string[]> {
+  const rows = await db.selectFrom("agents").select("id").where("state", "<>", "ACTIVE").execute();
+  return rows.map((r) => r.id);
+}
+
+/** Whether the agent exists and is ACTIVE. */
+export async function isAgentActive(db: Executor, id: string): Promise<boolean> {
+  const row = await db.selectFrom("agents").select("id").where("id", "=", id).where("state", "=", "ACTIVE").executeTakeFirst();
+  return row !== undefined;
+}

@@ -4,6 +4,9 @@ import type { AgentEvents } from "../control/agent-events.js";
 import { ControlHub } from "../control/control-hub.js";
 import { RolloutService } from "../rollout/rollout-service.js";
 import { SessionResolver } from "../auth/session-auth.js";
+import type { CaService } from "../ca/ca-service.js";
+import { ClientCertificateGate } from "../ca/cert-gate.js";
+import { AgentDenyList } from "../ca/deny-list.js";
 import type { Bus } from "../bus/bus.js";
 import type { Config } from "../config/config.js";
 import type { Database } from "../db/database.js";
@@ -40,6 +43,12 @@ export interface AppContext {
   rollouts: RolloutService;
   /** Where the ControlStream hands what agents report to the capabilities that act on it. */
   agentEvents: AgentEvents;
+  /** The internal CA (undefined without AGW_CA_KEY). */
+  ca: CaService | undefined;
+  /** Agents whose client certificates the TLS layer refuses (kept current by the bus). */
+  denyList: AgentDenyList;
+  /** Decides each TLS connection's client certificate (mTLS). */
+  certificateGate: ClientCertificateGate;
   /** Deletes telemetry, events, acked commands and expired sessions/challenges past their age. */
   retention: RetentionSweeper;
   rateLimits: {
@@ -53,7 +62,7 @@ export interface AppContext {
 }
 
 /** Wires the context's parts together from config and the opened database and bus. */
-export function createAppContext(config: Config, logger: Logger, database: Database, bus: Bus): AppContext {
+export function createAppContext(config: Config, logger: Logger, database: Database, bus: Bus, parts: { ca?: CaService } = {}): AppContext {
   const rollouts = new RolloutService(database.db, bus, logger, config.rolloutVerifyIntervalMs);
   // Live views hear of heartbeat-level changes and liveness transitions through the bus, so a
   // console connected to any replica sees them; failures only delay a view, never the write.
@@ -65,11 +74,15 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     announce(result.notable);
     return result;
   };
+  const denyList = new AgentDenyList(database.db, bus, logger);
   return {
     config,
     logger,
     database,
     bus,
+    ca: parts.ca,
+    denyList,
+    certificateGate: new ClientCertificateGate(config.ca?.trustDomain ?? "", denyList),
     sessions: new SessionResolver(database.db, bus),
     apiKeys: new ApiKeyStore(database.db),
     health: new HealthStatus(),
@@ -119,6 +132,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
 export function backgroundWorkers(app: AppContext): Worker[] {
   return [
     app.bus,
+    ...(app.config.agentAuth !== "session" ? [app.denyList] : []),
     app.agentWatch,
     app.heartbeats,
     app.liveness,

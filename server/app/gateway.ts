@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
@@ -16,6 +15,8 @@ import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
 import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
+import { certificateBoundSessions } from "../ca/cert-auth.js";
+import { openCa, listenerTls, renewServingCertificate, SERVING_CERT_TTL_MS } from "../ca/ca-setup.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
 import { type AppContext, backgroundWorkers, createAppContext } from "./context.js";
@@ -30,6 +31,8 @@ export interface Gateway {
   address: { host: string; port: number };
   context: AppContext;
   bootstrap: BootstrapResult;
+  /** SHA-256 of the internal CA's root (what agents pass as `--ca-pin`); undefined without a CA. */
+  caPin: string | undefined;
   /** Connections the guard refused or closed (timeouts, caps) since start. */
   connections: ConnectionGuardStats;
   /** Graceful stop: refuse new calls, let open ones finish within the grace period, close the database. */
@@ -54,9 +57,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Replicas share PostgreSQL, so they share its LISTEN/NOTIFY; the embedded database has one
     // process by construction. A bus reconnect resynchronises the hub from the tables.
     const bus: Bus = database.url ? new PgBus(database.url, logger, () => resync()) : new MemoryBus();
-    const context = createAppContext(config, logger, database, bus);
+    const ca = config.ca ? await openCa(database, config.ca, logger) : undefined;
+    const context = createAppContext(config, logger, database, bus, { ...(ca ? { ca } : {}) });
     app = context;
     const resync = () => {
+      context.denyList.reload().catch((err) => logger.warn({ err }, "reloading the certificate deny list failed"));
       context.sessions.clear();
       context.control.resync();
       context.agentWatch.resync();
@@ -67,7 +72,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     const identity = identityInterceptor(access, {
       operators: [apiKeyAuthenticator(context.apiKeys, { buckets: context.rateLimits.adminAuthFailuresPerSource, sourceOf: (call) => call.contextValues.get(peerAddressKey) })],
-      agents: [sessionAuthenticator(context.sessions)],
+      agents: [certificateBoundSessions(sessionAuthenticator(context.sessions), config.agentAuth)],
     });
     const rpcHandler = connectNodeAdapter({
       routes: (router) => {
@@ -89,14 +94,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     // Everything a call may rely on runs before the first call can arrive.
     workers = await startWorkers(backgroundWorkers(context), logger);
-    const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
+    const serving = ca && config.tlsFromCa.length > 0 ? await ca.issueServerCertificate(config.tlsFromCa, SERVING_CERT_TTL_MS) : undefined;
+    const tls = listenerTls(config, context, serving);
     // The web admin's files at /admin/ and, when configured, CORS for a console elsewhere, in
     // front of Connect on the same port.
     const served = adminConsole(corsForAdmin(handler, config.corsOrigins));
     const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler: served, limits: config.connections, ...(tls ? { tls } : {}) });
     context.health.set("", ServingStatus.SERVING);
-    logger.info({ url: listener.url, replica: config.replicaId, database: database.kind, workers: workers.names }, "gateway listening");
-    return running(context, listener, workers, bootstrap);
+    const renewal = serving && ca ? renewServingCertificate(ca, listener, config.tlsFromCa, serving.notAfter, logger) : undefined;
+    logger.info(
+      { url: listener.url, replica: config.replicaId, database: database.kind, workers: workers.names, agentAuth: config.agentAuth, ...(ca ? { caPin: ca.pin } : {}) },
+      "gateway listening",
+    );
+    return running(context, listener, workers, bootstrap, () => clearTimeout(renewal?.timer));
   } catch (err) {
     // A failed start-up leaves nothing behind: the started workers stop, the database closes.
     await workers?.stop();
@@ -107,7 +117,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   }
 }
 
-function running(app: AppContext, listener: Listener, workers: RunningWorkers, bootstrap: BootstrapResult): Gateway {
+function running(app: AppContext, listener: Listener, workers: RunningWorkers, bootstrap: BootstrapResult, stopTimers: () => void): Gateway {
   const { config, logger } = app;
   let stopping: Promise<void> | undefined;
   return {
@@ -115,9 +125,11 @@ function running(app: AppContext, listener: Listener, workers: RunningWorkers, b
     address: listener.address,
     context: app,
     bootstrap,
+    caPin: app.ca?.pin,
     connections: listener.guard.stats,
     stop: () => {
       stopping ??= (async () => {
+        stopTimers();
         app.health.shutdown();
         // Streams first: agents get a jittered reconnect hint instead of a cut connection.
         app.control.drain();

@@ -46,6 +46,15 @@ export const SETTINGS = [
   setting("adminAuthFailureRate", "AGW_ADMIN_AUTH_FAILURE_RATE", "1/s:20", "Failed operator API-key authentications allowed per source address: `rate/s:burst`. Past it the source is refused (also with a valid key) until the budget refills."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
   setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
+  setting("agentAuth", "AGW_AGENT_AUTH", "session", "How agents authenticate post-handshake RPCs: `session` (the bearer session only), `mtls` (also a client certificate from the internal CA, required after IssueAgentCertificate) or `both` (a certificate is optional, but must match the session when presented). `mtls`/`both` need TLS and `AGW_CA_KEY`."),
+  setting("caKey", "AGW_CA_KEY", "", "Secret (32+ bytes, e.g. `openssl rand -base64 32`) that seals the internal CA's private keys in the database (AES-256-GCM). Without it (or `AGW_CA_KEY_FILE`) the gateway runs without a CA. Never logged."),
+  setting("caKeyFile", "AGW_CA_KEY_FILE", "", "File holding the `AGW_CA_KEY` secret (e.g. a mounted Kubernetes secret); trailing whitespace is ignored."),
+  setting("trustDomain", "AGW_TRUST_DOMAIN", "agentgateway.local", "SPIFFE trust domain of agent certificates: `spiffe://<domain>/tenant/<tenant id>/agent/<agent id>`."),
+  setting("agentCertTtl", "AGW_AGENT_CERT_TTL", "24h", "Lifetime of an agent client certificate; agents renew at half of it."),
+  setting("caIntermediateTtl", "AGW_CA_INTERMEDIATE_TTL", "365d", "Lifetime of an issuing intermediate created on first start or by `ca rotate`."),
+  setting("caRootCert", "AGW_CA_ROOT_CERT", "", "On first start only: PEM file of a root CA certificate to import instead of generating one (with `AGW_CA_ROOT_KEY`)."),
+  setting("caRootKey", "AGW_CA_ROOT_KEY", "", "PEM private key file of `AGW_CA_ROOT_CERT`; sealed into the database on import."),
+  setting("tlsFromCa", "AGW_TLS_FROM_CA", "", "Comma-separated host names and IP addresses: serve TLS with a certificate from the internal CA for them (instead of `AGW_TLS_CERT`); agents then pin the CA with `--ca-pin` (printed at start)."),
   setting("retentionTelemetry", "AGW_RETENTION_TELEMETRY", "30d", "Telemetry points received longer ago than this are deleted (in batches, by one replica at a time). `0` or `off`: kept for ever. Also the window in which a re-sent point id is recognised as a duplicate."),
   setting("retentionEvents", "AGW_RETENTION_EVENTS", "30d", "Agent events received longer ago than this are deleted. `0` or `off`: kept for ever."),
   setting("retentionCommands", "AGW_RETENTION_COMMANDS", "7d", "Commands acknowledged (or withdrawn) longer ago than this are deleted; unacknowledged ones are kept until acked. `0` or `off`: kept for ever."),
@@ -90,8 +99,23 @@ export interface Config {
   uploadByteRate: RateSpec;
   /** Exact origins allowed cross-origin calls (lowercase scheme://host[:port]); empty = CORS off. */
   corsOrigins: string[];
+  agentAuth: "session" | "mtls" | "both";
+  /** The internal CA; undefined when no CA key is configured. */
+  ca: CaConfig | undefined;
+  /** Names of a serving certificate from the internal CA; empty = AGW_TLS_CERT or cleartext. */
+  tlsFromCa: string[];
   /** What the retention sweep deletes and how fast (server/workers/retention.ts). */
   retention: RetentionConfig;
+}
+
+/** The internal CA's settings. */
+export interface CaConfig {
+  /** The sealing secret itself, or a file holding it. */
+  key: { value: string } | { file: string };
+  trustDomain: string;
+  agentCertTtlMs: number;
+  intermediateTtlMs: number;
+  importRoot: { certFile: string; keyFile: string } | undefined;
 }
 
 /** Retention ages in ms (0 = keep for ever) and the sweep's pace. */
@@ -186,6 +210,9 @@ export function loadConfig(
     uploadItemRate: rate("uploadItemRate", raw.uploadItemRate),
     uploadByteRate: rate("uploadByteRate", raw.uploadByteRate),
     corsOrigins: origins("corsOrigins", raw.corsOrigins),
+    agentAuth: agentAuth(raw.agentAuth),
+    ca: caConfig(raw),
+    tlsFromCa: raw.tlsFromCa.split(",").map((n) => n.trim()).filter((n) => n.length > 0),
     retention: {
       telemetryMs: age("retentionTelemetry", raw.retentionTelemetry),
       eventsMs: age("retentionEvents", raw.retentionEvents),
@@ -196,6 +223,12 @@ export function loadConfig(
       batchPauseMs: age("retentionBatchPause", raw.retentionBatchPause),
     },
   };
+  if (config.agentAuth !== "session") {
+    if (!config.ca) throw new ConfigError(`AGW_AGENT_AUTH=${config.agentAuth} needs the CA key: set AGW_CA_KEY or AGW_CA_KEY_FILE`);
+    if (!config.tls && config.tlsFromCa.length === 0) throw new ConfigError(`AGW_AGENT_AUTH=${config.agentAuth} needs TLS: set AGW_TLS_FROM_CA or AGW_TLS_CERT and AGW_TLS_KEY`);
+  }
+  if (config.tlsFromCa.length > 0 && !config.ca) throw new ConfigError("AGW_TLS_FROM_CA needs the CA key: set AGW_CA_KEY or AGW_CA_KEY_FILE");
+  if (config.tlsFromCa.length > 0 && config.tls) throw new ConfigError("set either AGW_TLS_FROM_CA or AGW_TLS_CERT/AGW_TLS_KEY, not both");
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");
   }
@@ -216,6 +249,31 @@ function setting<K extends string>(key: K, env: string, defaultValue: string, do
 function describe(key: SettingKey): string {
   const s = SETTINGS.find((x) => x.key === key);
   return s ? `${s.env} (--${s.flag})` : key;
+}
+
+function agentAuth(value: string): Config["agentAuth"] {
+  if (value === "session" || value === "mtls" || value === "both") return value;
+  throw new ConfigError(`${describe("agentAuth")} must be session, mtls or both, got "${value}"`);
+}
+
+function caConfig(raw: RawSettings): CaConfig | undefined {
+  if (raw.caKey && raw.caKeyFile) throw new ConfigError("set AGW_CA_KEY or AGW_CA_KEY_FILE, not both");
+  if (raw.caKey && Buffer.byteLength(raw.caKey.trim()) < 32) throw new ConfigError("AGW_CA_KEY must be at least 32 bytes (e.g. openssl rand -base64 32)");
+  if (Boolean(raw.caRootCert) !== Boolean(raw.caRootKey)) throw new ConfigError("AGW_CA_ROOT_CERT and AGW_CA_ROOT_KEY must be set together");
+  if (!raw.caKey && !raw.caKeyFile) {
+    if (raw.caRootCert) throw new ConfigError("AGW_CA_ROOT_CERT needs AGW_CA_KEY or AGW_CA_KEY_FILE to seal the imported key");
+    return undefined;
+  }
+  if (!/^[a-z0-9._-]{1,255}$/.test(raw.trustDomain)) throw new ConfigError(`${describe("trustDomain")} must be a SPIFFE trust domain (lowercase letters, digits, . - _)`);
+  const agentCertTtlMs = durationMs("agentCertTtl", raw.agentCertTtl);
+  if (agentCertTtlMs < 10_000) throw new ConfigError(`${describe("agentCertTtl")} must be at least 10s`);
+  return {
+    key: raw.caKey ? { value: raw.caKey } : { file: raw.caKeyFile },
+    trustDomain: raw.trustDomain,
+    agentCertTtlMs,
+    intermediateTtlMs: durationMs("caIntermediateTtl", raw.caIntermediateTtl),
+    importRoot: raw.caRootCert ? { certFile: raw.caRootCert, keyFile: raw.caRootKey } : undefined,
+  };
 }
 
 function parseListen(value: string): { host: string; port: number } {

@@ -210,6 +210,21 @@ export interface RolloutMemberTable {
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+export type CaRoleName = "root" | "intermediate";
+
+/** A CA certificate of the internal CA (migration 0010); the key is sealed, or absent when kept elsewhere. */
+export interface CaCertificateTable {
+  id: string;
+  role: CaRoleName;
+  certificate_der: Uint8Array;
+  sealed_key: string | null;
+  fingerprint_sha256: string;
+  not_before: Timestamp;
+  not_after: Timestamp;
+  created_at: CreatedAt;
+  retired_at: Timestamp | null;
+}
+
 /** The whole database as Kysely sees it. */
 export interface Schema {
   tenants: TenantTable;
@@ -226,4 +241,5 @@ export interface Schema {
   rollout_members: RolloutMemberTable;
   telemetry_points: TelemetryPointTable;
   agent_events: AgentEventTable;
+  ca_certificates: CaCertificateTable;
 }

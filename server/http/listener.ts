@@ -20,6 +20,12 @@ export interface ListenTlsOptions {
    * `socket.authorized` / `getPeerCertificate()` instead of the handshake failing.
    */
   requestClientCert?: boolean;
+  /**
+   * Decides each connection once its TLS handshake is done, before the HTTP/2 session (or the
+   * HTTP/1.1 parser) sees a byte: false destroys the socket. The mTLS deny list
+   * (server/ca/cert-gate.ts) runs here.
+   */
+  admitClient?: (socket: tls.TLSSocket) => boolean;
 }
 
 /** Options for listen(). */
@@ -40,6 +46,8 @@ export interface Listener {
   readonly url: string;
   /** What the connection guard refused or closed so far. */
   readonly guard: ConnectionGuard;
+  /** Replaces the serving certificate for new connections (TLS only; renewal of a CA-issued one). */
+  setCertificate(cert: string | Buffer, key: string | Buffer): void;
   /**
    * Stops accepting connections, sends GOAWAY to HTTP/2 sessions, closes idle HTTP/1
    * connections, waits up to graceMs for in-flight requests, then destroys what is left.
@@ -77,6 +85,10 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     address,
     url: `${scheme}://${urlHost}:${address.port}`,
     guard,
+    setCertificate(cert, key) {
+      if (!options.tls) throw new Error("setCertificate needs a TLS listener");
+      (outer as tls.Server).setSecureContext({ cert, key, ...(options.tls.ca ? { ca: options.tls.ca } : {}) });
+    },
     close(graceMs) {
       closing ??= tracker.drain(outer, graceMs);
       return closing;
@@ -163,7 +175,30 @@ function createTlsServer(options: ListenTlsOptions, onRequest: RequestListener, 
     tracker.addSession(session);
     guard.trackSession(session);
   });
+  // http2 serves a connection from its own secureConnection listener; with a client gate, that
+  // listener runs only for admitted sockets, so a refused one is destroyed before any HTTP/2
+  // frame (not even the client's preface) is read, and before the server sends its SETTINGS.
+  const admit = options.admitClient;
+  if (admit) {
+    const serve = server.listeners("secureConnection") as Array<(socket: tls.TLSSocket) => void>;
+    server.removeAllListeners("secureConnection");
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      let admitted = false;
+      try {
+        admitted = admit(socket);
+      } catch {
+        admitted = false;
+      }
+      if (!admitted) {
+        socket.on("error", () => {});
+        socket.destroy();
+        return;
+      }
+      for (const listener of serve) listener.call(server, socket);
+    });
+  }
   server.on("secureConnection", (socket: tls.TLSSocket) => {
+    if (socket.destroyed) return;
     tracker.addSocket(socket);
     if (socket.alpnProtocol !== "h2") {
       tracker.addHttp1Socket(socket);

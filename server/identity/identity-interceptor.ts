@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { PermissionDeniedError, RateLimitedError, UnauthenticatedError } from "../errors/errors.js";
 import type { TokenBuckets } from "../ratelimit/token-bucket.js";
@@ -9,6 +10,8 @@ import { type AgentIdentity, type Operator, principalKey } from "./principal.js"
 export interface CallCredentials {
   readonly header: Headers;
   readonly contextValues: ContextValues;
+  /** The method called (an authenticator may treat one RPC differently, e.g. the certificate-free IssueAgentCertificate). */
+  readonly method?: DescMethod;
 }
 
 /**

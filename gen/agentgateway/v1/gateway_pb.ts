@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgateway/v1/gateway.proto.
  */
 export const file_agentgateway_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hZ2VudGdhdGV3YXkvdjEvZ2F0ZXdheS5wcm90bxIPYWdlbnRnYXRld2F5LnYxIuEBCg9SZWdpc3RlclJlcXVlc3QSJAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCUIKukgHcgUQARiAAhIkChNpZGVudGl0eV9wdWJsaWNfa2V5GAIgASgMQge6SAR6AmggEjYKBG5hbWUYAyABKAlCKLpIJXIjEAEYgAEyHF5bQS1aYS16MC05XVtBLVphLXowLTkuXy1dKiQSKAoEaG9zdBgEIAEoCzIaLmFnZW50Z2F0ZXdheS52MS5Ib3N0RmFjdHMSIAoPcHJvb2Zfc2lnbmF0dXJlGAUgASgMQge6SAR6AmhAIn4KEFJlZ2lzdGVyUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSKgoFc3RhdGUYAiABKA4yGy5hZ2VudGdhdGV3YXkudjEuQWdlbnRTdGF0ZRIZChF2ZXJpZmljYXRpb25fY29kZRgDIAEoCRIRCgl0ZW5hbnRfaWQYBCABKAkiXQoZQmVnaW5BdXRoSGFuZHNoYWtlUmVxdWVzdBIaCghhZ2VudF9pZBgBIAEoCUIIukgFcgOwAQESJAoTaWRlbnRpdHlfcHVibGljX2tleRgCIAEoDEIHukgEegJoICJxChpCZWdpbkF1dGhIYW5kc2hha2VSZXNwb25zZRIUCgxjaGFsbGVuZ2VfaWQYASABKAkSDQoFbm9uY2UYAiABKAwSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidgocQ29tcGxldGVBdXRoSGFuZHNoYWtlUmVxdWVzdBIeCgxjaGFsbGVuZ2VfaWQYASABKAlCCLpIBXIDsAEBEhoKCGFnZW50X2lkGAIgASgJQgi6SAVyA7ABARIaCglzaWduYXR1cmUYAyABKAxCB7pIBHoCaEAinQEKHUNvbXBsZXRlQXV0aEhhbmRzaGFrZVJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uMpIGChNBZ2VudEdhdGV3YXlTZXJ2aWNlElcKCFJlZ2lzdGVyEiAuYWdlbnRnYXRld2F5LnYxLlJlZ2lzdGVyUmVxdWVzdBohLmFnZW50Z2F0ZXdheS52MS5SZWdpc3RlclJlc3BvbnNlIgaKtRgCCAESdQoSQmVnaW5BdXRoSGFuZHNoYWtlEiouYWdlbnRnYXRld2F5LnYxLkJlZ2luQXV0aEhhbmRzaGFrZVJlcXVlc3QaKy5hZ2VudGdhdGV3YXkudjEuQmVnaW5BdXRoSGFuZHNoYWtlUmVzcG9uc2UiBoq1GAIIARJ+ChVDb21wbGV0ZUF1dGhIYW5kc2hha2USLS5hZ2VudGdhdGV3YXkudjEuQ29tcGxldGVBdXRoSGFuZHNoYWtlUmVxdWVzdBouLmFnZW50Z2F0ZXdheS52MS5Db21wbGV0ZUF1dGhIYW5kc2hha2VSZXNwb25zZSIGirUYAggBEmwKD1VwbG9hZFRlbGVtZXRyeRInLmFnZW50Z2F0ZXdheS52MS5VcGxvYWRUZWxlbWV0cnlSZXF1ZXN0GiguYWdlbnRnYXRld2F5LnYxLlVwbG9hZFRlbGVtZXRyeVJlc3BvbnNlIgaKtRgCCAISYwoMVXBsb2FkRXZlbnRzEiQuYWdlbnRnYXRld2F5LnYxLlVwbG9hZEV2ZW50c1JlcXVlc3QaJS5hZ2VudGdhdGV3YXkudjEuVXBsb2FkRXZlbnRzUmVzcG9uc2UiBoq1GAIIAhJsCg9VcGxvYWRIZWFydGJlYXQSJy5hZ2VudGdhdGV3YXkudjEuVXBsb2FkSGVhcnRiZWF0UmVxdWVzdBooLmFnZW50Z2F0ZXdheS52MS5VcGxvYWRIZWFydGJlYXRSZXNwb25zZSIGirUYAggCEmoKDUNvbnRyb2xTdHJlYW0SJS5hZ2VudGdhdGV3YXkudjEuQ29udHJvbFN0cmVhbVJlcXVlc3QaJi5hZ2VudGdhdGV3YXkudjEuQ29udHJvbFN0cmVhbVJlc3BvbnNlIgaKtRgCCAIoATABYgZwcm90bzM", [file_agentgateway_v1_access, file_agentgateway_v1_common, file_agentgateway_v1_control, file_agentgateway_v1_ingest, file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch1hZ2VudGdhdGV3YXkvdjEvZ2F0ZXdheS5wcm90bxIPYWdlbnRnYXRld2F5LnYxIuEBCg9SZWdpc3RlclJlcXVlc3QSJAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCUIKukgHcgUQARiAAhIkChNpZGVudGl0eV9wdWJsaWNfa2V5GAIgASgMQge6SAR6AmggEjYKBG5hbWUYAyABKAlCKLpIJXIjEAEYgAEyHF5bQS1aYS16MC05XVtBLVphLXowLTkuXy1dKiQSKAoEaG9zdBgEIAEoCzIaLmFnZW50Z2F0ZXdheS52MS5Ib3N0RmFjdHMSIAoPcHJvb2Zfc2lnbmF0dXJlGAUgASgMQge6SAR6AmhAIn4KEFJlZ2lzdGVyUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSKgoFc3RhdGUYAiABKA4yGy5hZ2VudGdhdGV3YXkudjEuQWdlbnRTdGF0ZRIZChF2ZXJpZmljYXRpb25fY29kZRgDIAEoCRIRCgl0ZW5hbnRfaWQYBCABKAkiXQoZQmVnaW5BdXRoSGFuZHNoYWtlUmVxdWVzdBIaCghhZ2VudF9pZBgBIAEoCUIIukgFcgOwAQESJAoTaWRlbnRpdHlfcHVibGljX2tleRgCIAEoDEIHukgEegJoICJxChpCZWdpbkF1dGhIYW5kc2hha2VSZXNwb25zZRIUCgxjaGFsbGVuZ2VfaWQYASABKAkSDQoFbm9uY2UYAiABKAwSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidgocQ29tcGxldGVBdXRoSGFuZHNoYWtlUmVxdWVzdBIeCgxjaGFsbGVuZ2VfaWQYASABKAlCCLpIBXIDsAEBEhoKCGFnZW50X2lkGAIgASgJQgi6SAVyA7ABARIaCglzaWduYXR1cmUYAyABKAxCB7pIBHoCaEAinQEKHUNvbXBsZXRlQXV0aEhhbmRzaGFrZVJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl8KHElzc3VlQWdlbnRDZXJ0aWZpY2F0ZVJlcXVlc3QSGwoHY3NyX2RlchgBIAEoDEIKukgHegUQARiAIBIiChFiaW5kaW5nX3NpZ25hdHVyZRgCIAEoDEIHukgEegJoQCLXAQodSXNzdWVBZ2VudENlcnRpZmljYXRlUmVzcG9uc2USFwoPY2VydGlmaWNhdGVfZGVyGAEgASgMEhEKCWNoYWluX2RlchgCIAMoDBIYChB0cnVzdF9idW5kbGVfZGVyGAMgAygMEhEKCXNwaWZmZV9pZBgEIAEoCRIuCgpub3RfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglub3RfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMpIHChNBZ2VudEdhdGV3YXlTZXJ2aWNlElcKCFJlZ2lzdGVyEiAuYWdlbnRnYXRld2F5LnYxLlJlZ2lzdGVyUmVxdWVzdBohLmFnZW50Z2F0ZXdheS52MS5SZWdpc3RlclJlc3BvbnNlIgaKtRgCCAESdQoSQmVnaW5BdXRoSGFuZHNoYWtlEiouYWdlbnRnYXRld2F5LnYxLkJlZ2luQXV0aEhhbmRzaGFrZVJlcXVlc3QaKy5hZ2VudGdhdGV3YXkudjEuQmVnaW5BdXRoSGFuZHNoYWtlUmVzcG9uc2UiBoq1GAIIARJ+ChVDb21wbGV0ZUF1dGhIYW5kc2hha2USLS5hZ2VudGdhdGV3YXkudjEuQ29tcGxldGVBdXRoSGFuZHNoYWtlUmVxdWVzdBouLmFnZW50Z2F0ZXdheS52MS5Db21wbGV0ZUF1dGhIYW5kc2hha2VSZXNwb25zZSIGirUYAggBEmwKD1VwbG9hZFRlbGVtZXRyeRInLmFnZW50Z2F0ZXdheS52MS5VcGxvYWRUZWxlbWV0cnlSZXF1ZXN0GiguYWdlbnRnYXRld2F5LnYxLlVwbG9hZFRlbGVtZXRyeVJlc3BvbnNlIgaKtRgCCAISYwoMVXBsb2FkRXZlbnRzEiQuYWdlbnRnYXRld2F5LnYxLlVwbG9hZEV2ZW50c1JlcXVlc3QaJS5hZ2VudGdhdGV3YXkudjEuVXBsb2FkRXZlbnRzUmVzcG9uc2UiBoq1GAIIAhJsCg9VcGxvYWRIZWFydGJlYXQSJy5hZ2VudGdhdGV3YXkudjEuVXBsb2FkSGVhcnRiZWF0UmVxdWVzdBooLmFnZW50Z2F0ZXdheS52MS5VcGxvYWRIZWFydGJlYXRSZXNwb25zZSIGirUYAggCEmoKDUNvbnRyb2xTdHJlYW0SJS5hZ2VudGdhdGV3YXkudjEuQ29udHJvbFN0cmVhbVJlcXVlc3QaJi5hZ2VudGdhdGV3YXkudjEuQ29udHJvbFN0cmVhbVJlc3BvbnNlIgaKtRgCCAIoATABEn4KFUlzc3VlQWdlbnRDZXJ0aWZpY2F0ZRItLmFnZW50Z2F0ZXdheS52MS5Jc3N1ZUFnZW50Q2VydGlmaWNhdGVSZXF1ZXN0Gi4uYWdlbnRnYXRld2F5LnYxLklzc3VlQWdlbnRDZXJ0aWZpY2F0ZVJlc3BvbnNlIgaKtRgCCAJiBnByb3RvMw", [file_agentgateway_v1_access, file_agentgateway_v1_common, file_agentgateway_v1_control, file_agentgateway_v1_ingest, file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message agentgateway.v1.RegisterRequest
@@ -241,6 +241,89 @@ export const CompleteAuthHandshakeResponseSchema: GenMessage<CompleteAuthHandsha
   messageDesc(file_agentgateway_v1_gateway, 5);
 
 /**
+ * @generated from message agentgateway.v1.IssueAgentCertificateRequest
+ */
+export type IssueAgentCertificateRequest = Message<"agentgateway.v1.IssueAgentCertificateRequest"> & {
+  /**
+   * A PKCS#10 certificate signing request, DER, signed with the TLS key it carries. The key
+   * is generated on the agent's host and never leaves it (RSA 2048-4096 bits or ECDSA P-256).
+   *
+   * @generated from field: bytes csr_der = 1;
+   */
+  csrDer: Uint8Array;
+
+  /**
+   * ed25519 signature by the agent's identity key over the certificate binding transcript
+   * (context "agentgateway/v1/cert-binding", then the agent id and SHA-256 of the CSR's
+   * SubjectPublicKeyInfo DER; see docs/protocol.md). Binds the TLS key to the identity.
+   *
+   * @generated from field: bytes binding_signature = 2;
+   */
+  bindingSignature: Uint8Array;
+};
+
+/**
+ * Describes the message agentgateway.v1.IssueAgentCertificateRequest.
+ * Use `create(IssueAgentCertificateRequestSchema)` to create a new message.
+ */
+export const IssueAgentCertificateRequestSchema: GenMessage<IssueAgentCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_agentgateway_v1_gateway, 6);
+
+/**
+ * @generated from message agentgateway.v1.IssueAgentCertificateResponse
+ */
+export type IssueAgentCertificateResponse = Message<"agentgateway.v1.IssueAgentCertificateResponse"> & {
+  /**
+   * The client certificate, DER.
+   *
+   * @generated from field: bytes certificate_der = 1;
+   */
+  certificateDer: Uint8Array;
+
+  /**
+   * The certificates to send after it in the TLS handshake (the issuing intermediate), DER,
+   * nearest first.
+   *
+   * @generated from field: repeated bytes chain_der = 2;
+   */
+  chainDer: Uint8Array[];
+
+  /**
+   * Every CA certificate currently trusted for this gateway's certificates (the root and the
+   * intermediates still in use), DER. Use them to verify a gateway certificate from the same CA.
+   *
+   * @generated from field: repeated bytes trust_bundle_der = 3;
+   */
+  trustBundleDer: Uint8Array[];
+
+  /**
+   * The certificate's URI SAN, e.g. "spiffe://agentgateway.local/tenant/…/agent/…".
+   *
+   * @generated from field: string spiffe_id = 4;
+   */
+  spiffeId: string;
+
+  /**
+   * Validity of the certificate; renew at not_before + (not_after - not_before) / 2.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 5;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp not_after = 6;
+   */
+  notAfter?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message agentgateway.v1.IssueAgentCertificateResponse.
+ * Use `create(IssueAgentCertificateResponseSchema)` to create a new message.
+ */
+export const IssueAgentCertificateResponseSchema: GenMessage<IssueAgentCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_agentgateway_v1_gateway, 7);
+
+/**
  * The agent-facing API. An agent calls Register once with an enrollment token, then proves its
  * identity with BeginAuthHandshake / CompleteAuthHandshake to get a short-lived session token,
  * which it sends as `Authorization: Bearer <session token>` on every other RPC.
@@ -335,6 +418,27 @@ export const AgentGatewayService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof ControlStreamRequestSchema;
     output: typeof ControlStreamResponseSchema;
+  },
+  /**
+   * Issues a short-lived X.509 client certificate for the session's agent from the gateway's
+   * internal CA, for mutual TLS (docs/protocol.md, "Agent certificates"). Requires a session;
+   * allowed without a client certificate also when the gateway requires mTLS, because this is
+   * how the first one is obtained. The certificate's only name is the URI SAN
+   * spiffe://<trust-domain>/tenant/<tenant id>/agent/<agent id>; nothing the CSR asks for
+   * (subject, extensions) is copied. Call it again at half of the lifetime to renew, with a new
+   * CSR and binding: the identity in the certificate never changes.
+   *
+   * Errors: UNAUTHENTICATED (no session), INVALID_ARGUMENT (CSR not parseable, too large, not
+   * an RSA 2048-4096 or ECDSA P-256 key, bad CSR signature, bad binding signature),
+   * FAILED_PRECONDITION (the gateway runs without a CA: AGW_CA_KEY unset),
+   * PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (rate limited).
+   *
+   * @generated from rpc agentgateway.v1.AgentGatewayService.IssueAgentCertificate
+   */
+  issueAgentCertificate: {
+    methodKind: "unary";
+    input: typeof IssueAgentCertificateRequestSchema;
+    output: typeof IssueAgentCertificateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentgateway_v1_gateway, 0);
