@@ -88,6 +88,9 @@ const REASON_SENTENCES: Record<ReasonName, (subject: string) => string> = {
   [Reason.TOKEN_NAME_MISMATCH]: () => "the enrollment token pins another agent name: create a token with the right `--name`",
   [Reason.RATE_LIMITED]: () => "the gateway is rate-limiting these requests: wait and retry",
   [Reason.INVALID_TRANSITION]: (s) => `agent ${s} is not in a state that allows this; nothing was changed: see its state with \`agwctl agents get ${s}\``,
+  [Reason.TENANT_SUSPENDED]: () => "this tenant is suspended by the provider of the gateway: nothing can be done with its keys until the provider resumes it",
+  [Reason.SYSTEM_KEY_NOT_ALLOWED]: () => "this is the provider's system key: it only manages tenants (`agwctl tenants`); log in with an admin key of the tenant for everything else",
+  [Reason.SYSTEM_KEY_REQUIRED]: () => "managing tenants needs the provider's system key (printed on the gateway's first start, or AGW_BOOTSTRAP_SYSTEM_KEY), not a tenant's key",
 };
 
 /** The sentence for a reason (exported for the test that every reason has one). */

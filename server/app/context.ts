@@ -14,6 +14,8 @@ import { readReportedVersion, writeHeartbeats } from "../agents/agent-presence-s
 import { LivenessSweeper } from "../ingest/liveness-sweeper.js";
 import { ApiKeyStore } from "../operators/api-key-store.js";
 import { TokenBuckets } from "../ratelimit/token-bucket.js";
+import { TenantGate } from "../tenancy/tenant-gate.js";
+import { TenantService } from "../tenancy/tenant-service.js";
 import { periodicWorker, type Worker } from "../workers/worker.js";
 
 /**
@@ -27,6 +29,10 @@ export interface AppContext {
   bus: Bus;
   sessions: SessionResolver;
   apiKeys: ApiKeyStore;
+  /** Which tenants are suspended (held in memory, fed by the bus); refuses their calls and ends their streams. */
+  tenantGate: TenantGate;
+  /** The provider plane: creating, suspending, resuming and deleting tenants. */
+  tenants: TenantService;
   health: HealthStatus;
   /** Latest heartbeat per agent, written in batches; `reportedVersion()` is the version an agent last reported. */
   heartbeats: HeartbeatCoalescer;
@@ -63,13 +69,17 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     announce(result.notable);
     return result;
   };
+  const apiKeys = new ApiKeyStore(database.db);
+  const tenantGate = new TenantGate(database.db, bus, logger);
   return {
     config,
     logger,
     database,
     bus,
     sessions: new SessionResolver(database.db, bus),
-    apiKeys: new ApiKeyStore(database.db),
+    apiKeys,
+    tenantGate,
+    tenants: new TenantService(database.db, bus, apiKeys, tenantGate),
     health: new HealthStatus(),
     heartbeats: new HeartbeatCoalescer(
       { write: writeAndAnnounce, readVersion: (agentId) => readReportedVersion(database.db, agentId) },
@@ -107,14 +117,15 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
 }
 
 /**
- * The background work, in start order: the bus first (everything else may publish), the live
- * agent feed, the heartbeat flusher, the liveness sweeper, the rollout verifier and the challenge sweeper.
+ * The background work, in start order: the bus first (everything else may publish), the tenant
+ * gate (the suspended set must be read before any call is admitted), the live agent feed, the heartbeat flusher, the liveness sweeper, the rollout verifier and the challenge sweeper.
  * The gateway starts them before it listens and stops them in reverse after it stopped taking
  * calls, so the final heartbeat flush and a running verifier pass can still publish.
  */
 export function backgroundWorkers(app: AppContext): Worker[] {
   return [
     app.bus,
+    app.tenantGate,
     app.agentWatch,
     app.heartbeats,
     app.liveness,
