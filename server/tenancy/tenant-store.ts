@@ -54,12 +54,16 @@ export async function getTenantDetails(db: Executor, id: string, forUpdate = fal
   return row ? toDetails(row) : undefined;
 }
 
-/** Tenants oldest first, keyed by (created_at, id), after `after`. */
+/**
+ * Tenants newest first, keyed by (created_at, id), after `after`. (Newest first because the
+ * page token carries milliseconds and the column microseconds: "<" on a truncated time never
+ * repeats a row, as in the other listings.)
+ */
 export async function listTenantDetails(db: Executor, page: { limit: number; after?: { createdAt: Date; id: string } }): Promise<TenantDetails[]> {
   let query = db.selectFrom("tenants").select(DETAIL_COLUMNS);
   const after = page.after;
-  if (after) query = query.where((eb) => eb.or([eb("created_at", ">", after.createdAt), eb.and([eb("created_at", "=", after.createdAt), eb("id", ">", after.id)])]));
-  const rows = await query.orderBy("created_at").orderBy("id").limit(page.limit).execute();
+  if (after) query = query.where((eb) => eb.or([eb("created_at", "<", after.createdAt), eb.and([eb("created_at", "=", after.createdAt), eb("id", "<", after.id)])]));
+  const rows = await query.orderBy("created_at", "desc").orderBy("id", "desc").limit(page.limit).execute();
   return rows.map(toDetails);
 }
 

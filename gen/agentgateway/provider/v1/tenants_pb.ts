@@ -496,7 +496,7 @@ export const TenantService: GenService<{
     output: typeof CreateTenantResponseSchema;
   },
   /**
-   * Lists tenants, oldest first.
+   * Lists tenants, newest first.
    *
    * @generated from rpc agentgateway.provider.v1.TenantService.ListTenants
    */
