@@ -575,7 +575,7 @@ describe("agwctl end to end", () => {
     expect(audit.events.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.created", "tenant.suspended", "tenant.resumed", "tenant.deleted"]));
     expect((await provider<{ ok: boolean }>(["tenants", "verify-audit"])).ok).toBe(true);
     for (const out of [JSON.stringify(listed), JSON.stringify(got), JSON.stringify(audit)]) expect(out).not.toContain(gw.systemKey);
-  }, 60_000);
+  }, 180_000);
 
   it("ran every command with -o json and parsed its output", async () => {
     await json(["version"]);
