@@ -39,10 +39,16 @@ describe("the command table", () => {
     expect(admin.map((s) => s.name).sort()).toEqual(
       expect.arrayContaining(["AgentService", "ApiKeyService", "AuditService", "EnrollmentTokenService", "ReleaseKeyService", "RolloutService"]),
     );
-    // Admin services, plus any RPC anywhere that operators call with their API key.
+    // Admin and provider services, plus any RPC anywhere that operators (or the provider) call with their key.
     const operatorRpcs = services
       .flatMap((s) => s.methods)
-      .filter((m) => m.parent.typeName.startsWith("agentgateway.admin.") || getOption(m, access).caller === Access_Caller.OPERATOR)
+      .filter(
+        (m) =>
+          m.parent.typeName.startsWith("agentgateway.admin.") ||
+          m.parent.typeName.startsWith("agentgateway.provider.") ||
+          getOption(m, access).caller === Access_Caller.OPERATOR ||
+          getOption(m, access).caller === Access_Caller.SYSTEM,
+      )
       .map(rpcName);
     expect(operatorRpcs.length).toBeGreaterThan(30);
     const commands = allCommands(buildProgram(fakeIo()));

@@ -5,7 +5,7 @@
  * declarations honest at run time.
  */
 import { type DescMethod, getOption } from "@bufbuild/protobuf";
-import { Access_Role, access } from "../gen/agentgateway/v1/access_pb.js";
+import { Access_Caller, Access_Role, access } from "../gen/agentgateway/v1/access_pb.js";
 import type { Command } from "commander";
 import { commandPath, type GlobalOptions, Run } from "./context.js";
 import { CliError, explain } from "./errors.js";
@@ -30,6 +30,9 @@ export function handle<O>(cmd: Command, io: Io, spec: CommandSpec<O>): Command {
   DECLARED.set(cmd, spec.rpcs);
   const role = requiredRole(spec.rpcs);
   if (role) cmd.addHelpText("after", `\nNeeds an API key with role ${role} or higher (${spec.rpcs.map((m) => m.name).join(", ")}).\n`);
+  if (spec.rpcs.some((m) => getOption(m, access).caller === Access_Caller.SYSTEM)) {
+    cmd.addHelpText("after", `\nNeeds the provider's system key (AGW_SYSTEM_KEY), not a tenant's API key (${spec.rpcs.map((m) => m.name).join(", ")}).\n`);
+  }
   return cmd.action(async (...params: unknown[]) => {
     const command = params[params.length - 1] as Command;
     const path = commandPath(command);

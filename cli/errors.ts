@@ -91,6 +91,9 @@ const REASON_SENTENCES: Record<ReasonName, (subject: string) => string> = {
   // Agent-facing only (mTLS); an operator sees them in an agent's log, not from agwctl.
   [Reason.CLIENT_CERTIFICATE_REQUIRED]: () => "the gateway requires an agent client certificate (AGW_AGENT_AUTH=mtls) for this call",
   [Reason.CERTIFICATE_MISMATCH]: () => "the client certificate belongs to another agent than the session",
+  [Reason.TENANT_SUSPENDED]: () => "this tenant is suspended by the provider of the gateway: nothing can be done with its keys until the provider resumes it",
+  [Reason.SYSTEM_KEY_NOT_ALLOWED]: () => "this is the provider's system key: it only manages tenants (`agwctl tenants`); log in with an admin key of the tenant for everything else",
+  [Reason.SYSTEM_KEY_REQUIRED]: () => "managing tenants needs the provider's system key (printed on the gateway's first start, or AGW_BOOTSTRAP_SYSTEM_KEY), not a tenant's key",
 };
 
 /** The sentence for a reason (exported for the test that every reason has one). */

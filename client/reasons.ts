@@ -24,6 +24,12 @@ export const Reason = {
   INVALID_TRANSITION: "INVALID_TRANSITION",
   CLIENT_CERTIFICATE_REQUIRED: "CLIENT_CERTIFICATE_REQUIRED",
   CERTIFICATE_MISMATCH: "CERTIFICATE_MISMATCH",
+  /** The caller's tenant is suspended by the provider: its operators and agents are refused, its streams closed. */
+  TENANT_SUSPENDED: "TENANT_SUSPENDED",
+  /** A system key was presented to a tenant RPC: the provider is not an operator of any tenant. */
+  SYSTEM_KEY_NOT_ALLOWED: "SYSTEM_KEY_NOT_ALLOWED",
+  /** A provider RPC (agentgateway.provider.v1) was called with something else than a system key. */
+  SYSTEM_KEY_REQUIRED: "SYSTEM_KEY_REQUIRED",
 } as const;
 
 /** One of the reasons above. */

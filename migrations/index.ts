@@ -9,6 +9,7 @@ import * as m0007 from "./0007-revoked-from.js";
 import * as m0008 from "./0008-host-labels.js";
 import * as m0009 from "./0009-retention-indexes.js";
 import * as m0010 from "./0010-ca-certificates.js";
+import * as m0011 from "./0011-tenancy.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
@@ -22,6 +23,7 @@ export const migrations: Record<string, Migration> = {
   "0008-host-labels": m0008,
   "0009-retention-indexes": m0009,
   "0010-ca-certificates": m0010,
+  "0011-tenancy": m0011,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

@@ -1,5 +1,6 @@
 import { startGateway } from "./app/gateway.js";
 import { CaSetupError, openCa } from "./ca/ca-setup.js";
+import type { BootstrapResult } from "./tenancy/bootstrap.js";
 import { ConfigError, configTableMarkdown, loadConfig } from "./config/config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateDatabase } from "./db/migrate.js";
@@ -59,8 +60,8 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The human-facing start banner. The admin key is printed here once, never logged. */
-function announce(url: string, bootstrap: { tenantName: string; adminKey: string | undefined; adminKeyGenerated: boolean }, caPin: string | undefined): void {
+/** The human-facing start banner. The admin and system keys are printed here once, never logged. */
+function announce(url: string, bootstrap: BootstrapResult, caPin: string | undefined): void {
   const lines = [`AgentGateway listening on ${url} (gRPC, gRPC-Web and Connect); web admin at ${url}/admin/`];
   if (caPin) lines.push(`Internal CA root SHA-256 (agents: --ca-pin ${caPin})`);
   if (bootstrap.adminKey && bootstrap.adminKeyGenerated) {
@@ -73,6 +74,16 @@ function announce(url: string, bootstrap: { tenantName: string; adminKey: string
     );
   } else if (bootstrap.adminKey) {
     lines.push(`First start: created tenant "${bootstrap.tenantName}" with the admin key from AGW_BOOTSTRAP_ADMIN_KEY.`);
+  }
+  if (bootstrap.systemKey && bootstrap.systemKeyGenerated) {
+    lines.push(
+      "Created the provider's system key, for TenantService and `agwctl tenants` only (shown only now, store it apart from tenant keys):",
+      "",
+      `    ${bootstrap.systemKey}`,
+      "",
+    );
+  } else if (bootstrap.systemKey) {
+    lines.push("Created the provider's system key from AGW_BOOTSTRAP_SYSTEM_KEY.");
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 }

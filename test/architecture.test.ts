@@ -13,6 +13,9 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** Every table and the module(s) allowed to hold SQL for it. Keep docs/architecture.md in step. */
 const TABLE_OWNERS: Record<string, string[]> = {
   tenants: ["server/tenancy/tenant-store.ts"],
+  system_keys: ["server/tenancy/system-key-store.ts"],
+  provider_audit_events: ["server/tenancy/provider-audit-store.ts"],
+  provider_audit_head: ["server/tenancy/provider-audit-store.ts"],
   api_keys: ["server/operators/api-key-store.ts"],
   enrollment_tokens: ["server/enrollment/token-store.ts"],
   // One table, two stores split by job: identity and lifecycle columns, and the presence

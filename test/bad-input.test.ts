@@ -8,17 +8,15 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ApiKeyService } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
-import { AuditService } from "../gen/agentgateway/admin/v1/audit_pb.js";
-import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
-import { ReleaseKeyService } from "../gen/agentgateway/admin/v1/release_keys_pb.js";
-import { RolloutService } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { AgentGatewayService } from "../gen/agentgateway/v1/gateway_pb.js";
 import { gatewayClient, withSession } from "../agent/lib/direct.js";
+import { SERVED_FILES } from "../server/app/routes.js";
+import { declaredAccess } from "../server/identity/access-policy.js";
 import { enrollAgent, type EnrolledAgent } from "./support/agents.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
-/** Every service the gateway serves; routes.ts registers the same list. */
-const SERVICES: DescService[] = [AgentGatewayService, AgentService, ApiKeyService, AuditService, EnrollmentTokenService, ReleaseKeyService, RolloutService];
+/** Every service the gateway serves, from the same list routes.ts registers. */
+const SERVICES: DescService[] = SERVED_FILES.flatMap((file) => file.services);
 
 let gw: TestGateway;
 let agent: EnrolledAgent;
@@ -154,10 +152,12 @@ function show(value: unknown): string {
 
 /** Calls one method with one message; returns the Connect code (OK when it succeeded) and the message. */
 async function call(service: DescService, method: DescMethod, message: unknown): Promise<{ code: Code | "OK"; text: string }> {
-  // Agent RPCs carry the agent's session; admin RPCs go through the shared admin client.
+  // Agent RPCs carry the agent's session; admin RPCs go through the shared admin client, with
+  // the system key for the provider's RPCs.
   const agentRpc = service === AgentGatewayService;
   const headers = agentRpc ? withSession(agent.session).headers : {};
-  const client = (agentRpc ? createClient(service, gw.transport) : gw.admin(service)) as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const key = declaredAccess(method).caller === "system" ? gw.systemKey : gw.adminKey;
+  const client = (agentRpc ? createClient(service, gw.transport) : gw.admin(service, key)) as unknown as Record<string, (...args: unknown[]) => unknown>;
   const fn = client[method.localName] as (...args: unknown[]) => unknown;
   const signal = AbortSignal.timeout(2_000);
   try {

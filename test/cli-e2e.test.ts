@@ -566,6 +566,44 @@ describe("agwctl end to end", () => {
     expect(snapshot.flatMap((u) => u.agents ?? []).map((a) => a.state)).toEqual(["AGENT_STATE_ACTIVE"]);
   }, 120_000);
 
+  it("manages tenants with the system key: create, list, get, suspend, resume, delete, and the provider audit", async () => {
+    const provider = async <T = Record<string, unknown>>(args: string[]): Promise<T> => {
+      const res = await cli([...args, "-o", "json"], "", { AGW_SYSTEM_KEY: gw.systemKey });
+      expect(res.code, `agwctl ${args.join(" ")}\n${res.stdout}\n${res.stderr}`).toBe(0);
+      jsonChecked.add(pathOf(args));
+      return JSON.parse(res.stdout) as T;
+    };
+    const created = await provider<{ tenant: { id: string; name: string }; adminKeySecret: string }>(["tenants", "create", "cli-tenant"]);
+    expect(created.tenant.name).toBe("cli-tenant");
+    expect(created.adminKeySecret).toMatch(/^agwk_/);
+    const secretOnly = await cli(["tenants", "create", "cli-tenant-2", "--secret-only"], "", { AGW_SYSTEM_KEY: gw.systemKey });
+    expect(secretOnly.stdout.trim()).toMatch(/^agwk_/);
+    const id = created.tenant.id;
+    const listed = await provider<{ tenants: Array<{ id: string }> }>(["tenants", "list"]);
+    expect(listed.tenants.map((t) => t.id)).toContain(id);
+    const got = await provider<{ tenant: { state: string }; usage: { activeApiKeys: string } }>(["tenants", "get", id]);
+    expect(got.tenant.state).toBe("TENANT_STATE_ACTIVE");
+    expect(got.usage.activeApiKeys).toBe("1");
+    const suspended = await provider<{ tenant: { state: string; suspendReason: string } }>(["tenants", "suspend", id, "--reason", "cli test"]);
+    expect(suspended.tenant).toMatchObject({ state: "TENANT_STATE_SUSPENDED", suspendReason: "cli test" });
+    // The tenant's own key is refused with a sentence that says why.
+    const refused = await cli(["whoami"], "", { AGW_API_KEY: created.adminKeySecret });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/suspended/);
+    expect((await provider<{ tenant: { state: string } }>(["tenants", "resume", id])).tenant.state).toBe("TENANT_STATE_ACTIVE");
+    // A tenant key cannot manage tenants: the CLI says the system key is needed.
+    const noSystem = await cli(["tenants", "list"], "", { AGW_API_KEY: created.adminKeySecret });
+    expect(noSystem.code).not.toBe(0);
+    expect(noSystem.stderr).toMatch(/system key/);
+    await provider(["tenants", "delete", id]);
+    const gone = await cli(["tenants", "get", id], "", { AGW_SYSTEM_KEY: gw.systemKey });
+    expect(gone.code).toBe(EXIT.NOT_FOUND);
+    const audit = await provider<{ events: Array<{ action: string }> }>(["tenants", "audit", "--limit", "1000"]);
+    expect(audit.events.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.created", "tenant.suspended", "tenant.resumed", "tenant.deleted"]));
+    expect((await provider<{ ok: boolean }>(["tenants", "verify-audit"])).ok).toBe(true);
+    for (const out of [JSON.stringify(listed), JSON.stringify(got), JSON.stringify(audit)]) expect(out).not.toContain(gw.systemKey);
+  }, 180_000);
+
   it("ran every command with -o json and parsed its output", async () => {
     await json(["version"]);
     const logout = await json<{ removed: boolean }>(["logout"]);

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TenantService } from "../gen/agentgateway/provider/v1/tenants_pb.js";
 import { ApiKeyService } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { EnrollmentTokenService } from "../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
@@ -36,6 +37,18 @@ describe("embedded default (PGlite)", () => {
     const me = await admin.whoAmI({});
     expect(me.tenantName).toBe("default");
     expect(gateway.output().match(/agwk_/g)).toHaveLength(1);
+  });
+
+  it("prints the generated system key once too, and it manages tenants (migration 0009 on PGlite)", async () => {
+    const systemKey = /\n\s+(agwp_[A-Za-z0-9_-]{43})\n/.exec(gateway.output())?.[1] ?? "";
+    expect(systemKey).not.toBe("");
+    expect(gateway.output().match(/agwp_/g)).toHaveLength(1);
+    const tenants = adminClient(TenantService, gateway.url, systemKey, "1.1");
+    const created = await tenants.createTenant({ name: "smoke-tenant" });
+    const me = await adminClient(ApiKeyService, gateway.url, created.adminKeySecret, "1.1").whoAmI({});
+    expect(me.tenantName).toBe("smoke-tenant");
+    await tenants.suspendTenant({ id: created.tenant?.id ?? "", reason: "smoke" });
+    await expect(adminClient(ApiKeyService, gateway.url, created.adminKeySecret, "1.1").whoAmI({})).rejects.toThrow(/suspended/);
   });
 
   it("is healthy over gRPC and serves the agent flow end to end", async () => {

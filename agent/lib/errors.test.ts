@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ERROR_DOMAIN, Reason, type ReasonName } from "../../client/reasons.js";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { classify, isRateLimited, retryHintMs } from "./errors.js";
+import { TENANT_SUSPENDED_RETRY_MS, classify, isRateLimited, retryHintMs } from "./errors.js";
 
 /** An error as the gateway sends it: code, message and ErrorInfo reason. */
 const refused = (message: string, code: Code, reason: ReasonName) =>
@@ -24,6 +24,14 @@ describe("classify", () => {
     expect(classify(refused("this agent was retired", Code.FailedPrecondition, Reason.AGENT_RETIRED)).kind).toBe("identity-unusable");
     expect(classify(refused("this agent's registration was rejected", Code.FailedPrecondition, Reason.AGENT_REJECTED)).kind).toBe("identity-unusable");
     expect(classify(refused("this agent is revoked", Code.PermissionDenied, Reason.AGENT_REVOKED)).kind).toBe("revoked");
+  });
+
+  it("keeps an agent of a suspended tenant alive, retrying slowly, although the code is PERMISSION_DENIED", () => {
+    expect(classify(refused("this tenant is suspended", Code.PermissionDenied, Reason.TENANT_SUSPENDED))).toEqual({
+      kind: "transient",
+      message: "this tenant is suspended",
+      retryAfterMs: TENANT_SUSPENDED_RETRY_MS,
+    });
   });
 
   it("never decides from the message: the reason wins, and no reason is not fatal", () => {

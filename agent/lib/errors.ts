@@ -49,7 +49,8 @@ export function asConnectError(err: unknown): ConnectError {
  * Classifies an error from a post-handshake RPC or a handshake step, following the error
  * tables in docs/protocol.md ("Errors"). Where one code covers several cases the gateway's
  * ErrorInfo reason decides (never the message, which is for humans): AWAITING_APPROVAL waits,
- * AGENT_REJECTED / AGENT_RETIRED make the identity unusable. PERMISSION_DENIED means revoked,
+ * AGENT_REJECTED / AGENT_RETIRED make the identity unusable, TENANT_SUSPENDED retries slowly
+ * (the provider may resume the tenant). Otherwise PERMISSION_DENIED means revoked,
  * UNAUTHENTICATED means handshake again.
  */
 export function classify(err: unknown): Verdict {
@@ -68,6 +69,9 @@ export function classify(err: unknown): Verdict {
     case Reason.CLIENT_CERTIFICATE_REQUIRED:
     case Reason.CERTIFICATE_MISMATCH:
       return { kind: "transient", message };
+    case Reason.TENANT_SUSPENDED:
+      // The identity is fine; the provider may resume the tenant. Come back slowly.
+      return { kind: "transient", message, retryAfterMs: TENANT_SUSPENDED_RETRY_MS };
     default:
       break;
   }
@@ -91,6 +95,9 @@ export function classify(err: unknown): Verdict {
       return { kind: "transient", message };
   }
 }
+
+/** How long an agent of a suspended tenant waits before it tries again. */
+export const TENANT_SUSPENDED_RETRY_MS = 60_000;
 
 /** Whether the gateway refused the call as a rate limit (as opposed to a message over its size limit). */
 export function isRateLimited(err: unknown): boolean {

@@ -1,5 +1,5 @@
 /**
- * Bearer secrets: enrollment tokens, session tokens and operator API keys
+ * Bearer secrets: enrollment tokens, session tokens, operator API keys and system keys
  * (docs/protocol.md, "Secrets"). A secret is `<prefix>_<43 base64url chars>` encoding 32
  * random bytes. Only its SHA-256 is stored, so a database leak yields nothing usable; the
  * prefix makes a leaked secret recognizable to secret scanners and to humans.
@@ -7,13 +7,15 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** The kinds of secret the gateway issues. */
-export type SecretKind = "enrollment" | "session" | "apiKey";
+export type SecretKind = "enrollment" | "session" | "apiKey" | "systemKey";
 
 /** The readable prefix of each kind of secret. */
 export const SECRET_PREFIXES: Readonly<Record<SecretKind, string>> = {
   enrollment: "agwe",
   session: "agws",
   apiKey: "agwk",
+  /** The provider's system key (TenantService); not an operator key of any tenant. */
+  systemKey: "agwp",
 };
 
 /** A freshly minted secret: show `secret` once, store `hash` and `displayPrefix`. */
@@ -36,6 +38,7 @@ const SECRET_PATTERNS: Readonly<Record<SecretKind, RegExp>> = {
   enrollment: new RegExp(`^${SECRET_PREFIXES.enrollment}_${SECRET_BODY}$`),
   session: new RegExp(`^${SECRET_PREFIXES.session}_${SECRET_BODY}$`),
   apiKey: new RegExp(`^${SECRET_PREFIXES.apiKey}_${SECRET_BODY}$`),
+  systemKey: new RegExp(`^${SECRET_PREFIXES.systemKey}_${SECRET_BODY}$`),
 };
 
 /** Mints a new secret of the given kind from 32 bytes of the system CSPRNG. */

@@ -95,6 +95,12 @@ export async function getAgent(db: Executor, tenantId: string, id: string, forUp
   return row ? toAgent(row) : undefined;
 }
 
+/** How many agents the tenant has, in any state (TenantService: a tenant that ever had one is not deleted). */
+export async function countTenantAgents(db: Executor, tenantId: string): Promise<number> {
+  const row = await db.selectFrom("agents").select((eb) => eb.fn.countAll<string>().as("n")).where("tenant_id", "=", tenantId).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /** The agents with these ids that belong to one of the tenants (live views re-read changed agents in one query). */
 export async function getAgentsByIds(db: Executor, tenantIds: readonly string[], ids: readonly string[]): Promise<AgentRecord[]> {
   if (tenantIds.length === 0 || ids.length === 0) return [];

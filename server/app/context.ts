@@ -17,6 +17,8 @@ import { LivenessSweeper } from "../ingest/liveness-sweeper.js";
 import { ApiKeyStore } from "../operators/api-key-store.js";
 import { TokenBuckets } from "../ratelimit/token-bucket.js";
 import { RetentionSweeper } from "../workers/retention.js";
+import { TenantGate } from "../tenancy/tenant-gate.js";
+import { TenantService } from "../tenancy/tenant-service.js";
 import type { Worker } from "../workers/worker.js";
 
 /**
@@ -30,6 +32,10 @@ export interface AppContext {
   bus: Bus;
   sessions: SessionResolver;
   apiKeys: ApiKeyStore;
+  /** Which tenants are suspended (held in memory, fed by the bus); refuses their calls and ends their streams. */
+  tenantGate: TenantGate;
+  /** The provider plane: creating, suspending, resuming and deleting tenants. */
+  tenants: TenantService;
   health: HealthStatus;
   /** Latest heartbeat per agent, written in batches; `reportedVersion()` is the version an agent last reported. */
   heartbeats: HeartbeatCoalescer;
@@ -75,6 +81,8 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     return result;
   };
   const denyList = new AgentDenyList(database.db, bus, logger);
+  const apiKeys = new ApiKeyStore(database.db);
+  const tenantGate = new TenantGate(database.db, bus, logger);
   return {
     config,
     logger,
@@ -84,7 +92,9 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     denyList,
     certificateGate: new ClientCertificateGate(config.ca?.trustDomain ?? "", denyList),
     sessions: new SessionResolver(database.db, bus),
-    apiKeys: new ApiKeyStore(database.db),
+    apiKeys,
+    tenantGate,
+    tenants: new TenantService(database.db, bus, apiKeys, tenantGate),
     health: new HealthStatus(),
     heartbeats: new HeartbeatCoalescer(
       { write: writeAndAnnounce, readVersion: (agentId) => readReportedVersion(database.db, agentId) },
@@ -123,15 +133,17 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
 }
 
 /**
- * The background work, in start order: the bus first (everything else may publish), the live
- * agent feed, the heartbeat flusher, the liveness sweeper, the rollout verifier and the
- * retention sweeper (which also removes expired challenges).
+ * The background work, in start order: the bus first (everything else may publish), the tenant
+ * gate (the suspended set must be read before any call is admitted), the live agent feed, the
+ * heartbeat flusher, the liveness sweeper, the rollout verifier and the retention sweeper (which
+ * also removes expired challenges).
  * The gateway starts them before it listens and stops them in reverse after it stopped taking
  * calls, so the final heartbeat flush and a running verifier pass can still publish.
  */
 export function backgroundWorkers(app: AppContext): Worker[] {
   return [
     app.bus,
+    app.tenantGate,
     ...(app.config.agentAuth !== "session" ? [app.denyList] : []),
     app.agentWatch,
     app.heartbeats,

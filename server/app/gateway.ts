@@ -14,10 +14,12 @@ import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
-import { apiKeyAuthenticator, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
+import { apiKeyAuthenticator, type AuthFailureLimit, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { certificateBoundSessions } from "../ca/cert-auth.js";
 import { openCa, listenerTls, renewServingCertificate, SERVING_CERT_TTL_MS } from "../ca/ca-setup.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
+import { refusingSystemKeys, systemKeyAuthenticator } from "../tenancy/system-auth.js";
+import { tenantGateInterceptor } from "../tenancy/tenant-gate.js";
 import { type RunningWorkers, startWorkers } from "../workers/worker.js";
 import { type AppContext, backgroundWorkers, createAppContext } from "./context.js";
 import { peerAddressKey, peerContextValues } from "./peer.js";
@@ -65,14 +67,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       context.sessions.clear();
       context.control.resync();
       context.agentWatch.resync();
+      void context.tenantGate.refresh();
     };
     const bootstrap = await bootstrapTenant(database.db, context.apiKeys, {
       tenantName: config.defaultTenant,
       bootstrapAdminKey: config.bootstrapAdminKey,
+      bootstrapSystemKey: config.bootstrapSystemKey,
     });
+    const authFailures: AuthFailureLimit = { buckets: context.rateLimits.adminAuthFailuresPerSource, sourceOf: (call) => call.contextValues.get(peerAddressKey) };
     const identity = identityInterceptor(access, {
-      operators: [apiKeyAuthenticator(context.apiKeys, { buckets: context.rateLimits.adminAuthFailuresPerSource, sourceOf: (call) => call.contextValues.get(peerAddressKey) })],
+      // The system key is not an operator of any tenant, and an operator key is not a system key.
+      operators: [apiKeyAuthenticator(refusingSystemKeys(database.db, context.apiKeys), authFailures)],
       agents: [certificateBoundSessions(sessionAuthenticator(context.sessions), config.agentAuth)],
+      system: [systemKeyAuthenticator(database.db, context.apiKeys, authFailures)],
     });
     const rpcHandler = connectNodeAdapter({
       routes: (router) => {
@@ -82,7 +89,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       // Order: errors are mapped last (outermost); identity is resolved before validation so an
       // unauthenticated caller learns nothing about the request shape; values no column can hold
       // are refused before the protovalidate rules, in every field of every message.
-      interceptors: [errorInterceptor(logger), identity, streamCapInterceptor(config.maxStreamsPerCredential), storableInputInterceptor(), createValidateInterceptor()],
+      // A suspended tenant's callers are refused right after they are identified.
+      interceptors: [
+        errorInterceptor(logger),
+        identity,
+        tenantGateInterceptor(context.tenantGate),
+        streamCapInterceptor(config.maxStreamsPerCredential),
+        storableInputInterceptor(),
+        createValidateInterceptor(),
+      ],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
     });

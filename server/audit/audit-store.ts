@@ -43,6 +43,11 @@ export async function listAuditRecords(
   return rows.map(toRecord);
 }
 
+/** Deletes a deleted tenant's chain (TenantService; the provider chain keeps its length and head hash). */
+export async function deleteTenantAuditRecords(db: Executor, tenantId: string): Promise<void> {
+  await db.deleteFrom("audit_events").where("tenant_id", "=", tenantId).execute();
+}
+
 /** Up to `limit` records of the tenant from `fromSeq` on (inclusive), in sequence order. */
 export async function auditRecordsFrom(db: Executor, tenantId: string, fromSeq: number, limit: number): Promise<AuditRecord[]> {
   const rows = await db.selectFrom("audit_events").selectAll().where("tenant_id", "=", tenantId).where("seq", ">=", fromSeq).orderBy("seq").limit(limit).execute();

@@ -10,21 +10,41 @@ export interface ChainVerification {
   message: string;
 }
 
+/** What a chain walk reads of each record. */
+export interface ChainRecord {
+  seq: number;
+  actor: string;
+  action: string;
+  target: string;
+  data: Record<string, unknown>;
+  createdAt: Date;
+  prevHash: Uint8Array;
+  hash: Uint8Array;
+}
+
 const BATCH = 1000;
 
 /** Recomputes every record's hash and link, in batches so memory stays flat on long chains. */
 export async function verifyAuditChain(db: Executor, tenantId: string): Promise<ChainVerification> {
+  return verifyChain(tenantId, (fromSeq, limit) => auditRecordsFrom(db, tenantId, fromSeq, limit));
+}
+
+/**
+ * Walks any chain hashed as docs/protocol.md ("Audit chain") says: a tenant's (`chainTenantId`
+ * its id) or the provider's (""). `load` returns up to `limit` records from `fromSeq` on.
+ */
+export async function verifyChain(chainTenantId: string, load: (fromSeq: number, limit: number) => Promise<ChainRecord[]>): Promise<ChainVerification> {
   let prev: Uint8Array = GENESIS_HASH;
   let expectedSeq = 1;
   for (;;) {
-    const rows = await auditRecordsFrom(db, tenantId, expectedSeq, BATCH);
+    const rows = await load(expectedSeq, BATCH);
     for (const row of rows) {
       const seq = row.seq;
       const bad = (message: string): ChainVerification => ({ ok: false, checked: expectedSeq - 1, firstBadSeq: seq, message });
       if (seq !== expectedSeq) return bad(`record ${expectedSeq} is missing`);
       if (!Buffer.from(row.prevHash).equals(Buffer.from(prev))) return bad(`record ${seq} does not link to record ${seq - 1}`);
       const hash = auditRecordHash({
-        tenantId,
+        tenantId: chainTenantId,
         seq,
         actor: row.actor,
         action: row.action,

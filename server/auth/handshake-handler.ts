@@ -33,6 +33,8 @@ export function handshakeHandlers(
         signature: req.signature,
         sessionTtlMs: app.config.sessionTtlMs,
       });
+      // A suspended tenant's agent gets no session token (the row just written is never usable).
+      app.tenantGate.assertActive(session.tenantId);
       // Other replicas may hold the previous session in cache or a stream opened with it.
       await app.bus.publish("session_changed", session.agentId);
       return {

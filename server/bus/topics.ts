@@ -18,6 +18,8 @@ export interface BusTopics {
    * reported version or status); only live views (WatchAgents) listen. At most ~190 ids fit.
    */
   agents_updated: string[];
+  /** A tenant was suspended, resumed or deleted: the tenant id. Every replica re-reads the suspended set. */
+  tenant_changed: string;
 }
 
 /** Whose streams have new commands. */
@@ -48,6 +50,7 @@ const CODECS: { [T in BusTopic]: Codec<BusTopics[T]> } = {
   agent_changed: id,
   session_changed: id,
   rollout_changed: id,
+  tenant_changed: id,
   commands_queued: {
     encode: (v) => (v.scope === "all" ? "all" : `tenant:${v.tenantId}`),
     decode: (text) => {

@@ -13,6 +13,7 @@ export const SETTINGS = [
   setting("databaseUrl", "DATABASE_URL", "", "External PostgreSQL, e.g. `postgres://user:pass@host/db`. When empty, an embedded PostgreSQL (PGlite) in `AGW_DATA_DIR` is used."),
   setting("dataDir", "AGW_DATA_DIR", ".agw-data", "Directory of the embedded database (ignored when `DATABASE_URL` is set)."),
   setting("bootstrapAdminKey", "AGW_BOOTSTRAP_ADMIN_KEY", "", "On first start only: use this string (32+ characters) as the default tenant's admin API key instead of a generated one. Never logged."),
+  setting("bootstrapSystemKey", "AGW_BOOTSTRAP_SYSTEM_KEY", "", "On first start (or the first start after upgrading to tenancy) only: use this string (32+ characters) as the provider's system key for TenantService instead of a generated one. Never logged."),
   setting("defaultTenant", "AGW_DEFAULT_TENANT", "default", "Name of the tenant created on first start."),
   setting("tlsCert", "AGW_TLS_CERT", "", "PEM certificate file. When set (with `AGW_TLS_KEY`) the port serves TLS with ALPN (h2 and http/1.1); otherwise cleartext h2c and HTTP/1.1."),
   setting("tlsKey", "AGW_TLS_KEY", "", "PEM private key file for `AGW_TLS_CERT`."),
@@ -70,6 +71,7 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   bootstrapAdminKey: string | undefined;
+  bootstrapSystemKey: string | undefined;
   defaultTenant: string;
   tls: { cert: string; key: string } | undefined;
   logLevel: string;
@@ -171,11 +173,19 @@ export function loadConfig(
   if (bootstrapAdminKey !== undefined && bootstrapAdminKey.length < 32) {
     throw new ConfigError("AGW_BOOTSTRAP_ADMIN_KEY must be at least 32 characters");
   }
+  const bootstrapSystemKey = raw.bootstrapSystemKey || undefined;
+  if (bootstrapSystemKey !== undefined && bootstrapSystemKey.length < 32) {
+    throw new ConfigError("AGW_BOOTSTRAP_SYSTEM_KEY must be at least 32 characters");
+  }
+  if (bootstrapSystemKey !== undefined && bootstrapSystemKey === bootstrapAdminKey) {
+    throw new ConfigError("AGW_BOOTSTRAP_SYSTEM_KEY must differ from AGW_BOOTSTRAP_ADMIN_KEY");
+  }
   const config: Config = {
     listen: parseListen(raw.listen),
     databaseUrl: raw.databaseUrl || undefined,
     dataDir: raw.dataDir,
     bootstrapAdminKey,
+    bootstrapSystemKey,
     defaultTenant: nonEmpty("defaultTenant", raw.defaultTenant),
     tls,
     logLevel: parseLogLevel(raw.logLevel),

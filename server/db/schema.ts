@@ -15,6 +15,38 @@ export interface TenantTable {
   created_at: CreatedAt;
   audit_seq: Generated<BigIntColumn>;
   audit_head: Generated<Uint8Array>;
+  /** Set while the tenant is suspended (migration 0009). */
+  suspended_at: Timestamp | null;
+  suspend_reason: Generated<string>;
+}
+
+/** The provider's credentials (migration 0009): not an operator of any tenant. */
+export interface SystemKeyTable {
+  id: string;
+  name: string;
+  key_hash: Uint8Array;
+  display_prefix: string;
+  created_at: CreatedAt;
+  revoked_at: Timestamp | null;
+}
+
+/** The provider audit chain (migration 0009), hashed as a tenant chain with tenant_id "". */
+export interface ProviderAuditEventTable {
+  seq: BigIntColumn;
+  actor: string;
+  action: string;
+  target: string;
+  data: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+  prev_hash: Uint8Array;
+  hash: Uint8Array;
+}
+
+/** The one row holding the provider chain's head; its lock orders provider audit writers. */
+export interface ProviderAuditHeadTable {
+  id: Generated<boolean>;
+  seq: Generated<BigIntColumn>;
+  head: Generated<Uint8Array>;
 }
 
 export type RoleName = "admin" | "editor" | "viewer";
@@ -228,6 +260,9 @@ export interface CaCertificateTable {
 /** The whole database as Kysely sees it. */
 export interface Schema {
   tenants: TenantTable;
+  system_keys: SystemKeyTable;
+  provider_audit_events: ProviderAuditEventTable;
+  provider_audit_head: ProviderAuditHeadTable;
   api_keys: ApiKeyTable;
   enrollment_tokens: EnrollmentTokenTable;
   agents: AgentTable;

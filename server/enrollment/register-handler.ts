@@ -24,7 +24,7 @@ export function registerHandler(app: AppContext): Pick<ServiceImpl<typeof AgentG
           labels: req.host?.labels ?? {},
         },
         proofSignature: req.proofSignature,
-      });
+      }, app.tenantGate);
       app.logger.info({ agentId: agent.id, tenantId: agent.tenantId, state: agent.state }, "agent registered");
       // Live views (a pending approval appearing in the console); the registration stands either way.
       await announceAgentsUpdated(app.bus, [agent.id]).catch((err) => app.logger.warn({ err }, "announcing a registration failed"));

@@ -27,7 +27,7 @@ export interface RegisterInput {
  * transaction: a failure at any step (revoked key, pinned name, lost race) leaves the token's
  * use count and the agents table as they were. Error codes: docs/protocol.md.
  */
-export async function registerAgent(db: Kysely<Schema>, input: RegisterInput): Promise<AgentRecord> {
+export async function registerAgent(db: Kysely<Schema>, input: RegisterInput, tenantGate?: { assertActive(tenantId: string): void }): Promise<AgentRecord> {
   if (!parseSecret(input.enrollmentToken, "enrollment")) {
     throw new UnauthenticatedError("enrollment token is not valid");
   }
@@ -50,6 +50,8 @@ export async function registerAgent(db: Kysely<Schema>, input: RegisterInput): P
       }
       const token = await redeemToken(trx, tokenHash);
       if (!token) throw await tokenRefusal(trx, tokenHash);
+      // A suspended tenant enrolls nobody; throwing here rolls the token's use back.
+      tenantGate?.assertActive(token.tenantId);
       if (token.pinnedAgentName && token.pinnedAgentName !== input.name) {
         throw new PermissionDeniedError(`this enrollment token is pinned to agent name "${token.pinnedAgentName}"`, "TOKEN_NAME_MISMATCH");
       }

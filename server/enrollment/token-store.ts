@@ -123,6 +123,11 @@ export async function revokeToken(db: Executor, tenantId: string, id: string): P
   return getToken(db, tenantId, id);
 }
 
+/** Deletes every token of a tenant being deleted (TenantService; it has no agents that point at them). */
+export async function deleteTenantTokens(db: Executor, tenantId: string): Promise<void> {
+  await db.deleteFrom("enrollment_tokens").where("tenant_id", "=", tenantId).execute();
+}
+
 function toRecord(row: Row): EnrollmentTokenRecord {
   return {
     id: row.id,

@@ -3,10 +3,15 @@ import { Access_Caller, Access_Role, access } from "../../gen/agentgateway/v1/ac
 import type { RoleName } from "../db/schema.js";
 
 /** What a method requires of its caller, read once from its `(agentgateway.v1.access)` option. */
-export type MethodAccess = { readonly caller: "public" } | { readonly caller: "agent" } | { readonly caller: "operator"; readonly role: RoleName };
+export type MethodAccess =
+  | { readonly caller: "public" }
+  | { readonly caller: "agent" }
+  | { readonly caller: "operator"; readonly role: RoleName }
+  | { readonly caller: "system" };
 
 const PUBLIC: MethodAccess = { caller: "public" };
 const AGENT: MethodAccess = { caller: "agent" };
+const SYSTEM: MethodAccess = { caller: "system" };
 const ROLES: Partial<Record<Access_Role, RoleName>> = {
   [Access_Role.VIEWER]: "viewer",
   [Access_Role.EDITOR]: "editor",
@@ -36,8 +41,9 @@ export function declaredAccess(method: DescMethod): MethodAccess {
   switch (declared.caller) {
     case Access_Caller.PUBLIC:
     case Access_Caller.AGENT:
+    case Access_Caller.SYSTEM:
       if (declared.role !== Access_Role.UNSPECIFIED) throw new Error(`${methodName(method)}: a role only applies to operator RPCs`);
-      return declared.caller === Access_Caller.PUBLIC ? PUBLIC : AGENT;
+      return declared.caller === Access_Caller.PUBLIC ? PUBLIC : declared.caller === Access_Caller.AGENT ? AGENT : SYSTEM;
     case Access_Caller.OPERATOR:
       if (!role) throw new Error(`${methodName(method)}: an operator RPC must declare a role`);
       return { caller: "operator", role };

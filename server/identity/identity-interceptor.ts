@@ -4,7 +4,7 @@ import { PermissionDeniedError, RateLimitedError, UnauthenticatedError } from ".
 import type { TokenBuckets } from "../ratelimit/token-bucket.js";
 import { type AccessPolicy, methodName, roleAllows } from "./access-policy.js";
 import { bearerToken } from "./bearer.js";
-import { type AgentIdentity, type Operator, principalKey } from "./principal.js";
+import { type AgentIdentity, type Operator, principalKey, type SystemIdentity } from "./principal.js";
 
 /** What an authenticator may look at: the request headers and the connection's context values (peer, TLS). */
 export interface CallCredentials {
@@ -28,6 +28,8 @@ export interface Authenticator<Identity> {
 export interface IdentitySources {
   operators: readonly Authenticator<Operator>[];
   agents: readonly Authenticator<AgentIdentity>[];
+  /** The provider's system keys (TenantService); none means no system RPC can be called. */
+  system?: readonly Authenticator<SystemIdentity>[];
 }
 
 /** Bounds failed operator authentications per source address, so keys cannot be guessed at speed. */
@@ -107,6 +109,12 @@ export function identityInterceptor(policy: AccessPolicy, sources: IdentitySourc
           throw new PermissionDeniedError(`${methodName(req.method)} needs role ${access.role}; this key has role ${operator.role}`);
         }
         req.contextValues.set(principalKey, { kind: "operator", operator });
+        return next(req);
+      }
+      case "system": {
+        const system = await firstIdentity(sources.system ?? [], req);
+        if (!system) throw new UnauthenticatedError("missing system key: send Authorization: Bearer <system key>");
+        req.contextValues.set(principalKey, { kind: "system", system });
         return next(req);
       }
     }

@@ -18,6 +18,12 @@ export interface AgentIdentity {
   expiresAt: Date;
 }
 
+/** The provider, identified by a system key (TenantService); not an operator of any tenant. */
+export interface SystemIdentity {
+  keyId: string;
+  name: string;
+}
+
 /**
  * Who is calling, as resolved by the identity interceptor from the credential the call
  * presented. `anonymous` is the caller of a public RPC (Register, the handshake, health).
@@ -25,7 +31,8 @@ export interface AgentIdentity {
 export type Principal =
   | { readonly kind: "anonymous" }
   | { readonly kind: "operator"; readonly operator: Operator }
-  | { readonly kind: "agent"; readonly agent: AgentIdentity };
+  | { readonly kind: "agent"; readonly agent: AgentIdentity }
+  | { readonly kind: "system"; readonly system: SystemIdentity };
 
 const ANONYMOUS: Principal = { kind: "anonymous" };
 
@@ -49,4 +56,18 @@ export function agentOf(ctx: HandlerContext): AgentIdentity {
   const principal = ctx.values.get(principalKey);
   if (principal.kind !== "agent") throw new UnauthenticatedError("missing session");
   return principal.agent;
+}
+
+/** The provider of a system call; the interceptor guarantees it for system RPCs. */
+export function systemOf(ctx: HandlerContext): SystemIdentity {
+  const principal = ctx.values.get(principalKey);
+  if (principal.kind !== "system") throw new UnauthenticatedError("missing system identity");
+  return principal.system;
+}
+
+/** The tenant a principal acts in, or undefined (anonymous callers and the provider act in none). */
+export function tenantOfPrincipal(principal: Principal): string | undefined {
+  if (principal.kind === "operator") return principal.operator.tenantId;
+  if (principal.kind === "agent") return principal.agent.tenantId;
+  return undefined;
 }

@@ -117,6 +117,17 @@ export class ApiKeyStore {
       .execute();
     return this.get(db, tenantId, id);
   }
+
+  /** How many keys of the tenant are not revoked (TenantService). */
+  async countActive(db: Executor, tenantId: string): Promise<number> {
+    const row = await db.selectFrom("api_keys").select((eb) => eb.fn.countAll<string>().as("n")).where("tenant_id", "=", tenantId).where("revoked_at", "is", null).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Deletes every key of a tenant being deleted (TenantService); calls with them fail at once. */
+  async deleteForTenant(db: Executor, tenantId: string): Promise<void> {
+    await db.deleteFrom("api_keys").where("tenant_id", "=", tenantId).execute();
+  }
 }
 
 function toRecord(row: {

@@ -49,6 +49,11 @@ export async function getReleaseKey(db: Executor, tenantId: string, id: string):
   return row ? toRecord(row) : undefined;
 }
 
+/** Deletes every release key of a tenant being deleted (TenantService; it has no rollouts that point at them). */
+export async function deleteTenantReleaseKeys(db: Executor, tenantId: string): Promise<void> {
+  await db.deleteFrom("release_keys").where("tenant_id", "=", tenantId).execute();
+}
+
 /** The tenant's key with these public-key bytes (revoked or not). */
 export async function findReleaseKeyByPublicKey(db: Executor, tenantId: string, publicKey: Uint8Array): Promise<ReleaseKeyRecord | undefined> {
   const row = await db.selectFrom("release_keys").select(COLUMNS).where("tenant_id", "=", tenantId).where("public_key", "=", publicKey).executeTakeFirst();

@@ -108,6 +108,12 @@ export async function listRolloutIds(db: Executor, tenantId: string, page: { lim
   return rows.map((r) => ({ id: r.id, createdAt: r.created_at }));
 }
 
+/** How many rollouts the tenant has, in any state (TenantService). */
+export async function countTenantRollouts(db: Executor, tenantId: string): Promise<number> {
+  const row = await db.selectFrom("rollouts").select((eb) => eb.fn.countAll<string>().as("n")).where("tenant_id", "=", tenantId).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /** Changes a rollout and stamps updated_at; an empty patch only stamps it. */
 export async function updateRollout(
   trx: Executor,

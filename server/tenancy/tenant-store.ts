@@ -8,6 +8,18 @@ export interface TenantRecord {
   name: string;
 }
 
+/** A tenant with its provider-plane state (TenantService). */
+export interface TenantDetails extends TenantRecord {
+  createdAt: Date;
+  suspendedAt: Date | null;
+  suspendReason: string;
+  /** Records in the tenant's audit chain, and the chain's head hash. */
+  auditSeq: number;
+  auditHead: Uint8Array;
+}
+
+const DETAIL_COLUMNS = ["id", "name", "created_at", "suspended_at", "suspend_reason", "audit_seq", "audit_head"] as const;
+
 /** The oldest tenant, or undefined on an empty database. */
 export async function firstTenant(db: Executor): Promise<TenantRecord | undefined> {
   return db.selectFrom("tenants").select(["id", "name"]).orderBy("created_at").limit(1).executeTakeFirst();
@@ -34,6 +46,50 @@ export async function getTenantName(db: Executor, id: string): Promise<string | 
   return row?.name;
 }
 
+/** One tenant with its state, or undefined; `forUpdate` locks the row (and so its audit chain). */
+export async function getTenantDetails(db: Executor, id: string, forUpdate = false): Promise<TenantDetails | undefined> {
+  let query = db.selectFrom("tenants").select(DETAIL_COLUMNS).where("id", "=", id);
+  if (forUpdate) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toDetails(row) : undefined;
+}
+
+/**
+ * Tenants newest first, keyed by (created_at, id), after `after`. (Newest first because the
+ * page token carries milliseconds and the column microseconds: "<" on a truncated time never
+ * repeats a row, as in the other listings.)
+ */
+export async function listTenantDetails(db: Executor, page: { limit: number; after?: { createdAt: Date; id: string } }): Promise<TenantDetails[]> {
+  let query = db.selectFrom("tenants").select(DETAIL_COLUMNS);
+  const after = page.after;
+  if (after) query = query.where((eb) => eb.or([eb("created_at", "<", after.createdAt), eb.and([eb("created_at", "=", after.createdAt), eb("id", "<", after.id)])]));
+  const rows = await query.orderBy("created_at", "desc").orderBy("id", "desc").limit(page.limit).execute();
+  return rows.map(toDetails);
+}
+
+/** Sets or clears the suspension; returns the tenant afterwards, or undefined for an unknown id. */
+export async function setTenantSuspension(db: Executor, id: string, suspension: { reason: string } | null): Promise<TenantDetails | undefined> {
+  const row = await db
+    .updateTable("tenants")
+    .set(suspension ? { suspended_at: sql<Date>`coalesce(suspended_at, now())`, suspend_reason: suspension.reason } : { suspended_at: null, suspend_reason: "" })
+    .where("id", "=", id)
+    .returning(DETAIL_COLUMNS)
+    .executeTakeFirst();
+  return row ? toDetails(row) : undefined;
+}
+
+/** The ids of every suspended tenant (few: the gate keeps them in memory). */
+export async function suspendedTenantIds(db: Executor): Promise<string[]> {
+  const rows = await db.selectFrom("tenants").select("id").where("suspended_at", "is not", null).execute();
+  return rows.map((r) => r.id);
+}
+
+/** Deletes the tenant row; the caller has deleted everything that references it. */
+export async function deleteTenantRow(db: Executor, id: string): Promise<boolean> {
+  const result = await db.deleteFrom("tenants").where("id", "=", id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
 /**
  * Takes the next audit sequence number of the tenant and returns it with the current chain
  * head. The UPDATE takes the tenant row's lock, which orders concurrent audit writers of one
@@ -52,4 +108,24 @@ export async function nextAuditSeq(trx: Executor, tenantId: string): Promise<{ s
 /** Records the hash of the tenant's newest audit record. */
 export async function setAuditHead(trx: Executor, tenantId: string, hash: Uint8Array): Promise<void> {
   await trx.updateTable("tenants").set({ audit_head: hash }).where("id", "=", tenantId).execute();
+}
+
+function toDetails(row: {
+  id: string;
+  name: string;
+  created_at: Date;
+  suspended_at: Date | null;
+  suspend_reason: string;
+  audit_seq: unknown;
+  audit_head: Uint8Array;
+}): TenantDetails {
+  return {
+    id: row.id,
+    name: row.name,
+    createdAt: row.created_at,
+    suspendedAt: row.suspended_at,
+    suspendReason: row.suspend_reason,
+    auditSeq: Number(row.audit_seq),
+    auditHead: new Uint8Array(row.audit_head),
+  };
 }

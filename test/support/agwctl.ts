@@ -26,7 +26,7 @@ export interface CliProcess {
  */
 export function cliEnv(configHome: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: configHome, HOME: configHome, NO_COLOR: "1", ...extra };
-  for (const key of ["AGW_SERVER", "AGW_API_KEY", "AGW_CA_FILE", "AGW_CA_PIN"]) if (!(key in extra)) delete env[key];
+  for (const key of ["AGW_SERVER", "AGW_API_KEY", "AGW_SYSTEM_KEY", "AGW_CA_FILE", "AGW_CA_PIN"]) if (!(key in extra)) delete env[key];
   return env;
 }
 

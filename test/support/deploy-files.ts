@@ -42,7 +42,8 @@ function describeError(e: ErrorObject): string {
 export const GATEWAY_ENV = new Set<string>(SETTINGS.map((s) => s.env));
 
 /** Settings the Helm chart sets itself (templates/deployment.yaml), so its `config` must not carry them. */
-export const CHART_MANAGED = ["AGW_LISTEN", "DATABASE_URL", "AGW_DATA_DIR", "AGW_BOOTSTRAP_ADMIN_KEY", "AGW_TLS_CERT", "AGW_TLS_KEY", "AGW_REPLICA_ID"];
+// AGW_BOOTSTRAP_SYSTEM_KEY is a secret: never offered in the ConfigMap (the chart has no Secret value for it yet).
+export const CHART_MANAGED = ["AGW_LISTEN", "DATABASE_URL", "AGW_DATA_DIR", "AGW_BOOTSTRAP_ADMIN_KEY", "AGW_BOOTSTRAP_SYSTEM_KEY", "AGW_TLS_CERT", "AGW_TLS_KEY", "AGW_REPLICA_ID"];
 
 /** Durations like 10s, 2m, 1h in milliseconds. */
 export function durationMs(value: string): number {

@@ -16,6 +16,8 @@ export interface TestGateway {
   url: string;
   database: TestDatabase;
   adminKey: string;
+  /** The provider's system key (TenantService), from AGW_BOOTSTRAP_SYSTEM_KEY. */
+  systemKey: string;
   /** An HTTP/2 transport (Connect protocol) to the gateway. */
   transport: Transport;
   /** A native gRPC transport, as other languages' clients use. */
@@ -29,10 +31,12 @@ export interface TestGateway {
 export async function startTestGateway(overrides: Overrides = {}, existing?: TestDatabase): Promise<TestGateway> {
   const database = existing ?? (await createTestDatabase());
   const adminKey = `test-admin-${randomBytes(24).toString("hex")}`;
+  const systemKey = `test-system-${randomBytes(24).toString("hex")}`;
   const config = loadConfig({
     listen: "127.0.0.1:0",
     databaseUrl: database.url,
     bootstrapAdminKey: adminKey,
+    bootstrapSystemKey: systemKey,
     logLevel: process.env.AGW_TEST_LOG_LEVEL ?? "silent",
     shutdownGrace: "2s",
     dbPoolSize: "10",
@@ -46,6 +50,7 @@ export async function startTestGateway(overrides: Overrides = {}, existing?: Tes
     url: gateway.url,
     database,
     adminKey,
+    systemKey,
     transport,
     grpcTransport,
     admin: (service, key = adminKey) => adminClient(service, gateway.url, key),

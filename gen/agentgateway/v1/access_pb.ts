@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgateway/v1/access.proto.
  */
 export const file_agentgateway_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChxhZ2VudGdhdGV3YXkvdjEvYWNjZXNzLnByb3RvEg9hZ2VudGdhdGV3YXkudjEikAIKBkFjY2VzcxIuCgZjYWxsZXIYASABKA4yHi5hZ2VudGdhdGV3YXkudjEuQWNjZXNzLkNhbGxlchIqCgRyb2xlGAIgASgOMhwuYWdlbnRnYXRld2F5LnYxLkFjY2Vzcy5Sb2xlIloKBkNhbGxlchIWChJDQUxMRVJfVU5TUEVDSUZJRUQQABIRCg1DQUxMRVJfUFVCTElDEAESEAoMQ0FMTEVSX0FHRU5UEAISEwoPQ0FMTEVSX09QRVJBVE9SEAMiTgoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9WSUVXRVIQARIPCgtST0xFX0VESVRPUhACEg4KClJPTEVfQURNSU4QAzpRCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjRhgMgASgLMhcuYWdlbnRnYXRld2F5LnYxLkFjY2Vzc1IGYWNjZXNzYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChxhZ2VudGdhdGV3YXkvdjEvYWNjZXNzLnByb3RvEg9hZ2VudGdhdGV3YXkudjEiowIKBkFjY2VzcxIuCgZjYWxsZXIYASABKA4yHi5hZ2VudGdhdGV3YXkudjEuQWNjZXNzLkNhbGxlchIqCgRyb2xlGAIgASgOMhwuYWdlbnRnYXRld2F5LnYxLkFjY2Vzcy5Sb2xlIm0KBkNhbGxlchIWChJDQUxMRVJfVU5TUEVDSUZJRUQQABIRCg1DQUxMRVJfUFVCTElDEAESEAoMQ0FMTEVSX0FHRU5UEAISEwoPQ0FMTEVSX09QRVJBVE9SEAMSEQoNQ0FMTEVSX1NZU1RFTRAEIk4KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfVklFV0VSEAESDwoLUk9MRV9FRElUT1IQAhIOCgpST0xFX0FETUlOEAM6UQoGYWNjZXNzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMY0YYDIAEoCzIXLmFnZW50Z2F0ZXdheS52MS5BY2Nlc3NSBmFjY2Vzc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call an RPC. Every RPC of every service in proto/ declares it with the `access`
@@ -78,6 +78,15 @@ export enum Access_Caller {
    * @generated from enum value: CALLER_OPERATOR = 3;
    */
   OPERATOR = 3,
+
+  /**
+   * The provider (the installation's owner) with a system key: `Authorization: Bearer
+   * agwp_…`. Not an operator of any tenant: system RPCs (agentgateway.provider.v1) accept
+   * nothing else, and the system key is refused on every operator RPC.
+   *
+   * @generated from enum value: CALLER_SYSTEM = 4;
+   */
+  SYSTEM = 4,
 }
 
 /**
@@ -87,7 +96,8 @@ export const Access_CallerSchema: GenEnum<Access_Caller> = /*@__PURE__*/
   enumDesc(file_agentgateway_v1_access, 0, 0);
 
 /**
- * The minimal operator role; roles are ordered viewer < editor < admin.
+ * The minimal operator role; roles are ordered viewer < editor < admin. Unset for
+ * CALLER_SYSTEM: the system key has no roles.
  *
  * @generated from enum agentgateway.v1.Access.Role
  */
