@@ -19,6 +19,7 @@ import { RolloutService } from "../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { RolloutStage } from "../gen/agentgateway/v1/control_pb.js";
 import { gatewayClient, register, uploadEvents, uploadTelemetry, withSession } from "../agent/lib/direct.js";
 import { signReleaseManifest } from "../cli/release.js";
+import { createCertificateRequest } from "../client/protocol/csr.js";
 import { generateKeyPair } from "../client/protocol/ed25519.js";
 import { SERVED_FILES } from "../server/app/routes.js";
 import { declaredAccess, type MethodAccess, roleAllows } from "../server/identity/access-policy.js";
@@ -194,6 +195,15 @@ const CASES: Record<string, Case> = {
     request: () => ({ events: [{ id: A.eventId, type: "b_type", severity: 2, message: "b", occurredAt: timestampNow() }] }),
   },
   "agentgateway.v1.AgentGatewayService/UploadHeartbeat": { outcome: "scoped", request: () => ({ agentVersion: "6.6.6" }) },
+  // A certificate for A's agent, bound with A's own identity key, asked for under B's session:
+  // a certificate names the session's agent only, so this is B's call about B (refused here).
+  "agentgateway.v1.AgentGatewayService/IssueAgentCertificate": {
+    outcome: "scoped",
+    request: () => {
+      const { csrDer, bindingSignature } = createCertificateRequest(agentId(), A.agent.identity.privateKey);
+      return { csrDer, bindingSignature };
+    },
+  },
   "agentgateway.v1.AgentGatewayService/ControlStream": {
     outcome: "scoped",
     request: () => ({ kind: { case: "hello", value: { agentVersion: "1.0.0", lastAppliedSequence: 1000n } } }),
@@ -213,6 +223,7 @@ const CASES: Record<string, Case> = {
   "agentgateway.admin.v1.AgentService/RetireAgent": { outcome: "not_found", request: () => ({ id: agentId(), reason: "b" }) },
   "agentgateway.admin.v1.AgentService/ListAgentEvents": { outcome: "not_found", request: () => ({ agentId: agentId() }) },
   "agentgateway.admin.v1.AgentService/ListAgentTelemetry": { outcome: "not_found", request: () => ({ agentId: agentId() }) },
+  "agentgateway.admin.v1.AgentService/ListAgentCommands": { outcome: "not_found", request: () => ({ agentId: agentId() }) },
   "agentgateway.admin.v1.AgentService/WatchAgents": { outcome: "scoped", request: () => ({}) },
 
   "agentgateway.admin.v1.ApiKeyService/CreateApiKey": { outcome: "scoped", request: () => ({ name: "b-made", role: Role.VIEWER }) },
