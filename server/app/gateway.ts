@@ -96,7 +96,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       // status the client really gets); then errors are mapped; identity is resolved before validation so an
       // unauthenticated caller learns nothing about the request shape; values no column can hold
       // are refused before the protovalidate rules, in every field of every message.
-      interceptors: [telemetryInterceptor(tracing?.tracer), errorInterceptor(logger), identity, streamCapInterceptor(config.maxStreamsPerCredential), storableInputInterceptor(), createValidateInterceptor()],
+      interceptors: [telemetryInterceptor(tracing?.tracer, logger), errorInterceptor(logger), identity, streamCapInterceptor(config.maxStreamsPerCredential), storableInputInterceptor(), createValidateInterceptor()],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
     });

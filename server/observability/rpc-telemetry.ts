@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { type Context, context, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
+import type { Logger } from "pino";
 import { DomainError, RateLimitedError } from "../errors/errors.js";
 import { type CallLogContext, runInCall } from "./log-context.js";
 import { metrics } from "./metrics.js";
@@ -63,9 +64,10 @@ function revoked(object: string) {
  * histogram by method and status, the outcome counters (handshakes, registrations,
  * revocations, rate-limit refusals) and — only when `tracer` is given — a SERVER span that
  * continues the caller's W3C trace context. A server stream is measured until it ends, and
- * every step of it runs inside the call's context.
+ * every step of it runs inside the call's context. At debug level each call ends with one
+ * access line (status and duration; never the request).
  */
-export function telemetryInterceptor(tracer: Tracer | undefined): Interceptor {
+export function telemetryInterceptor(tracer: Tracer | undefined, logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const service = req.service.typeName;
@@ -98,7 +100,9 @@ export function telemetryInterceptor(tracer: Tracer | undefined): Interceptor {
       finished = true;
       const code: number = err === undefined ? OK : ConnectError.from(err).code;
       const status = STATUS_NAMES[code] ?? "UNKNOWN";
-      metrics.rpcDuration.record((performance.now() - started) / 1000, {
+      const seconds = (performance.now() - started) / 1000;
+      if (logger.isLevelEnabled("debug")) runInCall(call, () => logger.debug({ status, durationMs: Math.round(seconds * 1000) }, "rpc finished"));
+      metrics.rpcDuration.record(seconds, {
         "rpc.system": "connect_rpc",
         "rpc.service": service,
         "rpc.method": req.method.name,
