@@ -95,3 +95,26 @@ export async function renderMetrics(): Promise<string> {
 export function outcome(ok: boolean, reason: string): Attributes {
   return { outcome: ok ? "success" : "failure", reason };
 }
+
+/** Every limit that can refuse a call (RateLimitedError.limit values), reported from zero. */
+export const RATE_LIMITS = [
+  "register_per_source",
+  "handshake_per_agent",
+  "handshake_per_source",
+  "admin_auth_failures_per_source",
+  "upload_items_per_agent",
+  "upload_bytes_per_agent",
+  "streams_per_credential",
+  "heartbeat_buffer",
+];
+
+// Counters start at zero rather than appearing on their first event, so rate() and increase()
+// see the first one, and an alert on them can tell "none happened" from "not reported".
+for (const limit of RATE_LIMITS) metrics.rateLimitRefusals.add(0, { limit });
+for (const object of ["agent", "api_key", "enrollment_token", "release_key"]) metrics.revocations.add(0, { object });
+metrics.handshakes.add(0, { outcome: "success", reason: "" });
+metrics.registrations.add(0, { outcome: "success", reason: "" });
+for (const status of ["OK", "FAILED", "UNSUPPORTED"]) metrics.commandsAcked.add(0, { status });
+for (const kind of ["peer_revoked", "rollout"]) metrics.commandsQueued.add(0, { kind });
+metrics.busReconnects.add(0);
+metrics.commandsDelivered.add(0);
