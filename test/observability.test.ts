@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +11,7 @@ import { bearerInterceptor } from "../client/admin-client.js";
 import { createGatewayTransport } from "../client/transport.js";
 import { AgentStatus } from "../gen/agentgateway/v1/ingest_pb.js";
 import { enrollAgent, newIdentity } from "./support/agents.js";
+import { cliEnv, runCliProcess } from "./support/agwctl.js";
 import { startOtlpReceiver, type OtlpReceiver } from "./support/otlp-receiver.js";
 import { parsePrometheus, scrape, valueOf } from "./support/prometheus.js";
 import { openStream } from "./support/stream.js";
@@ -234,6 +238,21 @@ describe("tracing", () => {
     // NOT_FOUND is the caller's mistake, not a server fault (RPC conventions): status unset.
     expect(getAgent[0]?.status.code ?? 0).toBe(0);
     expect(receiver.spans.filter((s) => s.traceId === unsampledTrace)).toHaveLength(0);
+  });
+
+  it("continues the trace of a script that runs agwctl with TRACEPARENT", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "agw-obs-cli-"));
+    try {
+      const traceId = "5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e";
+      const env = cliEnv(dir, { AGW_SERVER: gw.url, AGW_API_KEY: gw.adminKey, TRACEPARENT: `00-${traceId}-1234567890abcdef-01` });
+      const result = await runCliProcess(["agents", "list", "-o", "json"], env);
+      expect(result.code, result.stderr).toBe(0);
+      await gw.gateway.flushTraces();
+      const server = receiver.spans.find((s) => s.traceId === traceId && s.name === "agentgateway.admin.v1.AgentService/ListAgents");
+      expect(server?.parentSpanId).toBe("1234567890abcdef");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("puts the trace id on the call's log context and stamps spans with the replica", async () => {
