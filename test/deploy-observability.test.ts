@@ -21,7 +21,10 @@ type Rule = { alert: string; expr: string; for?: string; labels: Record<string, 
 type Panel = { type: string; title: string; targets?: { expr: string }[] };
 
 const rules = (readYaml("deploy/prometheus/agentgateway-alerts.yaml") as { groups: { name: string; rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
-const dashboard = JSON.parse(readFileSync(`${REPO}/deploy/grafana/agentgateway-dashboard.json`, "utf8")) as { panels: Panel[]; templating: { list: { query: unknown }[] } };
+const dashboard = JSON.parse(readFileSync(`${REPO}/deploy/grafana/agentgateway-dashboard.json`, "utf8")) as {
+  panels: Panel[];
+  templating: { list: { query: unknown }[] };
+};
 
 /** PromQL functions, aggregations and keywords (everything that is not a metric name). */
 const PROMQL_WORDS = new Set(
@@ -84,7 +87,9 @@ describe("alert rules and dashboard against a real gateway's /metrics", () => {
   });
 
   it("finds metric names in PromQL, and would catch a name the gateway does not export", () => {
-    expect(metricNames('sum by (le, rpc_method) (rate(rpc_server_call_duration_bucket{rpc_method!~"A|B"}[5m]))').sort()).toEqual(["rpc_server_call_duration_bucket"]);
+    expect(metricNames('sum by (le, rpc_method) (rate(rpc_server_call_duration_bucket{rpc_method!~"A|B"}[5m]))').sort()).toEqual([
+      "rpc_server_call_duration_bucket",
+    ]);
     expect(metricNames("max(agw_x) > 600 and sum(agw_y offset 15m) > 0").sort()).toEqual(["agw_x", "agw_y"]);
     expect(metricNames('histogram_quantile(0.99, sum by (le) (rate(agw_z_bucket{instance=~"$instance"}[$__rate_interval])))')).toEqual(["agw_z_bucket"]);
     expect(exported.has("agw_handshake_total")).toBe(false); // a typo of agw_handshakes_total
@@ -92,13 +97,21 @@ describe("alert rules and dashboard against a real gateway's /metrics", () => {
 
   it("every alert rule reads only metrics the gateway exports", () => {
     expect(rules.length).toBeGreaterThanOrEqual(10);
-    const missing = ruleExprs.flatMap(({ where, expr }) => metricNames(expr).filter((n) => !exported.has(n) && !PROMETHEUS_OWN.has(n)).map((n) => `${where}: ${n}`));
+    const missing = ruleExprs.flatMap(({ where, expr }) =>
+      metricNames(expr)
+        .filter((n) => !exported.has(n) && !PROMETHEUS_OWN.has(n))
+        .map((n) => `${where}: ${n}`),
+    );
     expect(missing).toEqual([]);
   });
 
   it("every dashboard panel reads only metrics the gateway exports", () => {
     expect(dashboardExprs.length).toBeGreaterThanOrEqual(15);
-    const missing = dashboardExprs.flatMap(({ where, expr }) => metricNames(expr).filter((n) => !exported.has(n)).map((n) => `${where}: ${n}`));
+    const missing = dashboardExprs.flatMap(({ where, expr }) =>
+      metricNames(expr)
+        .filter((n) => !exported.has(n))
+        .map((n) => `${where}: ${n}`),
+    );
     expect(missing).toEqual([]);
     // The replica picker's query too.
     const variables = JSON.stringify(dashboard.templating.list.map((v) => v.query));
@@ -129,12 +142,14 @@ describe("where Prometheus scrapes", () => {
   it("the chart's ServiceMonitor scrapes /metrics on the port the gateway container listens on", () => {
     let checked = 0;
     for (const file of ["minimal.yaml", "production.yaml"]) {
-      const docs = readYamlDocuments(`deploy/helm/rendered/${file}`) as { kind: string; spec: Record<string, unknown> }[];
-      const monitor = docs.find((d) => d?.kind === "ServiceMonitor") as { spec: { endpoints: { port: string; path: string }[] } } | undefined;
+      const docs = readYamlDocuments(`deploy/helm/rendered/${file}`) as { kind: string; spec: unknown }[];
+      const monitor = docs.find((d) => d?.kind === "ServiceMonitor") as unknown as { spec: { endpoints: { port: string; path: string }[] } } | undefined;
       if (!monitor) continue;
-      const service = docs.find((d) => d?.kind === "Service") as { spec: { ports: { name: string; targetPort: string | number }[] } };
-      const deployment = docs.find((d) => d?.kind === "Deployment") as {
-        spec: { template: { spec: { containers: { name: string; ports: { name: string; containerPort: number }[]; env?: { name: string; value?: string }[] }[] } } };
+      const service = docs.find((d) => d?.kind === "Service") as unknown as { spec: { ports: { name: string; targetPort: string | number }[] } };
+      const deployment = docs.find((d) => d?.kind === "Deployment") as unknown as {
+        spec: {
+          template: { spec: { containers: { name: string; ports: { name: string; containerPort: number }[]; env?: { name: string; value?: string }[] }[] } };
+        };
       };
       const container = deployment.spec.template.spec.containers[0];
       for (const endpoint of monitor.spec.endpoints) {

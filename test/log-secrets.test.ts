@@ -26,7 +26,11 @@ describe("gateway logs of a full run", () => {
     receiver = await startOtlpReceiver();
     const sink = new Writable({
       write(chunk, _encoding, done) {
-        lines.push(...String(chunk).split("\n").filter((l) => l !== ""));
+        lines.push(
+          ...String(chunk)
+            .split("\n")
+            .filter((l) => l !== ""),
+        );
         done();
       },
     });
@@ -58,7 +62,17 @@ describe("gateway logs of a full run", () => {
     const points = [1, 2, 3].map((i) => ({ id: `p-${i}`, name: "cpu", labels: {}, value: i, observedAt: timestampFromMs(Date.UTC(2024, 0, 1, 0, 0, i)) }));
     await uploadTelemetry(client, first.session, points);
     await uploadTelemetry(client, first.session, points);
-    await uploadEvents(client, first.session, [{ id: "e-1", type: "boot", severity: EventSeverity.INFO, message: "up", attributes: {}, payload: new Uint8Array(), occurredAt: timestampFromMs(Date.UTC(2024, 0, 1)) }]);
+    await uploadEvents(client, first.session, [
+      {
+        id: "e-1",
+        type: "boot",
+        severity: EventSeverity.INFO,
+        message: "up",
+        attributes: {},
+        payload: new Uint8Array(),
+        occurredAt: timestampFromMs(Date.UTC(2024, 0, 1)),
+      },
+    ]);
     await sendHeartbeat(client, first.session, { agentVersion: "1.0.0", status: AgentStatus.HEALTHY });
     await gw.gateway.context.heartbeats.flush();
     const stream = openStream(client, first.session);
@@ -73,7 +87,10 @@ describe("gateway logs of a full run", () => {
     // A revoked agent's calls fail (and are logged as such), with its old session token.
     await sendHeartbeat(client, second.session, { agentVersion: "1.0.0", status: AgentStatus.HEALTHY }).catch(() => {});
     // A stranger guessing at the admin API with a key-shaped string.
-    await gw.admin(ApiKeyService, `agwk_${"A".repeat(43)}`).whoAmI({}).catch(() => {});
+    await gw
+      .admin(ApiKeyService, `agwk_${"A".repeat(43)}`)
+      .whoAmI({})
+      .catch(() => {});
     await gw.stop();
   });
   afterAll(async () => {

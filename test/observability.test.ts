@@ -13,14 +13,20 @@ import { AgentStatus } from "../gen/agentgateway/v1/ingest_pb.js";
 import { enrollAgent, newIdentity } from "./support/agents.js";
 import { cliEnv, runCliProcess } from "./support/agwctl.js";
 import { startOtlpReceiver, type OtlpReceiver } from "./support/otlp-receiver.js";
-import { parsePrometheus, scrape, valueOf } from "./support/prometheus.js";
+import { parsePrometheus, scrape, sampleValue } from "./support/prometheus.js";
 import { openStream } from "./support/stream.js";
 import { startTestGateway, type TestGateway } from "./support/gateway.js";
 
 const TRUST = { pins: [] };
 
 function points(prefix: string, n: number) {
-  return Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, name: "cpu", labels: {}, value: i, observedAt: timestampFromMs(Date.UTC(2024, 0, 1) + i * 1000) }));
+  return Array.from({ length: n }, (_, i) => ({
+    id: `${prefix}-${i}`,
+    name: "cpu",
+    labels: {},
+    value: i,
+    observedAt: timestampFromMs(Date.UTC(2024, 0, 1) + i * 1000),
+  }));
 }
 
 describe("metrics at /metrics", () => {
@@ -46,32 +52,44 @@ describe("metrics at /metrics", () => {
     stream.close();
     await stream.ended;
 
-    const delta = (name: string, labels: Record<string, string> = {}) => valueOf(during, name, labels) - valueOf(before, name, labels);
-    const method = (m: string, status = "OK") => ({ rpc_service: "agentgateway.v1.AgentGatewayService", rpc_method: m, rpc_status_code: status, rpc_system: "connect_rpc" });
+    const delta = (name: string, labels: Record<string, string> = {}) => sampleValue(during, name, labels) - sampleValue(before, name, labels);
+    const method = (m: string, status = "OK") => ({
+      rpc_service: "agentgateway.v1.AgentGatewayService",
+      rpc_method: m,
+      rpc_status_code: status,
+      rpc_system: "connect_rpc",
+    });
     expect(delta("rpc_server_call_duration_count", method("UploadTelemetry"))).toBe(2);
     expect(delta("rpc_server_call_duration_count", method("CompleteAuthHandshake"))).toBe(1);
     // The histogram has buckets and a sum, as Prometheus' histogram_quantile needs.
-    expect(valueOf(during, "rpc_server_call_duration_bucket", { ...method("UploadTelemetry"), le: "+Inf" })).toBeGreaterThanOrEqual(2);
-    expect(valueOf(during, "rpc_server_call_duration_sum", method("UploadTelemetry"))).toBeGreaterThan(0);
+    expect(sampleValue(during, "rpc_server_call_duration_bucket", { ...method("UploadTelemetry"), le: "+Inf" })).toBeGreaterThanOrEqual(2);
+    expect(sampleValue(during, "rpc_server_call_duration_sum", method("UploadTelemetry"))).toBeGreaterThan(0);
     expect(delta("agw_handshakes_total", { outcome: "success" })).toBe(1);
     expect(delta("agw_registrations_total", { outcome: "success" })).toBe(1);
     expect(delta("agw_upload_items_total", { kind: "telemetry", result: "accepted" })).toBe(7);
     expect(delta("agw_upload_items_total", { kind: "telemetry", result: "duplicate" })).toBe(5);
     expect(delta("agw_heartbeats_written_total")).toBe(1);
     expect(delta("agw_heartbeat_flushes_total", { outcome: "ok" })).toBe(1);
-    expect(valueOf(during, "agw_control_streams")).toBe(1);
+    expect(sampleValue(during, "agw_control_streams")).toBe(1);
     // The pool of the external PostgreSQL, by the OpenTelemetry database conventions.
-    expect(valueOf(during, "db_client_connection_max")).toBe(10);
-    expect(valueOf(during, "db_client_connection_count", { db_client_connection_state: "used" })).toBeGreaterThanOrEqual(0);
+    expect(sampleValue(during, "db_client_connection_max")).toBe(10);
+    expect(sampleValue(during, "db_client_connection_count", { db_client_connection_state: "used" })).toBeGreaterThanOrEqual(0);
     expect(during.some((s) => s.name === "db_client_connection_pending_requests")).toBe(true);
     // Figures read from the database at scrape time: every state is reported, also at zero.
-    expect(during.filter((s) => s.name === "agw_rollouts").map((s) => s.labels.state).sort()).toEqual(["CANCELLED", "COMPLETED", "HALTED", "PLANNED", "RUNNING"]);
-    expect(valueOf(during, "agw_commands_oldest_unacked_age")).toBe(0);
+    expect(
+      during
+        .filter((s) => s.name === "agw_rollouts")
+        .map((s) => s.labels.state)
+        .sort(),
+    ).toEqual(["CANCELLED", "COMPLETED", "HALTED", "PLANNED", "RUNNING"]);
+    expect(sampleValue(during, "agw_commands_oldest_unacked_age")).toBe(0);
 
     const after = await scrape(`${gw.url}/metrics`);
-    expect(valueOf(after, "agw_control_streams")).toBe(0);
+    expect(sampleValue(after, "agw_control_streams")).toBe(0);
     // Once the stream ended it is measured as one call.
-    expect(valueOf(after, "rpc_server_call_duration_count", method("ControlStream")) - valueOf(before, "rpc_server_call_duration_count", method("ControlStream"))).toBe(1);
+    expect(
+      sampleValue(after, "rpc_server_call_duration_count", method("ControlStream")) - sampleValue(before, "rpc_server_call_duration_count", method("ControlStream")),
+    ).toBe(1);
   });
 
   it("counts revocations and never puts a tenant, agent or key id in a label", async () => {
@@ -79,7 +97,7 @@ describe("metrics at /metrics", () => {
     const before = await scrape(`${gw.url}/metrics`);
     await gw.admin(AgentService).revokeAgent({ id: agent.registration.agentId, reason: "test" });
     const after = await scrape(`${gw.url}/metrics`);
-    expect(valueOf(after, "agw_revocations_total", { object: "agent" }) - valueOf(before, "agw_revocations_total", { object: "agent" })).toBe(1);
+    expect(sampleValue(after, "agw_revocations_total", { object: "agent" }) - sampleValue(before, "agw_revocations_total", { object: "agent" })).toBe(1);
     const tenantId = (await gw.admin(ApiKeyService).whoAmI({})).tenantId;
     const text = await (await fetch(`${gw.url}/metrics`)).text();
     for (const id of [agent.registration.agentId, tenantId, gw.adminKey]) expect(text).not.toContain(id);
@@ -126,15 +144,15 @@ describe("metrics at /metrics", () => {
     // A handshake for an agent that does not exist fails at Begin.
     await expect(client.beginAuthHandshake({ agentId: crypto.randomUUID(), identityPublicKey: identity.publicKey })).rejects.toThrow();
     const after = await scrape(`${gw.url}/metrics`);
-    const delta = (name: string, labels: Record<string, string> = {}) => valueOf(after, name, labels) - valueOf(before, name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}) => sampleValue(after, name, labels) - sampleValue(before, name, labels);
     expect(delta("agw_ratelimit_refusals_total", { limit: "register_per_source" })).toBe(refused);
     expect(delta("agw_registrations_total", { outcome: "failure" })).toBe(6);
     expect(delta("agw_registrations_total", { outcome: "failure", reason: "RESOURCE_EXHAUSTED" })).toBe(0);
     expect(delta("agw_handshakes_total", { outcome: "failure" })).toBe(1);
     // Reasons are fixed words, never a caller's input.
-    for (const s of after.filter((x) => x.name === "agw_registrations_total" || x.name === "agw_handshakes_total")) expect(s.labels.reason).toMatch(/^[A-Z_]*$/);
+    for (const s of after.filter((x) => x.name === "agw_registrations_total" || x.name === "agw_handshakes_total"))
+      expect(s.labels.reason).toMatch(/^[A-Z_]*$/);
   });
-
 });
 
 describe("metrics on a listener of their own", () => {
@@ -258,7 +276,11 @@ describe("tracing", () => {
   it("puts the trace id on the call's log context and stamps spans with the replica", async () => {
     const res = await fetch(`${gw.url}/agentgateway.admin.v1.ApiKeyService/WhoAmI`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${gw.adminKey}`, traceparent: "00-11111111111111111111111111111111-2222222222222222-01" },
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${gw.adminKey}`,
+        traceparent: "00-11111111111111111111111111111111-2222222222222222-01",
+      },
       body: "{}",
     });
     expect(res.status).toBe(200);

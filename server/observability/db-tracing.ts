@@ -29,6 +29,8 @@ class TracedConnection implements DatabaseConnection {
   ) {}
 
   executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    // Outside a traced call the statement runs as if unwrapped: one context lookup, nothing else.
+    if (!inTracedCall()) return this.inner.executeQuery<R>(query);
     return traced(
       this.tracer,
       summarize(query.sql),
@@ -100,8 +102,12 @@ interface QuerySummary {
   text?: string;
 }
 
-async function traced<T>(tracer: Tracer, query: QuerySummary, run: () => Promise<T>, onResult?: (span: Span, result: T) => void): Promise<T> {
-  if (!trace.getActiveSpan()?.isRecording()) return run();
+function inTracedCall(): boolean {
+  return trace.getActiveSpan()?.isRecording() === true;
+}
+
+function traced<T>(tracer: Tracer, query: QuerySummary, run: () => Promise<T>, onResult?: (span: Span, result: T) => void): Promise<T> {
+  if (!inTracedCall()) return run();
   const name = query.collection ? `${query.operation} ${query.collection}` : query.operation;
   return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes: attributesOf(query) }, async (span) => {
     try {

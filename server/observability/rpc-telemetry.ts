@@ -11,6 +11,17 @@ import { extractTraceContext } from "./tracing.js";
 export const REQUEST_ID_HEADER = "x-request-id";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,64}$/;
 
+/**
+ * Request ids are unique, not secret: a random per-process prefix and a counter (16 hex
+ * characters), so making one costs no entropy on the hot path.
+ */
+const REQUEST_ID_PREFIX = randomBytes(4).toString("hex");
+let requestCounter = 0;
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 0x1_0000_0000;
+  return REQUEST_ID_PREFIX + requestCounter.toString(16).padStart(8, "0");
+}
+
 /** gRPC status names (rpc.status_code), indexed by the numeric code Connect shares with gRPC. */
 const STATUS_NAMES = [
   "OK",
@@ -73,7 +84,7 @@ export function telemetryInterceptor(tracer: Tracer | undefined, logger: Logger)
     const service = req.service.typeName;
     const rpc = `${service}/${req.method.name}`;
     const offered = req.header.get(REQUEST_ID_HEADER);
-    const requestId = offered && REQUEST_ID.test(offered) ? offered : randomBytes(8).toString("hex");
+    const requestId = offered && REQUEST_ID.test(offered) ? offered : nextRequestId();
     const call: CallLogContext = { requestId, rpc, contextValues: req.contextValues };
     let span: Span | undefined;
     let spanContext: Context | undefined;

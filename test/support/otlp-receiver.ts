@@ -49,7 +49,16 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
           const resource = flatten(rs.resource?.attributes);
           for (const ss of rs.scopeSpans ?? []) {
             for (const s of ss.spans ?? []) {
-              spans.push({ traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? "", name: s.name, kind: s.kind, attributes: flatten(s.attributes), status: s.status ?? {}, resource });
+              spans.push({
+                traceId: s.traceId,
+                spanId: s.spanId,
+                parentSpanId: s.parentSpanId ?? "",
+                name: s.name,
+                kind: s.kind,
+                attributes: flatten(s.attributes),
+                status: s.status ?? {},
+                resource,
+              });
             }
           }
         }

@@ -23,15 +23,8 @@ export function parsePrometheus(text: string): Sample[] {
 }
 
 /** The sum of the samples named `name` whose labels include `labels` (0 when none). */
-export function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  return samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((sum, s) => sum + s.value, 0);
-}
-
-/** Whether any sample is named `name`. */
-export function has(samples: Sample[], name: string): boolean {
-  return samples.some((s) => s.name === name);
+export function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
 }
 
 /** Scrapes `url` (a /metrics URL) and parses it. */
