@@ -52,7 +52,7 @@ class DiscardingExporter implements SpanExporter {
 }
 
 const logger = pino({ level: "info" }, new Writable({ write: (_chunk, _encoding, done) => done() }));
-const tracing = createTracing({
+const tracing = await createTracing({
   otlpEndpoint: undefined,
   sampleRatio: 1,
   instanceId: "bench",

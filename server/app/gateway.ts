@@ -53,7 +53,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   // the start-up here instead of being callable by anyone.
   const access = accessPolicy();
   // Off unless an OTLP endpoint is configured: then neither the calls nor the queries are wrapped.
-  const tracing = createTracing({ ...config.tracing, instanceId: config.replicaId });
+  const tracing = await createTracing({ ...config.tracing, instanceId: config.replicaId });
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger, tracer: tracing?.tracer }).catch(async (err) => {
     await tracing?.shutdown();
     throw err;

@@ -15,7 +15,7 @@ import { summarize, tracedDialect } from "./db-tracing.js";
 import { createTracing } from "./tracing.js";
 
 const exporter = new InMemorySpanExporter();
-const tracing = createTracing({ otlpEndpoint: undefined, sampleRatio: 1, instanceId: "test", processors: [new SimpleSpanProcessor(exporter)] });
+const tracing = await createTracing({ otlpEndpoint: undefined, sampleRatio: 1, instanceId: "test", processors: [new SimpleSpanProcessor(exporter)] });
 
 /** A driver whose one connection answers from `answer` and records what it ran. */
 function fakeDialect(answer: (sql: string) => QueryResult<unknown>) {

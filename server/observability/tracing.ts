@@ -1,9 +1,6 @@
 import { context, type Tracer } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, type SpanProcessor, TraceIdRatioBasedSampler } from "@opentelemetry/sdk-trace-base";
+import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 /** What tracing needs from the configuration. */
 export interface TracingOptions {
@@ -29,17 +26,25 @@ export interface Tracing {
 let contextManagerInstalled = false;
 
 /**
- * Builds the tracer provider, or nothing when tracing is not configured: then no SDK is loaded
- * into the call path at all — the RPC interceptor does not create spans and the database is not
+ * Builds the tracer provider, or nothing when tracing is not configured: then the trace SDK is
+ * not even loaded, and nothing of it is in the call path — the RPC interceptor does not create spans and the database is not
  * wrapped (docs/operations.md, "Tracing"). The provider is the gateway's own, not registered as
  * the process-global one, so two gateways in one test process do not share exporters; what is
  * global is the AsyncLocalStorage context manager, which only carries the active span across
  * awaits (so a query knows the call it runs for).
  */
-export function createTracing(options: TracingOptions): Tracing | undefined {
+export async function createTracing(options: TracingOptions): Promise<Tracing | undefined> {
+  if (!options.otlpEndpoint && !options.processors?.length) return undefined;
+  // Loaded only now: a gateway without tracing never loads the trace SDK or the exporter.
+  const [{ AsyncLocalStorageContextManager }, { OTLPTraceExporter }, { resourceFromAttributes }, sdk] = await Promise.all([
+    import("@opentelemetry/context-async-hooks"),
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-base"),
+  ]);
+  const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = sdk;
   const processors = [...(options.processors ?? [])];
   if (options.otlpEndpoint) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: options.otlpEndpoint })));
-  if (processors.length === 0) return undefined;
   if (!contextManagerInstalled) {
     // Returns false when another context manager is already installed; that one serves too.
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
