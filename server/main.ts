@@ -1,6 +1,7 @@
 import { startGateway } from "./app/gateway.js";
 import { ConfigError, configTableMarkdown, loadConfig } from "./config/config.js";
-import { migrateToLatest, openDatabase } from "./db/database.js";
+import { openDatabase } from "./db/database.js";
+import { migrateDatabase } from "./db/migrate.js";
 import { createLogger } from "./observability/logger.js";
 
 const USAGE = `usage: agentgateway [serve|migrate|config-table] [--flag value …]
@@ -25,8 +26,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === "migrate") {
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, logger });
     try {
-      const applied = await migrateToLatest(database.db);
-      console.log(applied.length ? `applied: ${applied.join(", ")}` : "database is up to date");
+      const { applied, newer } = await migrateDatabase(database, logger);
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : newer.length ? `database is newer than this build (${newer.join(", ")}); nothing to do` : "database is up to date");
     } finally {
       await database.close();
     }

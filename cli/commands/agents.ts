@@ -23,6 +23,7 @@ import { confirm, interactive } from "../prompt.js";
 import { renderFields, renderTable } from "../table.js";
 import { AGENT_HEADERS, AGENT_NOT_FOUND, agentFields, agentRow } from "./agent-view.js";
 import { registerAgentRecords } from "./agent-records.js";
+import { registerAgentCommands } from "./agents-commands.js";
 import { registerAgentsWatch } from "./agents-watch.js";
 
 const STATE_ALIASES = { pending: "PENDING_APPROVAL" };
@@ -213,5 +214,6 @@ export function registerAgents(program: Command, io: Io): void {
   });
 
   registerAgentRecords(agents, io);
+  registerAgentCommands(agents, io);
   registerAgentsWatch(agents, io);
 }

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { globToRegExp } from "./agents.js";
-import { readCursor, writeCursor } from "./audit.js";
+import { readCursor, targetFlag, writeCursor } from "./audit.js";
 
 const dir = mkdtempSync(join(tmpdir(), "agwctl-cursor-"));
 
@@ -32,5 +32,20 @@ describe("--name globs", () => {
     expect(globToRegExp("db-?").test("db-12")).toBe(false);
     expect(globToRegExp("a.b").test("axb")).toBe(false);
     expect(globToRegExp("(x)+").test("(x)+")).toBe(true);
+  });
+});
+
+describe("the audit target flags", () => {
+  it("turns --agent into agent:ID and passes a well-formed --target unchanged", () => {
+    expect(targetFlag({})).toBe("");
+    expect(targetFlag({ agent: "6F1C2D3E-0000-4000-8000-000000000001" })).toBe("agent:6f1c2d3e-0000-4000-8000-000000000001");
+    expect(targetFlag({ target: "rollout:6f1c2d3e-0000-4000-8000-000000000001" })).toBe("rollout:6f1c2d3e-0000-4000-8000-000000000001");
+  });
+
+  it("refuses both at once, an agent that is not an ID, and a target without a kind", () => {
+    expect(() => targetFlag({ agent: "6f1c2d3e-0000-4000-8000-000000000001", target: "agent:x" })).toThrow(/not both/);
+    expect(() => targetFlag({ agent: "web-1" })).toThrow(/must be an ID/);
+    expect(() => targetFlag({ target: "web-1" })).toThrow(/must look like agent:ID/);
+    expect(() => targetFlag({ target: "agent:x y" })).toThrow(/must look like/);
   });
 });

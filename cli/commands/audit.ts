@@ -11,7 +11,7 @@ import {
 } from "../../gen/agentgateway/admin/v1/audit_pb.js";
 import { examples, handle } from "../command-table.js";
 import { CliError, EXIT, usage } from "../errors.js";
-import { durationFlag, intFlag } from "../flags.js";
+import { durationFlag, idArg, intFlag } from "../flags.js";
 import type { Io } from "../output.js";
 import { type Cell, paint, renderFields, renderTable } from "../table.js";
 import { dateOf } from "./agent-view.js";
@@ -26,6 +26,15 @@ function seqFlag(flag: string, value: string | undefined): bigint {
   if (value === undefined) return 0n;
   if (!/^\d{1,19}$/.test(value)) throw usage(`${flag} must be a sequence number (0 or more), got "${value}"`);
   return BigInt(value);
+}
+
+/** The target of `--target` or `--agent ID` ("agent:ID"), or "" for all; both at once is a usage error. */
+export function targetFlag(o: { target?: string; agent?: string }): string {
+  if (o.target !== undefined && o.agent !== undefined) throw usage("give --target or --agent, not both");
+  if (o.agent !== undefined) return `agent:${idArg("--agent", o.agent)}`;
+  if (o.target === undefined) return "";
+  if (!/^[a-z_]+:[A-Za-z0-9._:-]+$/.test(o.target)) throw usage(`--target must look like agent:ID or rollout:ID, got "${o.target}"`);
+  return o.target;
 }
 
 /** The cursor stored in a --cursor-file: the last exported seq; 0 when the file does not exist yet. */
@@ -51,6 +60,8 @@ export function writeCursor(path: string, seq: bigint): void {
 interface ListOptions {
   after?: string;
   action?: string;
+  target?: string;
+  agent?: string;
   limit: string;
   follow?: boolean;
   interval: string;
@@ -65,16 +76,19 @@ export function registerAudit(program: Command, io: Io): void {
     .alias("ls")
     .option("--after <seq>", "only records after this sequence number")
     .option("--action <action>", "only this action, e.g. agent.revoked")
+    .option("--target <target>", "only records about this target, as recorded: agent:ID, rollout:ID, api_key:ID, …")
+    .option("--agent <id>", "only records about this agent (the same as --target agent:ID)")
     .option("--limit <n>", "at most this many (0: all)", "100")
     .option("-f, --follow", "keep printing new records as they are written (one JSON object per line with -o json)")
     .option("--interval <duration>", "how often --follow asks the gateway", "2s")
     .description("List audit records in chain order.");
-  examples(list, "agwctl audit list --action agent.revoked", "agwctl audit list --after 120 --follow");
+  examples(list, "agwctl audit list --action agent.revoked", "agwctl audit list --agent 6f1c…", "agwctl audit list --after 120 --follow");
   handle<ListOptions>(list, io, {
     rpcs: [AuditService.method.listAuditEvents],
     async run(run, _args, o) {
       const client = run.client(AuditService);
       const action = o.action ?? "";
+      const target = targetFlag(o);
       const limit = intFlag("--limit", o.limit, 100, 1_000_000);
       let after = seqFlag("--after", o.after);
       if (!o.follow) {
@@ -82,7 +96,7 @@ export function registerAudit(program: Command, io: Io): void {
         let next = after;
         for (let pages = 0; pages < 100_000; pages++) {
           const want = limit === 0 ? 1000 : Math.min(1000, limit - events.length);
-          const res = await client.listAuditEvents({ afterSeq: next, pageSize: want, action });
+          const res = await client.listAuditEvents({ afterSeq: next, pageSize: want, action, target });
           events.push(...res.events);
           next = res.nextAfterSeq;
           if (next === 0n || (limit !== 0 && events.length >= limit)) break;
@@ -91,12 +105,12 @@ export function registerAudit(program: Command, io: Io): void {
           text: () =>
             events.length ? renderTable(HEADERS, events.map(eventRow), { width: run.out.width, colour: run.out.colour, fixed: [0, 1] }) : "No audit records.",
         });
-        if (next !== 0n) run.out.note(`More records: agwctl audit list --after ${next}`);
+        if (next !== 0n) run.out.note(`More records: agwctl audit list --after ${next}${action ? ` --action ${action}` : ""}${target ? ` --target ${target}` : ""}`);
         return;
       }
       const interval = durationFlag("--interval", o.interval) ?? 2000;
       for (;;) {
-        const res = await client.listAuditEvents({ afterSeq: after, pageSize: 1000, action });
+        const res = await client.listAuditEvents({ afterSeq: after, pageSize: 1000, action, target });
         for (const e of res.events) {
           run.out.item(AuditEventSchema, e, {
             text: () =>

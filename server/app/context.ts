@@ -1,6 +1,5 @@
 import type { Logger } from "pino";
 import { AgentWatchHub, announceAgentsUpdated, DEFAULT_WATCH_OPTIONS } from "../agents/agent-watch.js";
-import { deleteExpiredChallenges } from "../auth/session-store.js";
 import type { AgentEvents } from "../control/agent-events.js";
 import { ControlHub } from "../control/control-hub.js";
 import { RolloutService } from "../rollout/rollout-service.js";
@@ -14,7 +13,8 @@ import { readReportedVersion, writeHeartbeats } from "../agents/agent-presence-s
 import { LivenessSweeper } from "../ingest/liveness-sweeper.js";
 import { ApiKeyStore } from "../operators/api-key-store.js";
 import { TokenBuckets } from "../ratelimit/token-bucket.js";
-import { periodicWorker, type Worker } from "../workers/worker.js";
+import { RetentionSweeper } from "../workers/retention.js";
+import type { Worker } from "../workers/worker.js";
 
 /**
  * Everything a handler may need, built once at start (the only composition root). Tests build
@@ -40,6 +40,8 @@ export interface AppContext {
   rollouts: RolloutService;
   /** Where the ControlStream hands what agents report to the capabilities that act on it. */
   agentEvents: AgentEvents;
+  /** Deletes telemetry, events, acked commands and expired sessions/challenges past their age. */
+  retention: RetentionSweeper;
   rateLimits: {
     registerPerSource: TokenBuckets;
     handshakePerAgent: TokenBuckets;
@@ -95,6 +97,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
         rollouts.recordProgress(report).catch((err) => logger.warn({ err, agentId: report.agentId }, "recording rollout progress failed"));
       },
     },
+    retention: new RetentionSweeper(database, config.retention, logger),
     rateLimits: {
       registerPerSource: new TokenBuckets(config.registerRatePerSource).named("register_per_source"),
       handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent).named("handshake_per_agent"),
@@ -108,7 +111,8 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
 
 /**
  * The background work, in start order: the bus first (everything else may publish), the live
- * agent feed, the heartbeat flusher, the liveness sweeper, the rollout verifier and the challenge sweeper.
+ * agent feed, the heartbeat flusher, the liveness sweeper, the rollout verifier and the
+ * retention sweeper (which also removes expired challenges).
  * The gateway starts them before it listens and stops them in reverse after it stopped taking
  * calls, so the final heartbeat flush and a running verifier pass can still publish.
  */
@@ -119,11 +123,6 @@ export function backgroundWorkers(app: AppContext): Worker[] {
     app.heartbeats,
     app.liveness,
     { name: "rollout-verifier", start: () => app.rollouts.startVerifier(), stop: () => app.rollouts.stopVerifier() },
-    periodicWorker({
-      name: "challenge-sweeper",
-      intervalMs: 60_000,
-      task: () => deleteExpiredChallenges(app.database.db),
-      logger: app.logger,
-    }),
+    app.retention,
   ];
 }

@@ -5,7 +5,8 @@ import type { Logger } from "pino";
 import { type Bus, MemoryBus } from "../bus/bus.js";
 import { PgBus } from "../bus/pg-bus.js";
 import type { Config } from "../config/config.js";
-import { migrateToLatest, openDatabase } from "../db/database.js";
+import { openDatabase } from "../db/database.js";
+import { migrateDatabase } from "../db/migrate.js";
 import { errorInterceptor } from "../errors/error-interceptor.js";
 import type { ConnectionGuardStats } from "../http/connection-guard.js";
 import { adminConsole } from "../http/admin-static.js";
@@ -62,7 +63,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   let workers: RunningWorkers | undefined;
   let metricsListener: Awaited<ReturnType<typeof listenForMetrics>> | undefined;
   try {
-    const applied = await migrateToLatest(database.db);
+    // Under an advisory lock: replicas starting at once migrate one after another (db/migrate.ts).
+    const { applied } = await migrateDatabase(database, logger);
     if (applied.length > 0) logger.info({ migrations: applied }, "database migrated");
     // Replicas share PostgreSQL, so they share its LISTEN/NOTIFY; the embedded database has one
     // process by construction. A bus reconnect resynchronises the hub from the tables.

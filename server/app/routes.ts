@@ -11,6 +11,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { agentService } from "../agents/agent-admin-handler.js";
+import { agentCommandsHandler } from "../agents/agent-commands-handler.js";
 import { agentWatchHandler } from "../agents/agent-watch-handler.js";
 import { auditService } from "../audit/audit-handler.js";
 import { handshakeHandlers } from "../auth/handshake-handler.js";
@@ -65,7 +66,7 @@ export function registerRoutes(router: ConnectRouter, app: AppContext): void {
   } satisfies Partial<ServiceImpl<typeof AgentGatewayService>>);
   router.service(EnrollmentTokenService, enrollmentTokenService(app));
   router.service(ApiKeyService, apiKeyService(app));
-  router.service(AgentService, { ...agentService(app), ...ingestAdminHandlers(app), ...agentWatchHandler(app) });
+  router.service(AgentService, { ...agentService(app), ...ingestAdminHandlers(app), ...agentWatchHandler(app), ...agentCommandsHandler(app) });
   router.service(AuditService, auditService(app));
   router.service(ReleaseKeyService, releaseKeyService(app));
   router.service(RolloutService, rolloutService(app));

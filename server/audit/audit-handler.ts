@@ -15,7 +15,7 @@ export function auditService(app: AppContext): ServiceImpl<typeof AuditService> 
     async listAuditEvents(req, ctx) {
       const operator = operatorOf(ctx);
       const limit = pageSize(req.pageSize, 100, 1000);
-      const rows = await listAuditRecords(db, { tenantId: operator.tenantId, afterSeq: Number(req.afterSeq), action: req.action, limit });
+      const rows = await listAuditRecords(db, { tenantId: operator.tenantId, afterSeq: Number(req.afterSeq), action: req.action, target: req.target, limit });
       const last = rows.at(-1);
       return {
         events: rows.map((r) => ({

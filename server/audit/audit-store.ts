@@ -31,13 +31,14 @@ export async function insertAuditRecord(trx: Executor, record: AuditRecord): Pro
     .execute();
 }
 
-/** Up to `limit` records of the tenant after `afterSeq`, in sequence order, optionally of one action. */
+/** Up to `limit` records of the tenant after `afterSeq`, in sequence order, optionally of one action and/or one target. */
 export async function listAuditRecords(
   db: Executor,
-  query: { tenantId: string; afterSeq: number; action?: string; limit: number },
+  query: { tenantId: string; afterSeq: number; action?: string; target?: string; limit: number },
 ): Promise<AuditRecord[]> {
   let q = db.selectFrom("audit_events").selectAll().where("tenant_id", "=", query.tenantId).where("seq", ">", query.afterSeq);
   if (query.action) q = q.where("action", "=", query.action);
+  if (query.target) q = q.where("target", "=", query.target);
   const rows = await q.orderBy("seq").limit(query.limit).execute();
   return rows.map(toRecord);
 }

@@ -110,10 +110,29 @@ export async function upsertSessionForActiveAgent(
   return row?.expires_at;
 }
 
-/** Deletes challenges past their expiry; returns how many. Run periodically. */
-export async function deleteExpiredChallenges(db: Executor): Promise<number> {
-  const result = await db.deleteFrom("auth_challenges").where("expires_at", "<", sql<Date>`now()`).executeTakeFirst();
-  return Number(result.numDeletedRows);
+/**
+ * Deletes at most `limit` challenges that expired before `before` (retention, in batches);
+ * returns how many. An expired challenge can never be answered, so any `before` ≤ now is safe.
+ */
+export async function deleteChallengesExpiredBefore(db: Executor, before: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from auth_challenges
+    where id = any(array(select id from auth_challenges where expires_at < ${before} limit ${limit}))
+      and expires_at < ${before}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * Deletes at most `limit` sessions that expired before `before`; returns how many. There is at
+ * most one row per agent (a handshake replaces it), and the expiry is re-checked in the outer
+ * WHERE, so a session renewed meanwhile is kept.
+ */
+export async function deleteSessionsExpiredBefore(db: Executor, before: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from sessions
+    where agent_id = any(array(select agent_id from sessions where expires_at < ${before} limit ${limit}))
+      and expires_at < ${before}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
 }
 
 /** A session found by its token hash, with its agent's current state (one round trip). */

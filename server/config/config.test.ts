@@ -10,6 +10,15 @@ describe("loadConfig", () => {
     expect(config.logLevel).toBe("warn");
   });
 
+  it("reads retention ages, with 0 and off meaning keep for ever, and refuses anything else", () => {
+    const defaults = loadConfig({}, {});
+    expect(defaults.retention).toEqual({ telemetryMs: 30 * 86_400_000, eventsMs: 30 * 86_400_000, commandsMs: 7 * 86_400_000, sessionsMs: 3_600_000, intervalMs: 300_000, batchSize: 1000, batchPauseMs: 100 });
+    const off = loadConfig({}, { AGW_RETENTION_TELEMETRY: "off", AGW_RETENTION_EVENTS: "0", AGW_RETENTION_BATCH_PAUSE: "0" });
+    expect(off.retention).toMatchObject({ telemetryMs: 0, eventsMs: 0, batchPauseMs: 0 });
+    expect(() => loadConfig({}, { AGW_RETENTION_COMMANDS: "-1d" })).toThrow(/AGW_RETENTION_COMMANDS \(--retention-commands\)/);
+    expect(() => loadConfig({}, { AGW_RETENTION_BATCH_SIZE: "0" })).toThrow(/AGW_RETENTION_BATCH_SIZE/);
+  });
+
   it("names the variable and flag of a bad value", () => {
     expect(() => loadConfig({}, { AGW_LISTEN: "nope" })).toThrow(/AGW_LISTEN \(--listen\)/);
     expect(() => loadConfig({}, { AGW_SESSION_TTL: "soon" })).toThrow(ConfigError);

@@ -49,6 +49,13 @@ export const SETTINGS = [
   setting("otlpEndpoint", "AGW_OTLP_ENDPOINT", "", "OTLP/HTTP URL traces are exported to, e.g. `http://otel-collector:4318/v1/traces`. Empty: the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; when none is set, tracing is off and costs nothing."),
   setting("traceSampleRatio", "AGW_TRACE_SAMPLE_RATIO", "1", "Fraction (0–1) of new traces recorded when tracing is on; a caller's `traceparent` sampled flag is always honoured."),
   setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
+  setting("retentionTelemetry", "AGW_RETENTION_TELEMETRY", "30d", "Telemetry points received longer ago than this are deleted (in batches, by one replica at a time). `0` or `off`: kept for ever. Also the window in which a re-sent point id is recognised as a duplicate."),
+  setting("retentionEvents", "AGW_RETENTION_EVENTS", "30d", "Agent events received longer ago than this are deleted. `0` or `off`: kept for ever."),
+  setting("retentionCommands", "AGW_RETENTION_COMMANDS", "7d", "Commands acknowledged (or withdrawn) longer ago than this are deleted; unacknowledged ones are kept until acked. `0` or `off`: kept for ever."),
+  setting("retentionSessions", "AGW_RETENTION_SESSIONS", "1h", "Agent sessions and handshake challenges that expired longer ago than this are deleted. `0` or `off`: kept for ever."),
+  setting("retentionInterval", "AGW_RETENTION_INTERVAL", "5m", "How often the retention sweep runs. Audit records are never deleted."),
+  setting("retentionBatchSize", "AGW_RETENTION_BATCH_SIZE", "1000", "Rows one retention DELETE statement removes at most."),
+  setting("retentionBatchPause", "AGW_RETENTION_BATCH_PAUSE", "100ms", "Pause between two retention batches, so a long sweep never holds locks or I/O for long. `0`: no pause."),
 ] as const;
 
 /** The validated configuration the gateway runs with. Tests build it with `loadConfig({...})`. */
@@ -90,6 +97,19 @@ export interface Config {
   metrics: { kind: "gateway" } | { kind: "separate"; host: string; port: number } | { kind: "off" };
   /** Trace export; `otlpEndpoint` undefined = tracing off. */
   tracing: { otlpEndpoint: string | undefined; sampleRatio: number };
+  /** What the retention sweep deletes and how fast (server/workers/retention.ts). */
+  retention: RetentionConfig;
+}
+
+/** Retention ages in ms (0 = keep for ever) and the sweep's pace. */
+export interface RetentionConfig {
+  telemetryMs: number;
+  eventsMs: number;
+  commandsMs: number;
+  sessionsMs: number;
+  intervalMs: number;
+  batchSize: number;
+  batchPauseMs: number;
 }
 
 /** Token-bucket parameters: `perSecond` refill, `burst` capacity. */
@@ -175,6 +195,15 @@ export function loadConfig(
     corsOrigins: origins("corsOrigins", raw.corsOrigins),
     metrics: metricsPlace(raw.metricsListen),
     tracing: { otlpEndpoint: otlpEndpoint(raw.otlpEndpoint, env), sampleRatio: ratio("traceSampleRatio", raw.traceSampleRatio) },
+    retention: {
+      telemetryMs: age("retentionTelemetry", raw.retentionTelemetry),
+      eventsMs: age("retentionEvents", raw.retentionEvents),
+      commandsMs: age("retentionCommands", raw.retentionCommands),
+      sessionsMs: age("retentionSessions", raw.retentionSessions),
+      intervalMs: durationMs("retentionInterval", raw.retentionInterval),
+      batchSize: positiveInt("retentionBatchSize", raw.retentionBatchSize),
+      batchPauseMs: age("retentionBatchPause", raw.retentionBatchPause),
+    },
   };
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");
@@ -223,6 +252,17 @@ function durationMs(key: SettingKey, value: string): number {
   const ms = parseDurationMs(value);
   if (ms === undefined || ms <= 0) throw new ConfigError(`${describe(key)} must be a duration like 30s, 5m or 1h, got "${value}"`);
   return ms;
+}
+
+/** `0` or `off`: the feature is disabled. */
+function isOff(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  return v === "0" || v === "off";
+}
+
+/** A retention age: a duration, or `0`/`off` for "keep for ever" (0). */
+function age(key: SettingKey, value: string): number {
+  return isOff(value) ? 0 : durationMs(key, value);
 }
 
 function positiveInt(key: SettingKey, value: string): number {

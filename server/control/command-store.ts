@@ -131,3 +131,55 @@ export async function oldestUnackedAgeSeconds(db: Executor, since: Date): Promis
     where c.acked_at is null and a.state = 'ACTIVE' and a.last_seen_at > ${since}`.execute(db);
   return Math.max(0, Number(rows[0]?.age ?? 0));
 }
+
+/**
+ * Deletes at most `limit` commands acknowledged before `before` (retention); returns how many.
+ * Unacknowledged commands are never deleted: they wait for their agent. Nothing reads acked rows
+ * (sequences come from agents.command_seq), so deleting them changes no delivery.
+ */
+export async function deleteAckedBefore(db: Executor, before: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from agent_commands
+    where ctid = any(array(select ctid from agent_commands where acked_at < ${before} limit ${limit}))
+      and acked_at < ${before}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/** A persisted command with its acknowledgement, as operators read it. */
+export interface CommandRecord extends StoredCommand {
+  kind: string;
+  ref: string | null;
+  ackedAt: Date | null;
+  ackStatus: AckStatusName | null;
+  ackReason: string | null;
+}
+
+/**
+ * One agent's commands, newest first (by sequence), `limit` of them from before `beforeSequence`;
+ * with `pendingOnly` only the unacknowledged ones. An admin read, separate from delivery.
+ */
+export async function listAgentCommands(
+  db: Executor,
+  query: { tenantId: string; agentId: string; pendingOnly: boolean; beforeSequence?: number; limit: number },
+): Promise<CommandRecord[]> {
+  let q = db
+    .selectFrom("agent_commands")
+    .select(["agent_id", "sequence", "command_id", "kind", "ref", "body", "created_at", "acked_at", "ack_status", "ack_reason"])
+    .where("tenant_id", "=", query.tenantId)
+    .where("agent_id", "=", query.agentId);
+  if (query.pendingOnly) q = q.where("acked_at", "is", null);
+  if (query.beforeSequence !== undefined) q = q.where("sequence", "<", query.beforeSequence);
+  const rows = await q.orderBy("sequence", "desc").limit(query.limit).execute();
+  return rows.map((r) => ({
+    agentId: r.agent_id,
+    sequence: Number(r.sequence),
+    commandId: r.command_id,
+    kind: r.kind,
+    ref: r.ref,
+    body: new Uint8Array(r.body),
+    createdAt: r.created_at,
+    ackedAt: r.acked_at,
+    ackStatus: r.ack_status,
+    ackReason: r.ack_reason,
+  }));
+}

@@ -76,7 +76,11 @@ function traceable(dialect: Dialect, tracer: Tracer | undefined): Dialect {
   return tracer ? tracedDialect(dialect, tracer) : dialect;
 }
 
-/** Applies every pending migration; returns the names applied. Throws on the first failure. */
+/**
+ * Applies every pending migration; returns the names applied. Throws on the first failure. No
+ * lock across processes beyond Kysely's own: gateways migrate through migrateDatabase()
+ * (db/migrate.ts), which holds one around this.
+ */
 export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();

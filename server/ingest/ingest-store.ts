@@ -199,3 +199,26 @@ async function pageOf<R>(db: Executor, query: RangeQuery, inner: RawBuilder<unkn
   const matched = rows.length > 0 ? Number(rows[0]?.matched) : 0;
   return { rows, more: matched > rows.length };
 }
+
+// Retention (server/workers/retention.ts). Rows are picked by ctid with a LIMIT, so one
+// statement deletes at most `limit` rows and holds its row locks briefly; the age condition is
+// repeated in the outer WHERE so a row changed meanwhile is re-checked. By received_at (the
+// server's clock), not the agent's observed_at: an agent's clock must not decide what is kept.
+
+/** Deletes at most `limit` telemetry points received before `before`; returns how many. */
+export async function deleteTelemetryReceivedBefore(db: Executor, before: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from telemetry_points
+    where ctid = any(array(select ctid from telemetry_points where received_at < ${before} limit ${limit}))
+      and received_at < ${before}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/** Deletes at most `limit` agent events received before `before`; returns how many. */
+export async function deleteEventsReceivedBefore(db: Executor, before: Date, limit: number): Promise<number> {
+  const result = await sql`
+    delete from agent_events
+    where ctid = any(array(select ctid from agent_events where received_at < ${before} limit ${limit}))
+      and received_at < ${before}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}

@@ -164,6 +164,9 @@ export class RolloutService {
       await updateRollout(trx, id, { state: "RUNNING", haltReason: null, appendResumeNote: note });
       await appendAudit(trx, { tenantId, actor, action: "rollout.resumed", target: `rollout:${id}`, data: { note, accepted_failures: counts.failed } });
     });
+    // The verifier decides what follows (complete a finished last wave, or go on verifying): now,
+    // not at its next tick.
+    void this.verifier.evaluateSoon();
   }
 
   /** Stops the rollout for good and withdraws directives no agent has received yet. */

@@ -118,17 +118,21 @@ async function evaluateRollout(trx: Executor, rollout: RolloutRecord): Promise<b
       wave.state = "SUCCEEDED";
       wave.completedAt = now;
       changed = true;
-      const isLast = !(await getWave(trx, rollout.id, wave.index + 1));
-      if (isLast) {
-        await updateRollout(trx, rollout.id, { state: "COMPLETED" });
-        await appendAudit(trx, { tenantId: rollout.tenantId, actor: { kind: "system" }, action: "rollout.completed", target: `rollout:${rollout.id}` });
-        return true;
-      }
     }
   }
-  if (rollout.state === "RUNNING" && wave.state === "SUCCEEDED" && rollout.autoAdvanceAfterMs > 0 && wave.completedAt && now.getTime() - wave.completedAt.getTime() >= rollout.autoAdvanceAfterMs) {
+  // A RUNNING rollout whose current wave SUCCEEDED either completes (last wave) or waits for the
+  // next one to be released. Decided from the state, not from the transition just above: a
+  // wave also becomes SUCCEEDED outside this pass (Resume of a halted wave whose members had all
+  // finished), and a rollout left RUNNING on a succeeded last wave would otherwise never finish
+  // (Advance refuses, there is no further wave).
+  if (rollout.state === "RUNNING" && wave.state === "SUCCEEDED") {
     const next = await getWave(trx, rollout.id, wave.index + 1);
-    if (next) {
+    if (!next) {
+      await updateRollout(trx, rollout.id, { state: "COMPLETED" });
+      await appendAudit(trx, { tenantId: rollout.tenantId, actor: { kind: "system" }, action: "rollout.completed", target: `rollout:${rollout.id}` });
+      return true;
+    }
+    if (rollout.autoAdvanceAfterMs > 0 && wave.completedAt && now.getTime() - wave.completedAt.getTime() >= rollout.autoAdvanceAfterMs) {
       await releaseWave(trx, rollout, next.index);
       await appendAudit(trx, { tenantId: rollout.tenantId, actor: { kind: "system" }, action: "rollout.advanced", target: `rollout:${rollout.id}`, data: { wave: next.index, automatic: true } });
       return true;

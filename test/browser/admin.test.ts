@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { toJsonString } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/agentgateway/admin/v1/agents_pb.js";
@@ -44,6 +45,14 @@ async function shot(name: string): Promise<void> {
   // Let relative times and transitions settle so the picture shows a steady page.
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: false });
+}
+
+async function expectUnauthenticated(call: Promise<unknown>): Promise<void> {
+  const err = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(ConnectError.from(err).code).toBe(Code.Unauthenticated);
 }
 
 async function go(label: string): Promise<void> {
@@ -226,7 +235,20 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     await page.getByText("probe.timeout").waitFor();
     await page.getByText("probe.rtt_ms").waitFor();
     expect(await page.getByText("ams-rack12-07 (linux/arm64)").count()).toBe(1);
+    // Its queued commands: the 2.0.0 directive it applied, nothing of another agent's.
+    await expect.poll(() => page.getByTestId("command-row").and(page.locator("[data-state=APPLIED]")).count(), SLOW).toBeGreaterThan(0);
+    expect(await page.getByTestId("commands-table").getByRole("link", { name: "2.0.0" }).getAttribute("href")).toMatch(/^\/admin\/rollouts\/[0-9a-f-]{36}$/);
+    // Its own audit records, and only its own.
+    await expect.poll(() => page.getByTestId("agent-audit-table").textContent(), SLOW).toContain("agent.approved");
+    expect(await page.getByTestId("agent-audit-table").textContent()).toContain("agent.registered");
+    expect(await page.getByTestId("agent-audit-table").textContent()).not.toContain("rollout.");
     await shot("10-agent-detail");
+    await page.getByTestId("agent-audit-table").scrollIntoViewIfNeeded();
+    await shot("10a-agent-commands-audit");
+    // A peer that is offline during the revocation will be told when it reconnects.
+    const offlinePeer = agents[1];
+    if (!offlinePeer) throw new Error("no peer");
+    offlinePeer.disconnect();
     await page.getByRole("button", { name: "Revoke" }).click();
     const dialog = page.getByRole("dialog");
     expect(await dialog.getByRole("button", { name: "Revoke" }).isDisabled()).toBe(true);
@@ -236,6 +258,29 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     const { agent } = await gw.admin(AgentService).getAgent({ id: target.id });
     expect(agent?.revokeReason).toBe("key leaked in a support ticket");
     expect(await page.getByRole("button", { name: "Un-revoke" }).isVisible()).toBe(true);
+    // The revocation's audit record appears on the page by itself (the live change triggers the read).
+    await expect.poll(() => page.getByTestId("agent-audit-table").textContent(), SLOW).toContain("agent.revoked");
+
+    // The offline peer's page: the notice waits for it, PENDING; once it reconnects, it is acknowledged.
+    await page.goto(`${gw.url}/admin/agents/${offlinePeer.id}`);
+    await page.getByTestId("agent-name").waitFor();
+    const notice = page.getByTestId("command-row").filter({ hasText: `stop trusting ${target.id.slice(0, 8)}` });
+    await expect.poll(() => notice.getAttribute("data-state"), SLOW).toBe("PENDING");
+    await page.getByTestId("commands-pending-only").check();
+    await expect.poll(() => page.getByTestId("command-row").count(), SLOW).toBe(1);
+    await page.getByTestId("commands-table").scrollIntoViewIfNeeded();
+    await shot("10b-agent-pending-command");
+    await offlinePeer.connect();
+    await page.getByTestId("commands-empty").or(page.getByTestId("commands-table")).first().waitFor();
+    await expect
+      .poll(async () => {
+        await page.getByRole("button", { name: "Refresh" }).click();
+        return page.getByTestId("command-row").count();
+      }, SLOW)
+      .toBe(0);
+    expect(await page.getByTestId("commands-empty").textContent()).toMatch(/Nothing pending/);
+    await page.getByTestId("commands-pending-only").uncheck();
+    await expect.poll(() => notice.getAttribute("data-state"), SLOW).toBe("APPLIED");
   });
 
   it("mints an enrollment token whose secret is shown once", async () => {
@@ -255,6 +300,58 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     await expect.poll(() => page.getByTestId("tokens-table").textContent(), SLOW).not.toContain("rack 12 probes");
     await page.getByLabel("show used, expired and revoked").check();
     await expect.poll(() => page.getByTestId("token-row").filter({ hasText: "rack 12 probes" }).getByText("revoked").count(), SLOW).toBe(1);
+  });
+
+  it("creates an operator API key shown once, and revokes it so the gateway refuses it", async () => {
+    await go("API keys");
+    await page.getByTestId("keys-table").getByText("(this key)").waitFor();
+    // The signed-in key cannot revoke itself: no button on its row.
+    const own = page.getByTestId("key-row").filter({ hasText: "(this key)" });
+    expect(await own.getByRole("button", { name: "Revoke" }).count()).toBe(0);
+    await page.locator("input[name=key-name]").fill("ci-deployer");
+    await page.locator("select[name=key-role]").selectOption({ label: "editor" });
+    await page.getByRole("button", { name: "Create key" }).click();
+    const secret = (await page.getByTestId("key-secret").textContent()) ?? "";
+    expect(secret).toMatch(/^agwk_/);
+    expect((await gw.admin(ApiKeyService, secret).whoAmI({})).key?.role).toBe(Role.EDITOR);
+    await shot("12b-api-key-created");
+    await page.getByRole("button", { name: "Done — hide the key" }).click();
+    await expect.poll(() => page.getByTestId("key-secret").count(), SLOW).toBe(0);
+    expect(await page.content()).not.toContain(secret);
+    const row = page.getByTestId("key-row").filter({ hasText: "ci-deployer" });
+    await expect.poll(() => row.textContent(), SLOW).toContain("editor");
+    await shot("12c-api-keys");
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
+    await expect.poll(() => page.getByTestId("keys-table").textContent(), SLOW).not.toContain("ci-deployer");
+    await expectUnauthenticated(gw.admin(ApiKeyService, secret).whoAmI({}));
+    await page.getByLabel("show revoked").check();
+    await expect.poll(() => row.textContent(), SLOW).toMatch(/revoked/);
+  });
+
+  it("registers a release key from its hex public key, refuses a malformed one, and revokes it", async () => {
+    await go("Release keys");
+    await page.getByTestId("release-keys-table").getByText("release-2026").waitFor();
+    const fresh = generateKeyPair();
+    const hexKey = Buffer.from(fresh.publicKey).toString("hex");
+    await page.locator("input[name=release-key-name]").fill("release-2027");
+    await page.locator("input[name=release-key-public]").fill(hexKey.slice(0, 60));
+    expect(await page.getByRole("button", { name: "Register" }).isDisabled()).toBe(true);
+    expect(await page.getByRole("alert").textContent()).toMatch(/64 hex digits/);
+    await page.locator("input[name=release-key-public]").fill(hexKey);
+    await page.getByRole("button", { name: "Register" }).click();
+    const row = page.getByTestId("release-key-row").filter({ hasText: "release-2027" });
+    await row.waitFor(SLOW);
+    expect(await row.getAttribute("data-name")).toBe("release-2027");
+    const listed = await gw.admin(ReleaseKeyService).listReleaseKeys({});
+    expect(listed.keys.find((k) => k.name === "release-2027")?.publicKey).toEqual(fresh.publicKey);
+    await shot("12d-release-keys");
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
+    await expect.poll(() => page.getByTestId("release-keys-table").textContent(), SLOW).not.toContain("release-2027");
+    const after = await gw.admin(ReleaseKeyService).listReleaseKeys({ includeRevoked: true });
+    expect(after.keys.find((k) => k.name === "release-2027")?.revokedAt).toBeDefined();
+    expect(after.keys.find((k) => k.name === "release-2026")?.revokedAt).toBeUndefined();
   });
 
   it("pages through the audit log and verifies the chain", async () => {
@@ -288,6 +385,10 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     await signIn(secret);
     expect(await page.getByTestId("role").textContent()).toBe("viewer");
     expect(await page.getByRole("navigation").getByRole("link", { name: "Audit" }).count()).toBe(0);
+    expect(await page.getByRole("navigation").getByRole("link", { name: "API keys" }).count()).toBe(0);
+    await go("Release keys");
+    await page.getByTestId("release-keys-table").getByText("release-2026").waitFor();
+    expect(await page.getByRole("button", { name: /Register|Revoke/ }).count()).toBe(0);
     await go("Tokens");
     await page.getByTestId("tokens-table").waitFor();
     expect(await page.getByRole("button", { name: "Create token" }).count()).toBe(0);
@@ -296,6 +397,9 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     await page.goto(`${gw.url}/admin/agents/${someone?.id}`);
     await page.getByTestId("agent-name").waitFor();
     expect(await page.getByRole("button", { name: /Revoke|Retire/ }).count()).toBe(0);
+    // Commands are for viewers too; the audit log is not.
+    await page.getByTestId("commands-table").waitFor(SLOW);
+    expect(await page.getByText("The audit log needs a key with role admin.").count()).toBe(1);
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("Operator API key").waitFor();
   });

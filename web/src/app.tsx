@@ -2,6 +2,7 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import { TransportProvider } from "@connectrpc/connect-query";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useCallback, useMemo, useState } from "react";
+import { ApiKeyService } from "../../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
 import { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
 import { roleAllows, roleName } from "./lib/access.js";
@@ -12,10 +13,12 @@ import { Link, match, navigate, usePath } from "./lib/router.js";
 import { forgetKey, storedKey } from "./lib/session.js";
 import { Badge, LiveIndicator } from "./lib/ui.js";
 import { AgentDetailPage } from "./pages/agent-detail.js";
+import { ApiKeysPage } from "./pages/api-keys.js";
 import { AgentsPage } from "./pages/agents.js";
 import { ApprovalsPage } from "./pages/approvals.js";
 import { AuditPage } from "./pages/audit.js";
 import { OverviewPage } from "./pages/overview.js";
+import { ReleaseKeysPage } from "./pages/release-keys.js";
 import { RolloutDetailPage } from "./pages/rollout-detail.js";
 import { RolloutsPage } from "./pages/rollouts.js";
 import { SignIn } from "./pages/sign-in.js";
@@ -78,12 +81,15 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const now = useNow();
   const pending = [...fleet.agents.values()].filter((a) => a.state === AgentState.PENDING_APPROVAL).length;
   const canAudit = roleAllows(me.role, AuditService.method.listAuditEvents);
+  const canKeys = roleAllows(me.role, ApiKeyService.method.listApiKeys);
   const nav: Array<{ to: string; label: string; extra?: number }> = [
     { to: "/", label: "Overview" },
     { to: "/agents", label: "Agents" },
     { to: "/approvals", label: "Approvals", extra: pending },
     { to: "/tokens", label: "Tokens" },
     { to: "/rollouts", label: "Rollouts" },
+    { to: "/release-keys", label: "Release keys" },
+    ...(canKeys ? [{ to: "/keys", label: "API keys" }] : []),
     ...(canAudit ? [{ to: "/audit", label: "Audit" }] : []),
   ];
   const section = `/${path.split("/")[1] ?? ""}`;
@@ -137,6 +143,8 @@ function Route({ path }: { path: string }) {
   if (match("/tokens", path)) return <TokensPage />;
   if (match("/rollouts", path)) return <RolloutsPage />;
   if (match("/audit", path)) return <AuditPage />;
+  if (match("/keys", path)) return <ApiKeysPage />;
+  if (match("/release-keys", path)) return <ReleaseKeysPage />;
   if (path === "/" || path === "") return <OverviewPage />;
   return (
     <div className="card">

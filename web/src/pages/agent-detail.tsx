@@ -8,6 +8,7 @@ import { useNow } from "../lib/live.js";
 import { Link } from "../lib/router.js";
 import { Badge, Card, ErrorNote, LivenessBadge, StateBadge } from "../lib/ui.js";
 import { AgentActions } from "./agent-actions.js";
+import { AgentAuditCard, AgentCommandsCard } from "./agent-records.js";
 
 const SEVERITY_TONE: Record<EventSeverity, string> = {
   [EventSeverity.UNSPECIFIED]: "grey",
@@ -18,7 +19,7 @@ const SEVERITY_TONE: Record<EventSeverity, string> = {
   [EventSeverity.CRITICAL]: "red",
 };
 
-/** One agent: identity, host facts, liveness (live), its recent events and telemetry, and the actions its state allows. */
+/** One agent: identity, host facts, liveness (live), its recent events and telemetry, its queued commands and audit records, and the actions its state allows. */
 export function AgentDetailPage({ id }: { id: string }) {
   const fleet = useFleet();
   const now = useNow();
@@ -129,6 +130,8 @@ export function AgentDetailPage({ id }: { id: string }) {
           </tbody>
         </table>
       </Card>
+      <AgentCommandsCard agentId={agent.id} />
+      <AgentAuditCard agentId={agent.id} />
     </div>
   );
 }

@@ -7,6 +7,8 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_agentgateway_v1_access } from "../../v1/access_pb.js";
 import type { AgentState, HostFacts } from "../../v1/common_pb.js";
 import { file_agentgateway_v1_common } from "../../v1/common_pb.js";
+import type { Command } from "../../v1/control_pb.js";
+import { file_agentgateway_v1_control } from "../../v1/control_pb.js";
 import type { AgentStatus, Event, MetricPoint } from "../../v1/ingest_pb.js";
 import { file_agentgateway_v1_ingest } from "../../v1/ingest_pb.js";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgateway/admin/v1/agents.proto.
  */
 export const file_agentgateway_admin_v1_agents: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZ2VudGdhdGV3YXkvYWRtaW4vdjEvYWdlbnRzLnByb3RvEhVhZ2VudGdhdGV3YXkuYWRtaW4udjEizgUKBUFnZW50EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEioKBXN0YXRlGAQgASgOMhsuYWdlbnRnYXRld2F5LnYxLkFnZW50U3RhdGUSGwoTaWRlbnRpdHlfcHVibGljX2tleRgFIAEoDBIZChF2ZXJpZmljYXRpb25fY29kZRgGIAEoCRI4CgZsYWJlbHMYByADKAsyKC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQWdlbnQuTGFiZWxzRW50cnkSKAoEaG9zdBgIIAEoCzIaLmFnZW50Z2F0ZXdheS52MS5Ib3N0RmFjdHMSFQoNYWdlbnRfdmVyc2lvbhgJIAEoCRIxCghsaXZlbmVzcxgKIAEoDjIfLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXZlbmVzcxIwCgxsYXN0X3NlZW5fYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2FwcHJvdmVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGA8gASgJEhsKE2Vucm9sbG1lbnRfdG9rZW5faWQYECABKAkSNQoPcmVwb3J0ZWRfc3RhdHVzGBEgASgOMhwuYWdlbnRnYXRld2F5LnYxLkFnZW50U3RhdHVzEikKBnVwdGltZRgSIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqEEChFMaXN0QWdlbnRzUmVxdWVzdBI+CgZzdGF0ZXMYASADKA4yGy5hZ2VudGdhdGV3YXkudjEuQWdlbnRTdGF0ZUIRukgOkgELEAgiB4IBBBABIAASXQoObGFiZWxfc2VsZWN0b3IYAiADKAsyOy5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEFnZW50c1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5Qgi6SAWaAQIQEBIdCgtuYW1lX3ByZWZpeBgDIAEoCUIIukgFcgMYgAESOwoIbGl2ZW5lc3MYBCABKA4yHy5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGl2ZW5lc3NCCLpIBYIBAhABEhsKCXBhZ2Vfc2l6ZRgFIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQSZgoTaG9zdF9sYWJlbF9zZWxlY3RvchgHIAMoCzI/LmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRzUmVxdWVzdC5Ib3N0TGFiZWxTZWxlY3RvckVudHJ5Qgi6SAWaAQIQEBo0ChJMYWJlbFNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo4ChZIb3N0TGFiZWxTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWwoSTGlzdEFnZW50c1Jlc3BvbnNlEiwKBmFnZW50cxgBIAMoCzIcLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5BZ2VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoPR2V0QWdlbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASI/ChBHZXRBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IlgKE0FwcHJvdmVBZ2VudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEisKGmV4cGVjdGVkX3ZlcmlmaWNhdGlvbl9jb2RlGAIgASgJQge6SARyAhgQIkMKFEFwcHJvdmVBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IkQKElJlamVjdEFnZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACCJCChNSZWplY3RBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IkYKElJldm9rZUFnZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIAIIkIKE1Jldm9rZUFnZW50UmVzcG9uc2USKwoFYWdlbnQYASABKAsyHC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQWdlbnQiRgoUVW5yZXZva2VBZ2VudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEhgKBG5vdGUYAiABKAlCCrpIB3IFEAEYgAgiRAoVVW5yZXZva2VBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IkQKElJldGlyZUFnZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACCJCChNSZXRpcmVBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IsUBChZMaXN0QWdlbnRFdmVudHNSZXF1ZXN0EhoKCGFnZW50X2lkGAEgASgJQgi6SAVyA7ABARIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKCXBhZ2Vfc2l6ZRgEIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiZgoXTGlzdEFnZW50RXZlbnRzUmVzcG9uc2USMgoGZXZlbnRzGAEgAygLMiIuYWdlbnRnYXRld2F5LmFkbWluLnYxLlN0b3JlZEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJlCgtTdG9yZWRFdmVudBIlCgVldmVudBgBIAEoCzIWLmFnZW50Z2F0ZXdheS52MS5FdmVudBIvCgtyZWNlaXZlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4AEKGUxpc3RBZ2VudFRlbGVtZXRyeVJlcXVlc3QSGgoIYWdlbnRfaWQYASABKAlCCLpIBXIDsAEBEhYKBG5hbWUYAiABKAlCCLpIBXIDGIACEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoJcGFnZV9zaXplGAUgASgNQgi6SAUqAxiIJxIcCgpwYWdlX3Rva2VuGAYgASgJQgi6SAVyAxiABCJjChpMaXN0QWdlbnRUZWxlbWV0cnlSZXNwb25zZRIsCgZwb2ludHMYASADKAsyHC5hZ2VudGdhdGV3YXkudjEuTWV0cmljUG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIokCChJXYXRjaEFnZW50c1JlcXVlc3QSPgoGc3RhdGVzGAEgAygOMhsuYWdlbnRnYXRld2F5LnYxLkFnZW50U3RhdGVCEbpIDpIBCxAIIgeCAQQQASAAEl4KDmxhYmVsX3NlbGVjdG9yGAIgAygLMjwuYWdlbnRnYXRld2F5LmFkbWluLnYxLldhdGNoQWdlbnRzUmVxdWVzdC5MYWJlbFNlbGVjdG9yRW50cnlCCLpIBZoBAhAQEh0KC25hbWVfcHJlZml4GAMgASgJQgi6SAVyAxiAARo0ChJMYWJlbFNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKCAQoTV2F0Y2hBZ2VudHNSZXNwb25zZRINCgVyZXNldBgBIAEoCBIsCgZhZ2VudHMYAiADKAsyHC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQWdlbnQSEwoLcmVtb3ZlZF9pZHMYAyADKAkSGQoRc25hcHNob3RfY29tcGxldGUYBCABKAgqYwoITGl2ZW5lc3MSGAoUTElWRU5FU1NfVU5TUEVDSUZJRUQQABITCg9MSVZFTkVTU19PTkxJTkUQARISCg5MSVZFTkVTU19TVEFMRRACEhQKEExJVkVORVNTX09GRkxJTkUQAzKPCQoMQWdlbnRTZXJ2aWNlEmsKCkxpc3RBZ2VudHMSKC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEFnZW50c1JlcXVlc3QaKS5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEFnZW50c1Jlc3BvbnNlIgiKtRgECAMQARJlCghHZXRBZ2VudBImLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5HZXRBZ2VudFJlcXVlc3QaJy5hZ2VudGdhdGV3YXkuYWRtaW4udjEuR2V0QWdlbnRSZXNwb25zZSIIirUYBAgDEAEScQoMQXBwcm92ZUFnZW50EiouYWdlbnRnYXRld2F5LmFkbWluLnYxLkFwcHJvdmVBZ2VudFJlcXVlc3QaKy5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQXBwcm92ZUFnZW50UmVzcG9uc2UiCIq1GAQIAxACEm4KC1JlamVjdEFnZW50EikuYWdlbnRnYXRld2F5LmFkbWluLnYxLlJlamVjdEFnZW50UmVxdWVzdBoqLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5SZWplY3RBZ2VudFJlc3BvbnNlIgiKtRgECAMQAhJuCgtSZXZva2VBZ2VudBIpLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5SZXZva2VBZ2VudFJlcXVlc3QaKi5hZ2VudGdhdGV3YXkuYWRtaW4udjEuUmV2b2tlQWdlbnRSZXNwb25zZSIIirUYBAgDEAISdAoNVW5yZXZva2VBZ2VudBIrLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5VbnJldm9rZUFnZW50UmVxdWVzdBosLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5VbnJldm9rZUFnZW50UmVzcG9uc2UiCIq1GAQIAxACEm4KC1JldGlyZUFnZW50EikuYWdlbnRnYXRld2F5LmFkbWluLnYxLlJldGlyZUFnZW50UmVxdWVzdBoqLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5SZXRpcmVBZ2VudFJlc3BvbnNlIgiKtRgECAMQAhJ6Cg9MaXN0QWdlbnRFdmVudHMSLS5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEFnZW50RXZlbnRzUmVxdWVzdBouLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRFdmVudHNSZXNwb25zZSIIirUYBAgDEAESgwEKEkxpc3RBZ2VudFRlbGVtZXRyeRIwLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRUZWxlbWV0cnlSZXF1ZXN0GjEuYWdlbnRnYXRld2F5LmFkbWluLnYxLkxpc3RBZ2VudFRlbGVtZXRyeVJlc3BvbnNlIgiKtRgECAMQARJwCgtXYXRjaEFnZW50cxIpLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5XYXRjaEFnZW50c1JlcXVlc3QaKi5hZ2VudGdhdGV3YXkuYWRtaW4udjEuV2F0Y2hBZ2VudHNSZXNwb25zZSIIirUYBAgDEAEwAWIGcHJvdG8z", [file_agentgateway_v1_access, file_agentgateway_v1_common, file_agentgateway_v1_ingest, file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiJhZ2VudGdhdGV3YXkvYWRtaW4vdjEvYWdlbnRzLnByb3RvEhVhZ2VudGdhdGV3YXkuYWRtaW4udjEizgUKBUFnZW50EgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEioKBXN0YXRlGAQgASgOMhsuYWdlbnRnYXRld2F5LnYxLkFnZW50U3RhdGUSGwoTaWRlbnRpdHlfcHVibGljX2tleRgFIAEoDBIZChF2ZXJpZmljYXRpb25fY29kZRgGIAEoCRI4CgZsYWJlbHMYByADKAsyKC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQWdlbnQuTGFiZWxzRW50cnkSKAoEaG9zdBgIIAEoCzIaLmFnZW50Z2F0ZXdheS52MS5Ib3N0RmFjdHMSFQoNYWdlbnRfdmVyc2lvbhgJIAEoCRIxCghsaXZlbmVzcxgKIAEoDjIfLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXZlbmVzcxIwCgxsYXN0X3NlZW5fYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2FwcHJvdmVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGA8gASgJEhsKE2Vucm9sbG1lbnRfdG9rZW5faWQYECABKAkSNQoPcmVwb3J0ZWRfc3RhdHVzGBEgASgOMhwuYWdlbnRnYXRld2F5LnYxLkFnZW50U3RhdHVzEikKBnVwdGltZRgSIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqEEChFMaXN0QWdlbnRzUmVxdWVzdBI+CgZzdGF0ZXMYASADKA4yGy5hZ2VudGdhdGV3YXkudjEuQWdlbnRTdGF0ZUIRukgOkgELEAgiB4IBBBABIAASXQoObGFiZWxfc2VsZWN0b3IYAiADKAsyOy5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEFnZW50c1JlcXVlc3QuTGFiZWxTZWxlY3RvckVudHJ5Qgi6SAWaAQIQEBIdCgtuYW1lX3ByZWZpeBgDIAEoCUIIukgFcgMYgAESOwoIbGl2ZW5lc3MYBCABKA4yHy5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGl2ZW5lc3NCCLpIBYIBAhABEhsKCXBhZ2Vfc2l6ZRgFIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQSZgoTaG9zdF9sYWJlbF9zZWxlY3RvchgHIAMoCzI/LmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRzUmVxdWVzdC5Ib3N0TGFiZWxTZWxlY3RvckVudHJ5Qgi6SAWaAQIQEBo0ChJMYWJlbFNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo4ChZIb3N0TGFiZWxTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWwoSTGlzdEFnZW50c1Jlc3BvbnNlEiwKBmFnZW50cxgBIAMoCzIcLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5BZ2VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoPR2V0QWdlbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASI/ChBHZXRBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IlgKE0FwcHJvdmVBZ2VudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEisKGmV4cGVjdGVkX3ZlcmlmaWNhdGlvbl9jb2RlGAIgASgJQge6SARyAhgQIkMKFEFwcHJvdmVBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IkQKElJlamVjdEFnZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACCJCChNSZWplY3RBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IkYKElJldm9rZUFnZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIAIIkIKE1Jldm9rZUFnZW50UmVzcG9uc2USKwoFYWdlbnQYASABKAsyHC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQWdlbnQiRgoUVW5yZXZva2VBZ2VudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBEhgKBG5vdGUYAiABKAlCCrpIB3IFEAEYgAgiRAoVVW5yZXZva2VBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IkQKElJldGlyZUFnZW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACCJCChNSZXRpcmVBZ2VudFJlc3BvbnNlEisKBWFnZW50GAEgASgLMhwuYWdlbnRnYXRld2F5LmFkbWluLnYxLkFnZW50IsUBChZMaXN0QWdlbnRFdmVudHNSZXF1ZXN0EhoKCGFnZW50X2lkGAEgASgJQgi6SAVyA7ABARIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKCXBhZ2Vfc2l6ZRgEIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiZgoXTGlzdEFnZW50RXZlbnRzUmVzcG9uc2USMgoGZXZlbnRzGAEgAygLMiIuYWdlbnRnYXRld2F5LmFkbWluLnYxLlN0b3JlZEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJlCgtTdG9yZWRFdmVudBIlCgVldmVudBgBIAEoCzIWLmFnZW50Z2F0ZXdheS52MS5FdmVudBIvCgtyZWNlaXZlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4AEKGUxpc3RBZ2VudFRlbGVtZXRyeVJlcXVlc3QSGgoIYWdlbnRfaWQYASABKAlCCLpIBXIDsAEBEhYKBG5hbWUYAiABKAlCCLpIBXIDGIACEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoJcGFnZV9zaXplGAUgASgNQgi6SAUqAxiIJxIcCgpwYWdlX3Rva2VuGAYgASgJQgi6SAVyAxiABCJjChpMaXN0QWdlbnRUZWxlbWV0cnlSZXNwb25zZRIsCgZwb2ludHMYASADKAsyHC5hZ2VudGdhdGV3YXkudjEuTWV0cmljUG9pbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIokCChJXYXRjaEFnZW50c1JlcXVlc3QSPgoGc3RhdGVzGAEgAygOMhsuYWdlbnRnYXRld2F5LnYxLkFnZW50U3RhdGVCEbpIDpIBCxAIIgeCAQQQASAAEl4KDmxhYmVsX3NlbGVjdG9yGAIgAygLMjwuYWdlbnRnYXRld2F5LmFkbWluLnYxLldhdGNoQWdlbnRzUmVxdWVzdC5MYWJlbFNlbGVjdG9yRW50cnlCCLpIBZoBAhAQEh0KC25hbWVfcHJlZml4GAMgASgJQgi6SAVyAxiAARo0ChJMYWJlbFNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKCAQoTV2F0Y2hBZ2VudHNSZXNwb25zZRINCgVyZXNldBgBIAEoCBIsCgZhZ2VudHMYAiADKAsyHC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQWdlbnQSEwoLcmVtb3ZlZF9pZHMYAyADKAkSGQoRc25hcHNob3RfY29tcGxldGUYBCABKAgihwEKGExpc3RBZ2VudENvbW1hbmRzUmVxdWVzdBIaCghhZ2VudF9pZBgBIAEoCUIIukgFcgOwAQESFAoMcGVuZGluZ19vbmx5GAIgASgIEhsKCXBhZ2Vfc2l6ZRgDIAEoDUIIukgFKgMY9AMSHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAQiawoZTGlzdEFnZW50Q29tbWFuZHNSZXNwb25zZRI1Cghjb21tYW5kcxgBIAMoCzIjLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5BZ2VudENvbW1hbmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqUCCgxBZ2VudENvbW1hbmQSEgoKY29tbWFuZF9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIMCgRraW5kGAMgASgJEgsKA3JlZhgEIAEoCRI3CgVzdGF0ZRgFIAEoDjIoLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5BZ2VudENvbW1hbmRTdGF0ZRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghhY2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYWNrX3JlYXNvbhgIIAEoCRIpCgdjb21tYW5kGAkgASgLMhguYWdlbnRnYXRld2F5LnYxLkNvbW1hbmQqYwoITGl2ZW5lc3MSGAoUTElWRU5FU1NfVU5TUEVDSUZJRUQQABITCg9MSVZFTkVTU19PTkxJTkUQARISCg5MSVZFTkVTU19TVEFMRRACEhQKEExJVkVORVNTX09GRkxJTkUQAyq/AQoRQWdlbnRDb21tYW5kU3RhdGUSIwofQUdFTlRfQ09NTUFORF9TVEFURV9VTlNQRUNJRklFRBAAEh8KG0FHRU5UX0NPTU1BTkRfU1RBVEVfUEVORElORxABEh8KG0FHRU5UX0NPTU1BTkRfU1RBVEVfQVBQTElFRBACEh4KGkFHRU5UX0NPTU1BTkRfU1RBVEVfRkFJTEVEEAMSIwofQUdFTlRfQ09NTUFORF9TVEFURV9VTlNVUFBPUlRFRBAEMpIKCgxBZ2VudFNlcnZpY2USawoKTGlzdEFnZW50cxIoLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRzUmVxdWVzdBopLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRzUmVzcG9uc2UiCIq1GAQIAxABEmUKCEdldEFnZW50EiYuYWdlbnRnYXRld2F5LmFkbWluLnYxLkdldEFnZW50UmVxdWVzdBonLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5HZXRBZ2VudFJlc3BvbnNlIgiKtRgECAMQARJxCgxBcHByb3ZlQWdlbnQSKi5hZ2VudGdhdGV3YXkuYWRtaW4udjEuQXBwcm92ZUFnZW50UmVxdWVzdBorLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5BcHByb3ZlQWdlbnRSZXNwb25zZSIIirUYBAgDEAISbgoLUmVqZWN0QWdlbnQSKS5hZ2VudGdhdGV3YXkuYWRtaW4udjEuUmVqZWN0QWdlbnRSZXF1ZXN0GiouYWdlbnRnYXRld2F5LmFkbWluLnYxLlJlamVjdEFnZW50UmVzcG9uc2UiCIq1GAQIAxACEm4KC1Jldm9rZUFnZW50EikuYWdlbnRnYXRld2F5LmFkbWluLnYxLlJldm9rZUFnZW50UmVxdWVzdBoqLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5SZXZva2VBZ2VudFJlc3BvbnNlIgiKtRgECAMQAhJ0Cg1VbnJldm9rZUFnZW50EisuYWdlbnRnYXRld2F5LmFkbWluLnYxLlVucmV2b2tlQWdlbnRSZXF1ZXN0GiwuYWdlbnRnYXRld2F5LmFkbWluLnYxLlVucmV2b2tlQWdlbnRSZXNwb25zZSIIirUYBAgDEAISbgoLUmV0aXJlQWdlbnQSKS5hZ2VudGdhdGV3YXkuYWRtaW4udjEuUmV0aXJlQWdlbnRSZXF1ZXN0GiouYWdlbnRnYXRld2F5LmFkbWluLnYxLlJldGlyZUFnZW50UmVzcG9uc2UiCIq1GAQIAxACEnoKD0xpc3RBZ2VudEV2ZW50cxItLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRFdmVudHNSZXF1ZXN0Gi4uYWdlbnRnYXRld2F5LmFkbWluLnYxLkxpc3RBZ2VudEV2ZW50c1Jlc3BvbnNlIgiKtRgECAMQARKDAQoSTGlzdEFnZW50VGVsZW1ldHJ5EjAuYWdlbnRnYXRld2F5LmFkbWluLnYxLkxpc3RBZ2VudFRlbGVtZXRyeVJlcXVlc3QaMS5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEFnZW50VGVsZW1ldHJ5UmVzcG9uc2UiCIq1GAQIAxABEoABChFMaXN0QWdlbnRDb21tYW5kcxIvLmFnZW50Z2F0ZXdheS5hZG1pbi52MS5MaXN0QWdlbnRDb21tYW5kc1JlcXVlc3QaMC5hZ2VudGdhdGV3YXkuYWRtaW4udjEuTGlzdEFnZW50Q29tbWFuZHNSZXNwb25zZSIIirUYBAgDEAEScAoLV2F0Y2hBZ2VudHMSKS5hZ2VudGdhdGV3YXkuYWRtaW4udjEuV2F0Y2hBZ2VudHNSZXF1ZXN0GiouYWdlbnRnYXRld2F5LmFkbWluLnYxLldhdGNoQWdlbnRzUmVzcG9uc2UiCIq1GAQIAxABMAFiBnByb3RvMw", [file_agentgateway_v1_access, file_agentgateway_v1_common, file_agentgateway_v1_control, file_agentgateway_v1_ingest, file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message agentgateway.admin.v1.Agent
@@ -685,6 +687,137 @@ export const WatchAgentsResponseSchema: GenMessage<WatchAgentsResponse> = /*@__P
   messageDesc(file_agentgateway_admin_v1_agents, 21);
 
 /**
+ * @generated from message agentgateway.admin.v1.ListAgentCommandsRequest
+ */
+export type ListAgentCommandsRequest = Message<"agentgateway.admin.v1.ListAgentCommandsRequest"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * Only commands the agent has not acknowledged yet.
+   *
+   * @generated from field: bool pending_only = 2;
+   */
+  pendingOnly: boolean;
+
+  /**
+   * At most this many (default 50, at most 500).
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message agentgateway.admin.v1.ListAgentCommandsRequest.
+ * Use `create(ListAgentCommandsRequestSchema)` to create a new message.
+ */
+export const ListAgentCommandsRequestSchema: GenMessage<ListAgentCommandsRequest> = /*@__PURE__*/
+  messageDesc(file_agentgateway_admin_v1_agents, 22);
+
+/**
+ * @generated from message agentgateway.admin.v1.ListAgentCommandsResponse
+ */
+export type ListAgentCommandsResponse = Message<"agentgateway.admin.v1.ListAgentCommandsResponse"> & {
+  /**
+   * @generated from field: repeated agentgateway.admin.v1.AgentCommand commands = 1;
+   */
+  commands: AgentCommand[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message agentgateway.admin.v1.ListAgentCommandsResponse.
+ * Use `create(ListAgentCommandsResponseSchema)` to create a new message.
+ */
+export const ListAgentCommandsResponseSchema: GenMessage<ListAgentCommandsResponse> = /*@__PURE__*/
+  messageDesc(file_agentgateway_admin_v1_agents, 23);
+
+/**
+ * One command queued for an agent, as the gateway stores it.
+ *
+ * @generated from message agentgateway.admin.v1.AgentCommand
+ */
+export type AgentCommand = Message<"agentgateway.admin.v1.AgentCommand"> & {
+  /**
+   * The id the agent acknowledges it by.
+   *
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+
+  /**
+   * Its position in the agent's command sequence.
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * "peer_revoked" or "rollout".
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * What it belongs to, e.g. the rollout id (empty for peer revocations).
+   *
+   * @generated from field: string ref = 4;
+   */
+  ref: string;
+
+  /**
+   * @generated from field: agentgateway.admin.v1.AgentCommandState state = 5;
+   */
+  state: AgentCommandState;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it was acknowledged or withdrawn (unset while pending).
+   *
+   * @generated from field: google.protobuf.Timestamp acked_at = 7;
+   */
+  ackedAt?: Timestamp | undefined;
+
+  /**
+   * The agent's reason, or the gateway's for a withdrawn command.
+   *
+   * @generated from field: string ack_reason = 8;
+   */
+  ackReason: string;
+
+  /**
+   * The command as it is sent on the ControlStream.
+   *
+   * @generated from field: agentgateway.v1.Command command = 9;
+   */
+  command?: Command | undefined;
+};
+
+/**
+ * Describes the message agentgateway.admin.v1.AgentCommand.
+ * Use `create(AgentCommandSchema)` to create a new message.
+ */
+export const AgentCommandSchema: GenMessage<AgentCommand> = /*@__PURE__*/
+  messageDesc(file_agentgateway_admin_v1_agents, 24);
+
+/**
  * Liveness derived from heartbeats and the configured thresholds.
  *
  * @generated from enum agentgateway.admin.v1.Liveness
@@ -722,6 +855,53 @@ export enum Liveness {
  */
 export const LivenessSchema: GenEnum<Liveness> = /*@__PURE__*/
   enumDesc(file_agentgateway_admin_v1_agents, 0);
+
+/**
+ * Where a queued command stands.
+ *
+ * @generated from enum agentgateway.admin.v1.AgentCommandState
+ */
+export enum AgentCommandState {
+  /**
+   * @generated from enum value: AGENT_COMMAND_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not acknowledged yet: sent while the agent's stream is up, again after each reconnect.
+   *
+   * @generated from enum value: AGENT_COMMAND_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * The agent acknowledged it as applied (ACK_STATUS_OK, or reported in its hello).
+   *
+   * @generated from enum value: AGENT_COMMAND_STATE_APPLIED = 2;
+   */
+  APPLIED = 2,
+
+  /**
+   * The agent could not apply it, or the gateway withdrew it unsent (e.g. its rollout was
+   * cancelled); ack_reason says which.
+   *
+   * @generated from enum value: AGENT_COMMAND_STATE_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * The agent did not understand it (a newer kind).
+   *
+   * @generated from enum value: AGENT_COMMAND_STATE_UNSUPPORTED = 4;
+   */
+  UNSUPPORTED = 4,
+}
+
+/**
+ * Describes the enum agentgateway.admin.v1.AgentCommandState.
+ */
+export const AgentCommandStateSchema: GenEnum<AgentCommandState> = /*@__PURE__*/
+  enumDesc(file_agentgateway_admin_v1_agents, 1);
 
 /**
  * The fleet. Reading needs any role; changing needs editor or admin.
@@ -820,6 +1000,20 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof ListAgentTelemetryRequestSchema;
     output: typeof ListAgentTelemetryResponseSchema;
+  },
+  /**
+   * The commands queued for one agent on its ControlStream (peer revocations, rollout
+   * directives), newest first, paginated; with `pending_only` just those it has not
+   * acknowledged yet. The gateway records when a command was queued and when (and how) the
+   * agent acknowledged it, not each send: a pending command is sent whenever the agent's stream
+   * is up and again after every reconnect. docs/protocol.md, "Commands".
+   *
+   * @generated from rpc agentgateway.admin.v1.AgentService.ListAgentCommands
+   */
+  listAgentCommands: {
+    methodKind: "unary";
+    input: typeof ListAgentCommandsRequestSchema;
+    output: typeof ListAgentCommandsResponseSchema;
   },
   /**
    * Streams the tenant's agents for live views: first a snapshot of every agent matching the
