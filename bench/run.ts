@@ -26,6 +26,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: "handshake", script: "handshake.ts", timeoutMinutes: 15 },
   { name: "broadcast", script: "broadcast.ts", timeoutMinutes: 30 },
   { name: "upload-throughput", script: "upload-throughput.ts", timeoutMinutes: 20 },
+  { name: "telemetry-overhead", script: "telemetry-overhead.ts", timeoutMinutes: 10 },
   // Reconnect benchmarks are picked up by name: bench/reconnect-*.ts.
   ...readdirSync(join(ROOT, "bench"))
     .filter((f) => /^reconnect-.+\.ts$/.test(f))

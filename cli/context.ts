@@ -65,7 +65,8 @@ export class Run {
     const unaryTimeoutMs = parseDurationMs(this.globals.timeout);
     if (unaryTimeoutMs === undefined || unaryTimeoutMs <= 0) throw usage(`--timeout must be a duration like 20s, got "${this.globals.timeout}"`);
     return createAdminClient(service, apiKey, (interceptors) => {
-      const transport = createGatewayTransport(settings.server, settings.trust, { unaryTimeoutMs, interceptors: [...interceptors, this.guard()] });
+      // TRACEPARENT (W3C, as in the OpenTelemetry environment-carrier spec) ties a script's commands to its trace.
+      const transport = createGatewayTransport(settings.server, settings.trust, { unaryTimeoutMs, interceptors: [...interceptors, this.guard()], traceparent: () => process.env.TRACEPARENT });
       this.transports.push(transport);
       return transport.transport;
     });

@@ -5,6 +5,7 @@ import * as tls from "node:tls";
 import { X509Certificate } from "node:crypto";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { traceContextInterceptor } from "./trace-context.js";
 
 /**
  * How a client (the agent, the CLI) decides to trust the gateway. There is no trust on first use: an https
@@ -63,6 +64,8 @@ export interface TransportOptions {
    * agent, expired, another CA). The agent then connects without it.
    */
   onClientCertificateRefused?: (error: Error) => void;
+  /** A `traceparent` to send when no span is active (agwctl: the TRACEPARENT environment variable). */
+  traceparent?: () => string | undefined;
 }
 
 /** Thrown for a server URL or trust setting the agent refuses to use. */
@@ -173,7 +176,8 @@ export function createGatewayTransport(server: string, trust: TrustOptions, opti
     httpVersion: "2" as const,
     sessionManager,
     defaultTimeoutMs: options.unaryTimeoutMs ?? 20_000,
-    interceptors: options.interceptors ?? [],
+    // Trace context first, so every call of the agent and the CLI can continue a caller's trace.
+    interceptors: [traceContextInterceptor(options.traceparent), ...(options.interceptors ?? [])],
   };
   const transport = options.protocol === "grpc" ? createGrpcTransport(common) : createConnectTransport(common);
   return {

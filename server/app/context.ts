@@ -122,12 +122,12 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     },
     retention: new RetentionSweeper(database, config.retention, logger),
     rateLimits: {
-      registerPerSource: new TokenBuckets(config.registerRatePerSource),
-      handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent),
-      handshakePerSource: new TokenBuckets(config.handshakeRatePerSource),
-      adminAuthFailuresPerSource: new TokenBuckets(config.adminAuthFailureRate),
-      uploadItemsPerAgent: new TokenBuckets(config.uploadItemRate),
-      uploadBytesPerAgent: new TokenBuckets(config.uploadByteRate),
+      registerPerSource: new TokenBuckets(config.registerRatePerSource).named("register_per_source"),
+      handshakePerAgent: new TokenBuckets(config.handshakeRatePerAgent).named("handshake_per_agent"),
+      handshakePerSource: new TokenBuckets(config.handshakeRatePerSource).named("handshake_per_source"),
+      adminAuthFailuresPerSource: new TokenBuckets(config.adminAuthFailureRate).named("admin_auth_failures_per_source"),
+      uploadItemsPerAgent: new TokenBuckets(config.uploadItemRate).named("upload_items_per_agent"),
+      uploadBytesPerAgent: new TokenBuckets(config.uploadByteRate).named("upload_bytes_per_agent"),
     },
   };
 }

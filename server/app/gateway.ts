@@ -17,6 +17,11 @@ import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
 import { apiKeyAuthenticator, type AuthFailureLimit, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { certificateBoundSessions } from "../ca/cert-auth.js";
 import { openCa, listenerTls, renewServingCertificate, SERVING_CERT_TTL_MS } from "../ca/ca-setup.js";
+import { observeGateway } from "../observability/gateway-metrics.js";
+import { metrics } from "../observability/metrics.js";
+import { listenForMetrics, withMetricsEndpoint } from "../observability/metrics-endpoint.js";
+import { telemetryInterceptor } from "../observability/rpc-telemetry.js";
+import { createTracing, type Tracing } from "../observability/tracing.js";
 import { type BootstrapResult, bootstrapTenant } from "../tenancy/bootstrap.js";
 import { refusingSystemKeys, systemKeyAuthenticator } from "../tenancy/system-auth.js";
 import { tenantGateInterceptor } from "../tenancy/tenant-gate.js";
@@ -37,6 +42,10 @@ export interface Gateway {
   caPin: string | undefined;
   /** Connections the guard refused or closed (timeouts, caps) since start. */
   connections: ConnectionGuardStats;
+  /** The scrape URL when `/metrics` has a listener of its own (AGW_METRICS_LISTEN). */
+  metricsUrl: string | undefined;
+  /** Exports the spans ended so far (no-op when tracing is off). */
+  flushTraces(): Promise<void>;
   /** Graceful stop: refuse new calls, let open ones finish within the grace period, close the database. */
   stop(): Promise<void>;
 }
@@ -49,16 +58,27 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   // Read from the descriptors before anything else: a served RPC that declares no access stops
   // the start-up here instead of being callable by anyone.
   const access = accessPolicy();
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger });
+  // Off unless an OTLP endpoint is configured: then neither the calls nor the queries are wrapped.
+  const tracing = await createTracing({ ...config.tracing, instanceId: config.replicaId });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, logger, tracer: tracing?.tracer }).catch(async (err) => {
+    await tracing?.shutdown();
+    throw err;
+  });
   let app: AppContext | undefined;
   let workers: RunningWorkers | undefined;
+  let metricsListener: Awaited<ReturnType<typeof listenForMetrics>> | undefined;
   try {
     // Under an advisory lock: replicas starting at once migrate one after another (db/migrate.ts).
     const { applied } = await migrateDatabase(database, logger);
     if (applied.length > 0) logger.info({ migrations: applied }, "database migrated");
     // Replicas share PostgreSQL, so they share its LISTEN/NOTIFY; the embedded database has one
     // process by construction. A bus reconnect resynchronises the hub from the tables.
-    const bus: Bus = database.url ? new PgBus(database.url, logger, () => resync()) : new MemoryBus();
+    const bus: Bus = database.url
+      ? new PgBus(database.url, logger, () => {
+          metrics.busReconnects.add(1);
+          resync();
+        })
+      : new MemoryBus();
     const ca = config.ca ? await openCa(database, config.ca, logger) : undefined;
     const context = createAppContext(config, logger, database, bus, { ...(ca ? { ca } : {}) });
     app = context;
@@ -86,11 +106,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         registerRoutes(router, context);
         access.assertCovers(router.handlers.map((h) => h.method));
       },
-      // Order: errors are mapped last (outermost); identity is resolved before validation so an
+      // Order: telemetry is outermost (request id and log context for everything inside, the
+      // status the client really gets); then errors are mapped; identity is resolved before validation so an
       // unauthenticated caller learns nothing about the request shape; values no column can hold
       // are refused before the protovalidate rules, in every field of every message.
       // A suspended tenant's callers are refused right after they are identified.
       interceptors: [
+        telemetryInterceptor(tracing?.tracer, logger),
         errorInterceptor(logger),
         identity,
         tenantGateInterceptor(context.tenantGate),
@@ -102,11 +124,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       contextValues: peerContextValues,
     });
     // HTTP /healthz and /readyz for probes and load balancers, beside grpc.health.v1.
-    const handler = withHealthEndpoints(rpcHandler, {
+    const withHealth = withHealthEndpoints(rpcHandler, {
       draining: () => context.health.isShutDown,
       checks: readinessChecks(database.db, bus),
       onChange: (ready, failures, errors) => (ready ? logger.info("ready") : logger.warn({ failures, err: errors[0] }, "not ready")),
     });
+    // Prometheus scrapes /metrics on this port unless it was given a listener of its own (or none).
+    const handler = config.metrics.kind === "gateway" ? withMetricsEndpoint(withHealth) : withHealth;
     // Everything a call may rely on runs before the first call can arrive.
     workers = await startWorkers(backgroundWorkers(context), logger);
     const serving = ca && config.tlsFromCa.length > 0 ? await ca.issueServerCertificate(config.tlsFromCa, SERVING_CERT_TTL_MS) : undefined;
@@ -115,24 +139,52 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // front of Connect on the same port.
     const served = adminConsole(corsForAdmin(handler, config.corsOrigins));
     const listener: Listener = await listen({ host: config.listen.host, port: config.listen.port, handler: served, limits: config.connections, ...(tls ? { tls } : {}) });
+    if (config.metrics.kind === "separate") metricsListener = await listenForMetrics(config.metrics.host, config.metrics.port);
+    const unobserve = observeGateway({
+      db: database.db,
+      pool: database.pool,
+      openStreams: () => context.control.size,
+      heartbeats: context.heartbeats.stats,
+      acks: context.control.ackStats,
+      connections: listener.guard.stats,
+      staleAfterMs: config.staleAfterMs,
+    });
     context.health.set("", ServingStatus.SERVING);
     const renewal = serving && ca ? renewServingCertificate(ca, listener, config.tlsFromCa, serving.notAfter, logger) : undefined;
     logger.info(
-      { url: listener.url, replica: config.replicaId, database: database.kind, workers: workers.names, agentAuth: config.agentAuth, ...(ca ? { caPin: ca.pin } : {}) },
+      {
+        url: listener.url,
+        replica: config.replicaId,
+        database: database.kind,
+        workers: workers.names,
+        agentAuth: config.agentAuth,
+        ...(ca ? { caPin: ca.pin } : {}),
+        metrics: metricsListener?.url ?? config.metrics.kind,
+        tracing: tracing !== undefined,
+      },
       "gateway listening",
     );
-    return running(context, listener, workers, bootstrap, () => clearTimeout(renewal?.timer));
+    const observability = { tracing, metricsListener, unobserve };
+    return running(context, listener, workers, bootstrap, observability, () => clearTimeout(renewal?.timer));
   } catch (err) {
     // A failed start-up leaves nothing behind: the started workers stop, the database closes.
+    await metricsListener?.close();
     await workers?.stop();
     await app?.control.close().catch(() => {});
     app?.sessions.close();
     await database.close().catch(() => {});
+    await tracing?.shutdown();
     throw err;
   }
 }
 
-function running(app: AppContext, listener: Listener, workers: RunningWorkers, bootstrap: BootstrapResult, stopTimers: () => void): Gateway {
+interface Observability {
+  tracing: Tracing | undefined;
+  metricsListener: { url: string; close(): Promise<void> } | undefined;
+  unobserve: () => void;
+}
+
+function running(app: AppContext, listener: Listener, workers: RunningWorkers, bootstrap: BootstrapResult, observability: Observability, stopTimers: () => void): Gateway {
   const { config, logger } = app;
   let stopping: Promise<void> | undefined;
   return {
@@ -142,6 +194,8 @@ function running(app: AppContext, listener: Listener, workers: RunningWorkers, b
     bootstrap,
     caPin: app.ca?.pin,
     connections: listener.guard.stats,
+    metricsUrl: observability.metricsListener?.url,
+    flushTraces: async () => observability.tracing?.flush(),
     stop: () => {
       stopping ??= (async () => {
         stopTimers();
@@ -158,7 +212,11 @@ function running(app: AppContext, listener: Listener, workers: RunningWorkers, b
         app.sessions.close();
         await workers.stop();
         await app.database.close();
+        observability.unobserve();
+        await observability.metricsListener?.close();
         logger.info("gateway stopped");
+        // Last, so the spans of the final calls are exported too.
+        await observability.tracing?.shutdown().catch((err) => logger.warn({ err }, "exporting the last spans failed"));
       })();
       return stopping;
     },

@@ -46,6 +46,9 @@ export const SETTINGS = [
   setting("uploadByteRate", "AGW_UPLOAD_BYTE_RATE", "4194304/s:16777216", "Upload bytes each agent may send: `rate/s:burst` (bytes of encoded requests; 4 MiB/s with a 16 MiB burst by default)."),
   setting("adminAuthFailureRate", "AGW_ADMIN_AUTH_FAILURE_RATE", "1/s:20", "Failed operator API-key authentications allowed per source address: `rate/s:burst`. Past it the source is refused (also with a valid key) until the budget refills."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
+  setting("metricsListen", "AGW_METRICS_LISTEN", "", "Where Prometheus scrapes `/metrics`. Empty: on the gateway's own port. `host:port`: on a separate plain-HTTP listener only (e.g. `127.0.0.1:9464` or a pod-internal address), not on the gateway port. `off`: nowhere. See docs/operations.md, \"Metrics\"."),
+  setting("otlpEndpoint", "AGW_OTLP_ENDPOINT", "", "OTLP/HTTP URL traces are exported to, e.g. `http://otel-collector:4318/v1/traces`. Empty: the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; when none is set, tracing is off and costs nothing."),
+  setting("traceSampleRatio", "AGW_TRACE_SAMPLE_RATIO", "1", "Fraction (0–1) of new traces recorded when tracing is on; a caller's `traceparent` sampled flag is always honoured."),
   setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
   setting("agentAuth", "AGW_AGENT_AUTH", "session", "How agents authenticate post-handshake RPCs: `session` (the bearer session only), `mtls` (also a client certificate from the internal CA, required after IssueAgentCertificate) or `both` (a certificate is optional, but must match the session when presented). `mtls`/`both` need TLS and `AGW_CA_KEY`."),
   setting("caKey", "AGW_CA_KEY", "", "Secret (32+ bytes, e.g. `openssl rand -base64 32`) that seals the internal CA's private keys in the database (AES-256-GCM). Without it (or `AGW_CA_KEY_FILE`) the gateway runs without a CA. Never logged."),
@@ -106,6 +109,10 @@ export interface Config {
   ca: CaConfig | undefined;
   /** Names of a serving certificate from the internal CA; empty = AGW_TLS_CERT or cleartext. */
   tlsFromCa: string[];
+  /** Where `/metrics` is served: on the gateway port, on a listener of its own, or nowhere. */
+  metrics: { kind: "gateway" } | { kind: "separate"; host: string; port: number } | { kind: "off" };
+  /** Trace export; `otlpEndpoint` undefined = tracing off. */
+  tracing: { otlpEndpoint: string | undefined; sampleRatio: number };
   /** What the retention sweep deletes and how fast (server/workers/retention.ts). */
   retention: RetentionConfig;
 }
@@ -223,6 +230,8 @@ export function loadConfig(
     agentAuth: agentAuth(raw.agentAuth),
     ca: caConfig(raw),
     tlsFromCa: raw.tlsFromCa.split(",").map((n) => n.trim()).filter((n) => n.length > 0),
+    metrics: metricsPlace(raw.metricsListen),
+    tracing: { otlpEndpoint: otlpEndpoint(raw.otlpEndpoint, env), sampleRatio: ratio("traceSampleRatio", raw.traceSampleRatio) },
     retention: {
       telemetryMs: age("retentionTelemetry", raw.retentionTelemetry),
       eventsMs: age("retentionEvents", raw.retentionEvents),
@@ -344,6 +353,33 @@ function rate(key: SettingKey, value: string): RateSpec {
     throw new ConfigError(`${describe(key)} must look like 5/s:20 (rate per second : burst), got "${value}"`);
   }
   return { perSecond, burst };
+}
+
+function metricsPlace(value: string): Config["metrics"] {
+  const v = value.trim();
+  if (v === "") return { kind: "gateway" };
+  if (v === "off") return { kind: "off" };
+  try {
+    return { kind: "separate", ...parseListen(v) };
+  } catch {
+    throw new ConfigError(`${describe("metricsListen")} must be empty, off, or host:port, got "${value}"`);
+  }
+}
+
+/** AGW_OTLP_ENDPOINT, else the standard OpenTelemetry variables (signal-specific first). */
+function otlpEndpoint(value: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (env.OTEL_SDK_DISABLED === "true" || env.OTEL_TRACES_EXPORTER === "none") return undefined;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  const url = value.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || (base ? `${base.replace(/\/+$/, "")}/v1/traces` : "");
+  if (!url) return undefined;
+  if (!/^https?:\/\/[^/\s]+/i.test(url)) throw new ConfigError(`${describe("otlpEndpoint")} (or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http(s) URL, got "${url}"`);
+  return url;
+}
+
+function ratio(key: SettingKey, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !(n >= 0 && n <= 1)) throw new ConfigError(`${describe(key)} must be a number from 0 to 1, got "${value}"`);
+  return n;
 }
 
 function origins(key: SettingKey, value: string): string[] {

@@ -1,6 +1,7 @@
 import { type RawBuilder, sql } from "kysely";
 import type { Executor } from "../db/database.js";
 import type { AckStatusName } from "../db/schema.js";
+import { metrics } from "../observability/metrics.js";
 
 /** A persisted command, as read for delivery. */
 export interface StoredCommand {
@@ -42,7 +43,9 @@ async function enqueueWhere(db: Executor, targets: RawBuilder<unknown>, input: {
     )
     insert into agent_commands (agent_id, sequence, tenant_id, command_id, kind, ref, body)
     select id, command_seq, tenant_id, gen_random_uuid(), ${input.kind}, ${input.ref ?? null}, ${input.body}::bytea from targets`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  const queued = Number(result.numAffectedRows ?? 0);
+  metrics.commandsQueued.add(queued, { kind: input.kind });
+  return queued;
 }
 
 /**
@@ -114,6 +117,19 @@ export async function withdrawUnacked(db: Executor, input: { tenantId: string; k
     .where("ref", "=", input.ref)
     .where("acked_at", "is", null)
     .execute();
+}
+
+/**
+ * Seconds since the oldest command still unacknowledged by an ACTIVE agent seen since `since`
+ * was queued (0 when there is none). Agents that are offline are left out: their commands wait
+ * by design, and would make the age grow without telling anything.
+ */
+export async function oldestUnackedAgeSeconds(db: Executor, since: Date): Promise<number> {
+  const { rows } = await sql<{ age: string | null }>`
+    select extract(epoch from now() - min(c.created_at)) as age
+    from agent_commands c join agents a on a.id = c.agent_id
+    where c.acked_at is null and a.state = 'ACTIVE' and a.last_seen_at > ${since}`.execute(db);
+  return Math.max(0, Number(rows[0]?.age ?? 0));
 }
 
 /**

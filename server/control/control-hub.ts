@@ -7,6 +7,7 @@ import type { AgentIdentity } from "../identity/principal.js";
 import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { writeIsolatingBadRows } from "../db/isolating-write.js";
+import { metrics } from "../observability/metrics.js";
 import { type Ack, pendingCommands, recordAcks } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
 import { AgentConnection } from "./connection.js";
@@ -121,6 +122,7 @@ export class ControlHub {
   ack(conn: AgentConnection, ack: Omit<Ack, "agentId">): boolean {
     if (ack.sequence > conn.lastSent) return false;
     this.acks.push({ agentId: conn.agentId, ...ack });
+    metrics.commandsAcked.add(1, { status: ack.status });
     if (this.acks.length >= 500) void this.flushAcks();
     return true;
   }
@@ -250,13 +252,16 @@ export class ControlHub {
         }
         const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })), COMMANDS_PER_PAGE);
         const perAgent = new Map<string, number>();
+        let delivered = 0;
         for (const stored of commands) {
           const conn = this.byAgent.get(stored.agentId);
           if (!conn || stored.sequence <= conn.lastSent) continue;
           conn.send({ kind: { case: "command", value: toWireCommand(stored) } });
           conn.lastSent = stored.sequence;
+          delivered++;
           perAgent.set(stored.agentId, (perAgent.get(stored.agentId) ?? 0) + 1);
         }
+        metrics.commandsDelivered.add(delivered);
         // A full page may not be all: fetch the next one in this same run, not on the next
         // command or reconnect.
         for (const [agentId, n] of perAgent) if (n >= COMMANDS_PER_PAGE) this.dirty.add(agentId);

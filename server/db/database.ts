@@ -1,8 +1,10 @@
 import { mkdirSync } from "node:fs";
-import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from "kysely";
+import type { Tracer } from "@opentelemetry/api";
+import { type Dialect, Kysely, Migrator, PostgresDialect, sql, type Transaction } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import { migrationProvider } from "../../migrations/index.js";
+import { tracedDialect } from "../observability/db-tracing.js";
 import type { Schema } from "./schema.js";
 
 /** The database handle the gateway uses; `kind` says which engine is behind it. */
@@ -12,6 +14,16 @@ export interface Database {
   /** Connection string of the external server (undefined for the embedded engine). */
   url: string | undefined;
   close(): Promise<void>;
+  /** The connection pool's counts (PostgreSQL only), read by the metrics at scrape time. */
+  pool?: () => PoolCounts;
+}
+
+/** What the pool reports: connections open, of them idle, queries waiting for one, and the size. */
+export interface PoolCounts {
+  total: number;
+  idle: number;
+  waiting: number;
+  max: number;
 }
 
 /** A Kysely handle or an open transaction: queries accept either. */
@@ -23,6 +35,8 @@ export interface OpenDatabaseOptions {
   dataDir: string;
   poolSize: number;
   logger: Logger;
+  /** When tracing is on: every statement run inside a traced call becomes a span. */
+  tracer?: Tracer | undefined;
 }
 
 /**
@@ -35,8 +49,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize });
     // A dropped connection must not crash the process; the pool replaces it.
     pool.on("error", (err) => options.logger.warn({ err }, "idle PostgreSQL connection failed"));
-    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-    return { db, kind: "postgres", url: options.databaseUrl, close: () => db.destroy() };
+    const db = new Kysely<Schema>({ dialect: traceable(new PostgresDialect({ pool }), options.tracer) });
+    const counts = (): PoolCounts => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolSize });
+    return { db, kind: "postgres", url: options.databaseUrl, close: () => db.destroy(), pool: counts };
   }
   mkdirSync(options.dataDir, { recursive: true });
   // Loaded lazily: the WASM engine is large and unused when an external server is configured.
@@ -45,7 +60,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     import("kysely-pglite-dialect"),
   ]);
   const pglite = await PGlite.create(options.dataDir);
-  const db = new Kysely<Schema>({ dialect: new PGliteDialect(pglite) });
+  const db = new Kysely<Schema>({ dialect: traceable(new PGliteDialect(pglite), options.tracer) });
   return {
     db,
     kind: "pglite",
@@ -55,6 +70,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       if (!pglite.closed) await pglite.close();
     },
   };
+}
+
+function traceable(dialect: Dialect, tracer: Tracer | undefined): Dialect {
+  return tracer ? tracedDialect(dialect, tracer) : dialect;
 }
 
 /**

@@ -36,7 +36,9 @@ export function toConnectError(err: unknown, logger: Logger): ConnectError {
     const details = [];
     if (err.reason) details.push({ desc: ErrorInfoSchema, value: { reason: err.reason, domain: ERROR_DOMAIN } });
     if (err.retryAfterMs !== undefined) details.push({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(err.retryAfterMs) } });
-    const error = new ConnectError(err.message, code, undefined, details);
+    // The domain error rides along as the cause (never sent): the telemetry interceptor reads
+    // which limit refused, or the reason, from it.
+    const error = new ConnectError(err.message, code, undefined, details, err);
     if (err.retryAfterMs !== undefined) {
       // Also as a plain header/trailer, for clients that do not decode details.
       error.metadata.set("retry-after", String(Math.ceil(err.retryAfterMs / 1000)));

@@ -54,8 +54,11 @@ export class InvalidInputError extends DomainError {
 /** Too many requests; `retryAfterMs` says when to come back. */
 export class RateLimitedError extends DomainError {
   override name = "RateLimitedError";
-  constructor(message: string, retryAfterMs: number) {
+  /** Which limit refused (a fixed name such as `register_per_source`), for the refusal metric. */
+  readonly limit: string;
+  constructor(message: string, retryAfterMs: number, limit = "unnamed") {
     super(message, "RATE_LIMITED");
+    this.limit = limit;
     this.retryAfterMs = retryAfterMs;
   }
 }

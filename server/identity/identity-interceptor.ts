@@ -44,7 +44,8 @@ export interface AuthFailureLimit {
  * the budget refills — so a stranger cannot guess keys at speed; other sources are unaffected.
  */
 export function apiKeyAuthenticator(keys: { authenticate(secret: string): Promise<Operator | undefined> }, failures?: AuthFailureLimit): Authenticator<Operator> {
-  const refuse = (waitMs: number) => new RateLimitedError(`too many failed authentications from this address: retry after ${Math.ceil(waitMs / 1000)} s`, waitMs);
+  const refuse = (waitMs: number) =>
+    new RateLimitedError(`too many failed authentications from this address: retry after ${Math.ceil(waitMs / 1000)} s`, waitMs, failures?.buckets.name);
   return {
     async authenticate(call) {
       const secret = bearerToken(call.header);

@@ -22,7 +22,7 @@ export function streamCapInterceptor(maxPerCredential: number): Interceptor {
     if (key === undefined) return next(req);
     const count = open.get(key) ?? 0;
     if (count >= maxPerCredential) {
-      throw new RateLimitedError(`this credential already holds ${count} open streams (the most allowed): close one, then retry`, 1_000);
+      throw new RateLimitedError(`this credential already holds ${count} open streams (the most allowed): close one, then retry`, 1_000, "streams_per_credential");
     }
     open.set(key, count + 1);
     let res: StreamResponse;

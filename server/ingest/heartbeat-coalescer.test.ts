@@ -164,5 +164,9 @@ describe("HeartbeatCoalescer isolation and bounds", () => {
     await expect(flushing).rejects.toThrow("database unavailable");
     expect(c.size).toBe(3);
     expect(c.stats.shed).toBe(2);
+    // Counted for the metrics: the failed flush, then a good one.
+    expect(c.stats).toMatchObject({ flushes: 0, failures: 1 });
+    await c.flush();
+    expect(c.stats).toMatchObject({ flushes: 1, failures: 1 });
   });
 });

@@ -27,8 +27,11 @@ export class HeartbeatCoalescer implements Worker {
   /** The last flush asked for, while it (or one before it) has not finished. */
   private active: Promise<number> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** Reports written, refused by the database (dropped), and shed because the buffer was full. */
-  readonly stats = { written: 0, rejected: 0, shed: 0 };
+  /**
+   * Reports written, refused by the database (dropped), and shed because the buffer was full;
+   * flushes that wrote, and flushes that failed as a whole (their entries stay pending).
+   */
+  readonly stats = { written: 0, rejected: 0, shed: 0, flushes: 0, failures: 0 };
   private readonly maxPending: number;
 
   constructor(
@@ -116,6 +119,7 @@ export class HeartbeatCoalescer implements Worker {
     try {
       const result = await writeIsolatingBadRows([...batch], (rows) => this.sink.write(new Map(rows)));
       this.stats.written += result.written;
+      this.stats.flushes++;
       if (result.rejected.length > 0) {
         this.stats.rejected += result.rejected.length;
         // The ids only: the refused values are exactly what must not be echoed into logs.
@@ -123,6 +127,7 @@ export class HeartbeatCoalescer implements Worker {
       }
       return result.written;
     } catch (err) {
+      this.stats.failures++;
       for (const [agentId, report] of batch) {
         const newer = this.pending.get(agentId);
         if (!newer && this.pending.size >= this.maxPending) {

@@ -33,7 +33,7 @@ export function heartbeatHandler(app: AppContext): Pick<ServiceImpl<typeof Agent
         uptimeSeconds: req.uptime ? Number(req.uptime.seconds) : undefined,
       });
       // The buffer is full (the database has been unreachable for a while): say so, with a hint.
-      if (!accepted) throw new RateLimitedError("heartbeat buffer full: retry later", app.config.heartbeatFlushIntervalMs * 5);
+      if (!accepted) throw new RateLimitedError("heartbeat buffer full: retry later", app.config.heartbeatFlushIntervalMs * 5, "heartbeat_buffer");
       return { serverTime: timestampNow(), nextHeartbeatInterval: interval };
     },
   };

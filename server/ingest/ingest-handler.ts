@@ -7,6 +7,7 @@ import { admit } from "../ratelimit/admit.js";
 import type { AppContext } from "../app/context.js";
 import { agentOf } from "../identity/principal.js";
 import { InvalidInputError } from "../errors/errors.js";
+import { metrics } from "../observability/metrics.js";
 import type { EventInput, PointInput } from "./ingest-store.js";
 import { timestampToSql } from "./timestamps.js";
 import { storeEvents, storePoints } from "./uploads.js";
@@ -23,15 +24,21 @@ export function ingestHandlers(app: AppContext): Pick<ServiceImpl<typeof AgentGa
       const agent = agentOf(ctx);
       chargeUpload(app, agent.agentId, req.points.length, toBinary(UploadTelemetryRequestSchema, req).byteLength);
       const points = req.points.map(toPointInput);
-      return storePoints(db, agent, points);
+      return counted("telemetry", await storePoints(db, agent, points));
     },
     async uploadEvents(req, ctx) {
       const agent = agentOf(ctx);
       chargeUpload(app, agent.agentId, req.events.length, toBinary(UploadEventsRequestSchema, req).byteLength);
       const events = req.events.map(toEventInput);
-      return storeEvents(db, agent, events);
+      return counted("events", await storeEvents(db, agent, events));
     },
   };
+}
+
+function counted<R extends { accepted: number; duplicates: number }>(kind: "telemetry" | "events", result: R): R {
+  metrics.uploadItems.add(result.accepted, { kind, result: "accepted" });
+  metrics.uploadItems.add(result.duplicates, { kind, result: "duplicate" });
+  return result;
 }
 
 /** Per-agent upload quotas (items/s and bytes/s): one agent cannot take the ingest path from the others. */

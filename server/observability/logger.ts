@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { callLogFields } from "./log-context.js";
 
 /**
  * Paths that may hold secrets anywhere in a log line. Handlers never log request bodies, but
@@ -31,7 +32,10 @@ export const REDACT_PATHS = [
   "*.privateKey",
 ];
 
-/** The process logger: JSON lines on stdout (or `destination`), secrets redacted by path. */
+/**
+ * The process logger: JSON lines on stdout (or `destination`), secrets redacted by path. Lines
+ * written while an RPC runs carry its request id, tenant, agent and trace (log-context.ts).
+ */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
@@ -39,6 +43,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: "agentgateway" },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
+      mixin: callLogFields,
     },
     destination,
   );

@@ -6,7 +6,7 @@ export function admit(what: string, checks: Array<[TokenBuckets, string] | [Toke
   for (const [buckets, key, cost] of checks) {
     const waitMs = buckets.take(key, cost);
     if (waitMs > 0) {
-      throw new RateLimitedError(`${what} rate limit exceeded: retry after ${Math.ceil(waitMs / 1000)} s`, waitMs);
+      throw new RateLimitedError(`${what} rate limit exceeded: retry after ${Math.ceil(waitMs / 1000)} s`, waitMs, buckets.name);
     }
   }
 }

@@ -12,12 +12,20 @@ interface Bucket {
  */
 export class TokenBuckets {
   private readonly buckets = new Map<string, Bucket>();
+  /** The limit's fixed name in refusals and metrics (`register_per_source`, …). */
+  name = "unnamed";
 
   constructor(
     private readonly spec: RateSpec,
     private readonly maxKeys = 100_000,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Sets the limit's name; returns this. */
+  named(name: string): this {
+    this.name = name;
+    return this;
+  }
 
   /**
    * Takes `cost` tokens for `key` (one call, or a batch's items or bytes): 0 when admitted, else

@@ -312,3 +312,16 @@ function toWave(row: WaveRow): WaveRecord {
     completedAt: row.completed_at,
   };
 }
+
+/** Rollouts per state, and members per state of the rollouts still running or halted (for the metrics). */
+export async function countByState(db: Executor): Promise<{ rollouts: Map<string, number>; members: Map<string, number> }> {
+  const [rollouts, members] = await Promise.all([
+    sql<{ state: string; n: string }>`select state, count(*) as n from rollouts group by state`.execute(db),
+    sql<{ state: string; n: string }>`
+      select m.state, count(*) as n from rollout_members m
+      join rollouts r on r.id = m.rollout_id
+      where r.state in ('RUNNING', 'HALTED') group by m.state`.execute(db),
+  ]);
+  const toMap = (rows: Array<{ state: string; n: string }>) => new Map(rows.map((r) => [r.state, Number(r.n)]));
+  return { rollouts: toMap(rollouts.rows), members: toMap(members.rows) };
+}

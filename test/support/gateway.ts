@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Client, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
+import type { DestinationStream } from "pino";
 import { type Gateway, startGateway } from "../../server/app/gateway.js";
 import { loadConfig, type SETTINGS } from "../../server/config/config.js";
 import { createLogger } from "../../server/observability/logger.js";
@@ -27,8 +28,8 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-/** Starts the gateway in this process. Call `stop()` in afterAll. */
-export async function startTestGateway(overrides: Overrides = {}, existing?: TestDatabase): Promise<TestGateway> {
+/** Starts the gateway in this process. Call `stop()` in afterAll. `logs` receives every log line (JSON). */
+export async function startTestGateway(overrides: Overrides = {}, existing?: TestDatabase, logs?: DestinationStream): Promise<TestGateway> {
   const database = existing ?? (await createTestDatabase());
   const adminKey = `test-admin-${randomBytes(24).toString("hex")}`;
   const systemKey = `test-system-${randomBytes(24).toString("hex")}`;
@@ -42,7 +43,7 @@ export async function startTestGateway(overrides: Overrides = {}, existing?: Tes
     dbPoolSize: "10",
     ...overrides,
   }, {});
-  const gateway = await startGateway(config, createLogger(config.logLevel));
+  const gateway = await startGateway(config, createLogger(config.logLevel, logs));
   const transport = createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" });
   const grpcTransport = createGrpcTransport({ baseUrl: gateway.url });
   return {
