@@ -7,6 +7,7 @@ import * as m0005 from "./0005-agent-status.js";
 import * as m0006 from "./0006-secret-fingerprints.js";
 import * as m0007 from "./0007-revoked-from.js";
 import * as m0008 from "./0008-host-labels.js";
+import * as m0012 from "./0012-tenant-commands.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
@@ -18,6 +19,7 @@ export const migrations: Record<string, Migration> = {
   "0006-secret-fingerprints": m0006,
   "0007-revoked-from": m0007,
   "0008-host-labels": m0008,
+  "0012-tenant-commands": m0012,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

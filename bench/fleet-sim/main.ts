@@ -42,7 +42,7 @@ import { signReleaseManifest } from "../../cli/release.js";
 import { adminClient } from "../../test/support/admin.js";
 import { freePort } from "../../test/support/free-port.js";
 import { type BenchGateway, ROOT, spawnGateway } from "../lib/child.js";
-import { startPostgres } from "../lib/postgres.js";
+import { ActivitySampler, startPostgres } from "../lib/postgres.js";
 import { clusterCpuSeconds, loadAverages, rssKiBOf } from "../lib/proc.js";
 import { commandLine, machineFacts, writeSection } from "../lib/results.js";
 import { fmt, int, sleep, summarize, table } from "../lib/stats.js";
@@ -155,6 +155,8 @@ async function main(): Promise<void> {
     let streamingIndexes = [...Array(N).keys()];
     for (const scenario of SCENARIOS) {
       log(`scenario ${scenario}`);
+      const sampler = new ActivitySampler(postgres.adminUrl, database.name, 100);
+      await sampler.start();
       if (scenario === "steady") sections.push(await steady(gateway, postgres.postmasterPid, workers));
       else if (scenario === "broadcast") sections.push(await broadcast(gateway, workers, identities.slice(N).map((s) => agentIds.get(s.index) ?? "")));
       else if (scenario === "revoke-one") {
@@ -167,6 +169,9 @@ async function main(): Promise<void> {
         gateway = result.gateway;
         sections.push(result.section);
       } else throw new Error(`unknown scenario ${scenario}`);
+      const activity = await sampler.stop();
+      const top = activity.rows.slice(0, 6).map((r) => [r.what.replace(/\|/g, "/"), `${fmt(r.share * 100, 1)} %`]);
+      if (top.length > 0) sections.push(`PostgreSQL during ${scenario} (pg_stat_activity every 100 ms, ${activity.samples} samples; share of busy backend observations):\n\n${table(["state · wait · query", "share"], top)}`);
     }
 
     const report = [

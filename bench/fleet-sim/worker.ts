@@ -192,7 +192,7 @@ function schedule(agent: SimAgent, delayMs: number): void {
 function pump(): void {
   while (running && opening < config.openConcurrency && runQueue.length > 0) {
     const agent = runQueue.shift();
-    if (!agent || agent.phase !== "idle") continue;
+    if (agent?.phase !== "idle") continue;
     opening++;
     agent.phase = "opening";
     void openAgent(agent).finally(() => {

@@ -7,9 +7,9 @@ import type { AgentIdentity } from "../identity/principal.js";
 import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { writeIsolatingBadRows } from "../db/isolating-write.js";
-import { type Ack, pendingCommands, recordAcks } from "./command-store.js";
+import { type Ack, pendingCommands, recordAcks, type StoredCommand, tenantCommandBodies } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
-import { AgentConnection } from "./connection.js";
+import { AgentConnection, type Outgoing } from "./connection.js";
 
 /** Timing knobs of the hub (from config; tests shrink them). */
 export interface HubOptions {
@@ -26,6 +26,8 @@ const DELIVERY_CHUNK = 1000;
 const COMMANDS_PER_PAGE = 100;
 /** Acks kept while the database is unreachable; a lost ack means a redelivery, not a lost command. */
 const MAX_BUFFERED_ACKS = 100_000;
+/** Tenant-wide notices kept decoded: each is built once and the same message goes to every stream. */
+const SHARED_CACHE = 1024;
 
 /**
  * The streams this replica holds, and everything that reaches them: command delivery (read from
@@ -39,6 +41,8 @@ export class ControlHub {
   private deliveryRunning = false;
   private deliveryScheduled = false;
   private acks: Ack[] = [];
+  /** Tenant-wide notices, decoded once (command id → the message every stream is given). */
+  private readonly shared = new Map<string, Outgoing>();
   /** Acks the database refused on their own (dropped), and acks shed while the buffer was full. */
   readonly ackStats = { rejected: 0, shed: 0 };
   private readonly ticker: NodeJS.Timeout;
@@ -118,9 +122,9 @@ export class ControlHub {
   }
 
   /** Buffers an acknowledgement from a stream; acks for commands never sent are ignored. */
-  ack(conn: AgentConnection, ack: Omit<Ack, "agentId">): boolean {
+  ack(conn: AgentConnection, ack: Omit<Ack, "agentId" | "tenantId">): boolean {
     if (ack.sequence > conn.lastSent) return false;
-    this.acks.push({ agentId: conn.agentId, ...ack });
+    this.acks.push({ agentId: conn.agentId, tenantId: conn.tenantId, ...ack });
     if (this.acks.length >= 500) void this.flushAcks();
     return true;
   }
@@ -249,11 +253,15 @@ export class ControlHub {
           if (chunk.length >= DELIVERY_CHUNK) break;
         }
         const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })), COMMANDS_PER_PAGE);
+        await this.loadShared(commands);
         const perAgent = new Map<string, number>();
         for (const stored of commands) {
           const conn = this.byAgent.get(stored.agentId);
           if (!conn || stored.sequence <= conn.lastSent) continue;
-          conn.send({ kind: { case: "command", value: toWireCommand(stored) } });
+          const message = stored.shared ? this.shared.get(stored.commandId) : { kind: { case: "command" as const, value: toWireCommand(stored) } };
+          // A notice whose row went between the two queries (retention) cannot be sent.
+          if (!message) continue;
+          conn.send(message);
           conn.lastSent = stored.sequence;
           perAgent.set(stored.agentId, (perAgent.get(stored.agentId) ?? 0) + 1);
         }
@@ -267,6 +275,23 @@ export class ControlHub {
       this.logger.warn({ err }, "command delivery failed; will retry on the next tick");
     } finally {
       this.deliveryRunning = false;
+    }
+  }
+
+  /** Decodes the tenant-wide notices of a delivery batch not decoded yet (one query for their bodies). */
+  private async loadShared(commands: StoredCommand[]): Promise<void> {
+    const missing = new Set<string>();
+    for (const c of commands) if (c.shared && !this.shared.has(c.commandId)) missing.add(c.commandId);
+    if (missing.size === 0) return;
+    const bodies = await tenantCommandBodies(this.db, [...missing]);
+    for (const c of commands) {
+      const body = bodies.get(c.commandId);
+      if (!c.shared || !body || this.shared.has(c.commandId)) continue;
+      if (this.shared.size >= SHARED_CACHE) {
+        const oldest = this.shared.keys().next().value;
+        if (oldest !== undefined) this.shared.delete(oldest);
+      }
+      this.shared.set(c.commandId, { kind: { case: "command", value: toWireCommand(c, body) } });
     }
   }
 
