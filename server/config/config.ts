@@ -45,6 +45,9 @@ export const SETTINGS = [
   setting("uploadByteRate", "AGW_UPLOAD_BYTE_RATE", "4194304/s:16777216", "Upload bytes each agent may send: `rate/s:burst` (bytes of encoded requests; 4 MiB/s with a 16 MiB burst by default)."),
   setting("adminAuthFailureRate", "AGW_ADMIN_AUTH_FAILURE_RATE", "1/s:20", "Failed operator API-key authentications allowed per source address: `rate/s:burst`. Past it the source is refused (also with a valid key) until the budget refills."),
   setting("handshakeRatePerSource", "AGW_HANDSHAKE_SOURCE_RATE", "200/s:400", "Handshake calls allowed per source address (many agents may share a NAT): `rate/s:burst`."),
+  setting("maxInflightHandshakes", "AGW_MAX_INFLIGHT_HANDSHAKES", "64", "Handshake calls (Begin or Complete) doing database work at once in this process; past it calls are refused at once with RESOURCE_EXHAUSTED and a jittered retry hint (reconnect storms are shed before they queue). 0 = no cap."),
+  setting("maxInflightStreamOpens", "AGW_MAX_INFLIGHT_STREAM_OPENS", "64", "ControlStreams being opened (hello to welcome, database work) at once in this process; past it the stream is refused with RESOURCE_EXHAUSTED and a jittered retry hint. 0 = no cap."),
+  setting("shedRetrySpread", "AGW_SHED_RETRY_SPREAD", "5s", "Calls refused by the two caps above are told to retry after 1 s plus a random share of this spread."),
   setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
 ] as const;
 
@@ -75,6 +78,9 @@ export interface Config {
   dbPoolSize: number;
   connections: ConnectionLimits;
   maxStreamsPerCredential: number;
+  maxInflightHandshakes: number;
+  maxInflightStreamOpens: number;
+  shedRetrySpreadMs: number;
   registerRatePerSource: RateSpec;
   handshakeRatePerAgent: RateSpec;
   handshakeRatePerSource: RateSpec;
@@ -159,6 +165,9 @@ export function loadConfig(
       maxStreamsPerConnection: positiveInt("maxStreamsPerConnection", raw.maxStreamsPerConnection),
     },
     maxStreamsPerCredential: positiveInt("maxStreamsPerCredential", raw.maxStreamsPerCredential),
+    maxInflightHandshakes: nonNegativeInt("maxInflightHandshakes", raw.maxInflightHandshakes),
+    maxInflightStreamOpens: nonNegativeInt("maxInflightStreamOpens", raw.maxInflightStreamOpens),
+    shedRetrySpreadMs: durationMs("shedRetrySpread", raw.shedRetrySpread),
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
     handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
     handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),

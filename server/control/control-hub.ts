@@ -9,6 +9,7 @@ import type { Schema } from "../db/schema.js";
 import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import { type Ack, pendingCommands, recordAcks, type StoredCommand, tenantCommandBodies } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
+import { Admission } from "./admission.js";
 import { AgentConnection, type Outgoing } from "./connection.js";
 
 /** Timing knobs of the hub (from config; tests shrink them). */
@@ -19,6 +20,8 @@ export interface HubOptions {
   drainSpreadMs: number;
   tickMs?: number;
   ackFlushMs?: number;
+  /** In-flight caps for reconnect storms (0 = none) and the spread of the retry hint. */
+  admission?: { handshakes: number; streamOpens: number; retrySpreadMs: number };
 }
 
 const DELIVERY_CHUNK = 1000;
@@ -49,6 +52,8 @@ export class ControlHub {
   private readonly ackTimer: NodeJS.Timeout;
   private readonly unsubscribe: Array<() => void>;
   private nextPingNonce = 1n;
+  /** Load shedding of handshakes and stream openings (a reconnect storm is refused, not queued). */
+  readonly admission: { handshakes: Admission; streamOpens: Admission };
 
   constructor(
     private readonly db: Kysely<Schema>,
@@ -56,6 +61,9 @@ export class ControlHub {
     private readonly logger: Logger,
     private readonly options: HubOptions,
   ) {
+    const caps = options.admission ?? { handshakes: 0, streamOpens: 0, retrySpreadMs: 0 };
+    const retry = { minMs: 1000, spreadMs: caps.retrySpreadMs };
+    this.admission = { handshakes: new Admission("handshakes", caps.handshakes, retry), streamOpens: new Admission("stream openings", caps.streamOpens, retry) };
     this.ticker = setInterval(() => this.tick(Date.now()), options.tickMs ?? 1000);
     this.ticker.unref();
     this.ackTimer = setInterval(() => void this.flushAcks(), options.ackFlushMs ?? 200);
