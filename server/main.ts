@@ -1,3 +1,4 @@
+import { isClusterPrimary, runPrimary } from "./app/cluster.js";
 import { startGateway } from "./app/gateway.js";
 import { ConfigError, configTableMarkdown, loadConfig } from "./config/config.js";
 import { migrateToLatest, openDatabase } from "./db/database.js";
@@ -36,6 +37,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command "${command}"\n${USAGE}`);
     return 2;
   }
+  if (isClusterPrimary(config)) return await runPrimary(config, logger);
   const gateway = await startGateway(config, logger);
   announce(gateway.url, gateway.bootstrap);
   await new Promise<void>((resolve) => {

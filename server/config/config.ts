@@ -32,6 +32,7 @@ export const SETTINGS = [
   setting("streamPingInterval", "AGW_STREAM_PING_INTERVAL", "30s", "How often the gateway pings an idle ControlStream; a stream that does not answer within the next interval is closed."),
   setting("drainSpread", "AGW_DRAIN_SPREAD", "30s", "When a replica drains (shutdown), agents are told to reconnect after a random delay up to this long, so they spread over the other replicas."),
   setting("maxMessageBytes", "AGW_MAX_MESSAGE_BYTES", "4194304", "Largest request message accepted, in bytes (an event payload may be 1 MiB)."),
+  setting("workers", "AGW_WORKERS", "1", "Gateway processes sharing the listening port (node:cluster; connections are handed to them in turn). Each is a replica with its own `AGW_DB_POOL_SIZE` connections. Needs `DATABASE_URL` when above 1."),
   setting("dbPoolSize", "AGW_DB_POOL_SIZE", "20", "PostgreSQL connections per gateway process."),
   setting("firstRequestTimeout", "AGW_FIRST_REQUEST_TIMEOUT", "10s", "A connection must complete its TLS handshake and first request head (HTTP/1.1) or open its first stream (HTTP/2) within this long; also the longest an HTTP/1.1 request body may take."),
   setting("idleTimeout", "AGW_IDLE_TIMEOUT", "2m", "A connection with no request in flight (HTTP/1.1) or no open stream (HTTP/2) is closed after this long. Open ControlStreams keep their connection."),
@@ -78,6 +79,7 @@ export interface Config {
   dbPoolSize: number;
   connections: ConnectionLimits;
   maxStreamsPerCredential: number;
+  workers: number;
   maxInflightHandshakes: number;
   maxInflightStreamOpens: number;
   shedRetrySpreadMs: number;
@@ -157,6 +159,7 @@ export function loadConfig(
     drainSpreadMs: durationMs("drainSpread", raw.drainSpread),
     maxMessageBytes: positiveInt("maxMessageBytes", raw.maxMessageBytes),
     dbPoolSize: positiveInt("dbPoolSize", raw.dbPoolSize),
+    workers: positiveInt("workers", raw.workers),
     connections: {
       firstRequestTimeoutMs: durationMs("firstRequestTimeout", raw.firstRequestTimeout),
       idleTimeoutMs: durationMs("idleTimeout", raw.idleTimeout),
@@ -176,6 +179,9 @@ export function loadConfig(
     uploadByteRate: rate("uploadByteRate", raw.uploadByteRate),
     corsOrigins: origins("corsOrigins", raw.corsOrigins),
   };
+  if (config.workers > 1 && !config.databaseUrl) {
+    throw new ConfigError("AGW_WORKERS above 1 needs DATABASE_URL: the embedded database and its in-memory bus serve one process");
+  }
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");
   }
