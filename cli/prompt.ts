@@ -33,8 +33,10 @@ async function readPiped(io: Io): Promise<string> {
 
 function readHidden(io: Io, prompt: string): Promise<string> {
   const stdin = io.stdin;
-  io.stderr.write(prompt);
+  // Echo goes off before the prompt shows: a key pasted the instant the prompt appears must
+  // not be echoed by the terminal before raw mode takes effect.
   stdin.setRawMode?.(true);
+  io.stderr.write(prompt);
   stdin.resume();
   return new Promise<string>((resolve, reject) => {
     let typed = "";

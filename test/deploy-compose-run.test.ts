@@ -10,11 +10,10 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, Liveness } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { AgentState } from "../gen/agentgateway/v1/common_pb.js";
+import { adminClient } from "./support/admin.js";
 import { createTestDatabase, type TestDatabase } from "./support/database.js";
 import { readYaml, REPO } from "./support/deploy-files.js";
 import { type GatewayProcess, spawnGateway } from "./support/gateway-process.js";
@@ -126,10 +125,7 @@ describe("deploy/compose.yaml's commands, without an engine", () => {
     });
     const running = agents.map((a) => ({ ...a, proc: run(a.argv, a.env) }));
 
-    const client = createClient(
-      AgentService,
-      createConnectTransport({ baseUrl: first.url, httpVersion: "2", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminKey}`), next(req))] }),
-    );
+    const client = adminClient(AgentService, first.url, adminKey);
     const deadline = Date.now() + 60_000;
     let listed: { name: string; state: AgentState; liveness: Liveness; labels: Record<string, string>; host?: { labels: Record<string, string> } }[] = [];
     while (Date.now() < deadline) {
