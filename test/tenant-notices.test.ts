@@ -18,7 +18,8 @@ let gw: TestGateway;
 let client: GatewayClient;
 
 beforeAll(async () => {
-  gw = await startTestGateway({ handshakeRatePerAgent: "1000/s:1000" });
+  // Many agents enroll from one address in quick succession: lift the per-source Register limit.
+  gw = await startTestGateway({ handshakeRatePerAgent: "1000/s:1000", registerRatePerSource: "1000/s:1000" });
   client = gatewayClient(gw.transport);
 });
 
