@@ -137,7 +137,15 @@ async function main(): Promise<void> {
 
     t0 = performance.now();
     for (const w of workers) w.send({ type: "start" });
-    const connectedMs = await waitFor(() => sum(workers, (s) => s.streaming) >= N, 600_000);
+    let nextProgress = Date.now() + 10_000;
+    const connectedMs = await waitFor(() => {
+      if (Date.now() > nextProgress) {
+        nextProgress = Date.now() + 10_000;
+        const t = totals(workers);
+        log(`connecting: ${t.streaming} streaming, ${t.handshakes} handshakes, ${t.attempts} attempts, errors ${JSON.stringify(t.errors)}`);
+      }
+      return sum(workers, (s) => s.streaming) >= N;
+    }, 600_000);
     const connectS = (performance.now() - t0) / 1000;
     log(`${sum(workers, (s) => s.streaming)} / ${N} streaming after ${fmt(connectS, 1)} s`);
     if (connectedMs === undefined) throw new Error("not every agent got its stream");

@@ -188,6 +188,9 @@ export function bidi<I extends DescMessage, O extends DescMessage>(
   const finish = (error?: Error) => {
     if (ended) return;
     ended = true;
+    // The server is done: release our half too, or the stream keeps a slot of the
+    // connection's SETTINGS_MAX_CONCURRENT_STREAMS and later streams queue for ever.
+    if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     handlers.onEnd(error);
   };
   stream.on("response", (h) => {
