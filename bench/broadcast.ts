@@ -327,7 +327,7 @@ async function ackedCount(url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const res = await client.query<{ n: string }>("select count(*) as n from agent_commands where acked_at is not null");
+    const res = await client.query<{ n: string }>("select (select count(*) from agent_commands where acked_at is not null) + (select count(*) from tenant_command_acks) as n");
     return Number(res.rows[0]?.n ?? 0);
   } finally {
     await client.end();

@@ -27,6 +27,8 @@ const BENCHMARKS: Benchmark[] = [
   { name: "broadcast", script: "broadcast.ts", timeoutMinutes: 30 },
   { name: "upload-throughput", script: "upload-throughput.ts", timeoutMinutes: 20 },
   { name: "telemetry-overhead", script: "telemetry-overhead.ts", timeoutMinutes: 10 },
+  // The fleet simulator: N agents end to end (flags: bench/fleet-sim/main.ts).
+  { name: "fleet-sim", script: "fleet-sim/main.ts", timeoutMinutes: 40 },
   // Reconnect benchmarks are picked up by name: bench/reconnect-*.ts.
   ...readdirSync(join(ROOT, "bench"))
     .filter((f) => /^reconnect-.+\.ts$/.test(f))

@@ -10,6 +10,7 @@ import * as m0008 from "./0008-host-labels.js";
 import * as m0009 from "./0009-retention-indexes.js";
 import * as m0010 from "./0010-ca-certificates.js";
 import * as m0011 from "./0011-tenancy.js";
+import * as m0012 from "./0012-tenant-commands.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
@@ -24,6 +25,7 @@ export const migrations: Record<string, Migration> = {
   "0009-retention-indexes": m0009,
   "0010-ca-certificates": m0010,
   "0011-tenancy": m0011,
+  "0012-tenant-commands": m0012,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

@@ -1,3 +1,4 @@
+import { isClusterPrimary, runPrimary } from "./app/cluster.js";
 import { startGateway } from "./app/gateway.js";
 import { CaSetupError, openCa } from "./ca/ca-setup.js";
 import type { BootstrapResult } from "./tenancy/bootstrap.js";
@@ -44,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command "${command}"\n${USAGE}`);
     return 2;
   }
+  if (isClusterPrimary(config)) return await runPrimary(config, logger);
   const gateway = await startGateway(config, logger);
   announce(gateway.url, gateway.bootstrap, gateway.caPin);
   await new Promise<void>((resolve) => {

@@ -148,12 +148,14 @@ describe("agent supervisor on a real gateway", () => {
     });
     expect(BigInt(state.lastAppliedSequence)).toBeGreaterThan(0n);
     await until("the ack recorded", async () => {
+      // A peer revocation is one tenant-wide row; each agent's ack is its own row.
       const rows = await gw.gateway.context.database.db
-        .selectFrom("agent_commands")
+        .selectFrom("tenant_command_acks")
         .select(["acked_at", "ack_status"])
         .where("agent_id", "=", agent.agentId)
+        .where("sequence", "=", state.lastAppliedSequence)
         .execute();
-      return rows.length > 0 && rows.every((r) => r.acked_at !== null && r.ack_status === "OK") ? true : undefined;
+      return rows.length === 1 && rows.every((r) => r.ack_status === "OK") ? true : undefined;
     });
     await agent.close();
   });

@@ -25,6 +25,9 @@ const TABLE_OWNERS: Record<string, string[]> = {
   sessions: ["server/auth/session-store.ts"],
   audit_events: ["server/audit/audit-store.ts"],
   agent_commands: ["server/control/command-store.ts"],
+  command_counters: ["server/control/command-store.ts"],
+  tenant_commands: ["server/control/command-store.ts"],
+  tenant_command_acks: ["server/control/command-store.ts"],
   release_keys: ["server/rollout/release-key-store.ts"],
   rollouts: ["server/rollout/rollout-store.ts"],
   rollout_waves: ["server/rollout/rollout-store.ts"],
@@ -42,7 +45,7 @@ const CROSS_TABLE_ALLOWED: Record<string, string> = {
   "server/auth/session-store.ts → agents":
     "challenge INSERT…SELECT, challenge DELETE…USING and session INSERT…SELECT check the agent's key and ACTIVE state in the writing statement, so a concurrent revocation cannot be overtaken",
   "server/control/command-store.ts → agents":
-    "the broadcast CTE bumps agents.command_seq under the row lock and inserts the command with that sequence in one statement (gap-free per-agent order)",
+    "enqueueForAgents inserts one row per listed agent of the tenant (INSERT…SELECT) with the tenant's next sequence, and the delivery query reads each agent's tenant and creation time to pick the tenant-wide notices meant for it in the same round trip",
   "server/rollout/rollout-store.ts → agents":
     "the verifier marks members SUCCEEDED from the heartbeat columns (agent_version, last_seen_at) in one UPDATE…FROM",
   "server/agents/agent-store.ts → sessions": "the stream re-check reads each agent's state and current session in one round trip for a whole bus batch",

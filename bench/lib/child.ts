@@ -117,7 +117,7 @@ export async function spawnMeasured(options: SpawnOptions): Promise<MeasuredProc
     async memoryAfterGc(settleMs = 1000) {
       await sleep(settleMs);
       const line = new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("no BENCH_MEMORY line within 10 s")), 10_000);
+        const timer = setTimeout(() => reject(new Error("no BENCH_MEMORY line within 60 s")), 60_000);
         memoryWaiters.push((l) => {
           clearTimeout(timer);
           resolve(l);

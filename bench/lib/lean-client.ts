@@ -16,6 +16,8 @@ export class LeanConnectError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The server's `retry-after` hint in ms, if it sent one. */
+    readonly retryAfterMs?: number,
   ) {
     super(`${code || `HTTP ${status}`}: ${message}`);
   }
@@ -75,7 +77,7 @@ export function unary<I extends DescMessage, O extends DescMessage>(
 }
 
 /** One Connect unary call with pre-serialized bytes; resolves with the response bytes. */
-function unaryBytes(session: http2.ClientHttp2Session, path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Uint8Array> {
+export function unaryBytes(session: http2.ClientHttp2Session, path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const stream = session.request({
       ":method": "POST",
@@ -86,8 +88,11 @@ function unaryBytes(session: http2.ClientHttp2Session, path: string, body: Uint8
     });
     const chunks: Buffer[] = [];
     let status = 0;
+    let retryAfterMs: number | undefined;
     stream.on("response", (h) => {
       status = Number(h[":status"]);
+      const hint = h["retry-after"];
+      if (typeof hint === "string" && Number.isFinite(Number(hint))) retryAfterMs = Number(hint) * 1000;
     });
     stream.on("data", (c: Buffer) => chunks.push(c));
     stream.on("error", reject);
@@ -106,7 +111,7 @@ function unaryBytes(session: http2.ClientHttp2Session, path: string, body: Uint8
       } catch {
         // Not a Connect error body; keep the raw text.
       }
-      reject(new LeanConnectError(status, code, message));
+      reject(new LeanConnectError(status, code, message, retryAfterMs));
     });
     stream.end(body);
   });
@@ -183,6 +188,9 @@ export function bidi<I extends DescMessage, O extends DescMessage>(
   const finish = (error?: Error) => {
     if (ended) return;
     ended = true;
+    // The server is done: release our half too, or the stream keeps a slot of the
+    // connection's SETTINGS_MAX_CONCURRENT_STREAMS and later streams queue for ever.
+    if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     handlers.onEnd(error);
   };
   stream.on("response", (h) => {
@@ -195,8 +203,9 @@ export function bidi<I extends DescMessage, O extends DescMessage>(
         handlers.onMessage(fromBinary(output, data));
         return;
       }
-      const json = JSON.parse(data.toString("utf8") || "{}") as { error?: { code?: string; message?: string } };
-      finish(json.error ? new LeanConnectError(status, json.error.code ?? "", json.error.message ?? "") : undefined);
+      const json = JSON.parse(data.toString("utf8") || "{}") as { error?: { code?: string; message?: string }; metadata?: Record<string, string[]> };
+      const hint = Number(json.metadata?.["retry-after"]?.[0]);
+      finish(json.error ? new LeanConnectError(status, json.error.code ?? "", json.error.message ?? "", Number.isFinite(hint) ? hint * 1000 : undefined) : undefined);
     });
   });
   stream.on("error", (err) => finish(err));

@@ -112,6 +112,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
       maxStreamAgeMs: config.streamMaxAgeMs,
       pingIntervalMs: config.streamPingIntervalMs,
       drainSpreadMs: config.drainSpreadMs,
+      admission: { handshakes: config.maxInflightHandshakes, streamOpens: config.maxInflightStreamOpens, retrySpreadMs: config.shedRetrySpreadMs },
     }),
     agentWatch: new AgentWatchHub(database.db, bus, logger, DEFAULT_WATCH_OPTIONS),
     rollouts,

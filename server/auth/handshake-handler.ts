@@ -16,7 +16,10 @@ export function handshakeHandlers(
       admit("handshake", [[limits.handshakePerSource, peerOf(ctx)]]);
       // UUIDs are compared and signed in their canonical lowercase form (docs/protocol.md).
       const agentId = req.agentId.toLowerCase();
-      const challenge = await beginHandshake(app.database.db, { agentId, identityPublicKey: req.identityPublicKey, ttlMs: app.config.challengeTtlMs });
+      // Shed before any database work when too many handshakes are in flight (reconnect storm).
+      const challenge = await app.control.admission.handshakes.run(() =>
+        beginHandshake(app.database.db, { agentId, identityPublicKey: req.identityPublicKey, ttlMs: app.config.challengeTtlMs }),
+      );
       // Charged only now that the presented key matched the agent's: a stranger who knows an
       // agent id spends their own source budget, never the agent's. The challenge just issued
       // expires unused when the agent is over its budget.
@@ -27,12 +30,14 @@ export function handshakeHandlers(
       // Each Complete consumes a challenge that a charged Begin issued, so the per-agent budget
       // already bounds it; only the source pays here.
       admit("handshake", [[limits.handshakePerSource, peerOf(ctx)]]);
-      const session = await completeHandshake(app.database.db, {
-        challengeId: req.challengeId.toLowerCase(),
-        agentId: req.agentId.toLowerCase(),
-        signature: req.signature,
-        sessionTtlMs: app.config.sessionTtlMs,
-      });
+      const session = await app.control.admission.handshakes.run(() =>
+        completeHandshake(app.database.db, {
+          challengeId: req.challengeId.toLowerCase(),
+          agentId: req.agentId.toLowerCase(),
+          signature: req.signature,
+          sessionTtlMs: app.config.sessionTtlMs,
+        }),
+      );
       // A suspended tenant's agent gets no session token (the row just written is never usable).
       app.tenantGate.assertActive(session.tenantId);
       // Other replicas may hold the previous session in cache or a stream opened with it.

@@ -33,6 +33,7 @@ export const SETTINGS = [
   setting("streamPingInterval", "AGW_STREAM_PING_INTERVAL", "30s", "How often the gateway pings an idle ControlStream; a stream that does not answer within the next interval is closed."),
   setting("drainSpread", "AGW_DRAIN_SPREAD", "30s", "When a replica drains (shutdown), agents are told to reconnect after a random delay up to this long, so they spread over the other replicas."),
   setting("maxMessageBytes", "AGW_MAX_MESSAGE_BYTES", "4194304", "Largest request message accepted, in bytes (an event payload may be 1 MiB)."),
+  setting("workers", "AGW_WORKERS", "1", "Gateway processes sharing the listening port (node:cluster; connections are handed to them in turn). Each is a replica with its own `AGW_DB_POOL_SIZE` connections. Needs `DATABASE_URL` when above 1."),
   setting("dbPoolSize", "AGW_DB_POOL_SIZE", "20", "PostgreSQL connections per gateway process."),
   setting("firstRequestTimeout", "AGW_FIRST_REQUEST_TIMEOUT", "10s", "A connection must complete its TLS handshake and first request head (HTTP/1.1) or open its first stream (HTTP/2) within this long; also the longest an HTTP/1.1 request body may take."),
   setting("idleTimeout", "AGW_IDLE_TIMEOUT", "2m", "A connection with no request in flight (HTTP/1.1) or no open stream (HTTP/2) is closed after this long. Open ControlStreams keep their connection."),
@@ -49,6 +50,9 @@ export const SETTINGS = [
   setting("metricsListen", "AGW_METRICS_LISTEN", "", "Where Prometheus scrapes `/metrics`. Empty: on the gateway's own port. `host:port`: on a separate plain-HTTP listener only (e.g. `127.0.0.1:9464` or a pod-internal address), not on the gateway port. `off`: nowhere. See docs/operations.md, \"Metrics\"."),
   setting("otlpEndpoint", "AGW_OTLP_ENDPOINT", "", "OTLP/HTTP URL traces are exported to, e.g. `http://otel-collector:4318/v1/traces`. Empty: the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; when none is set, tracing is off and costs nothing."),
   setting("traceSampleRatio", "AGW_TRACE_SAMPLE_RATIO", "1", "Fraction (0–1) of new traces recorded when tracing is on; a caller's `traceparent` sampled flag is always honoured."),
+  setting("maxInflightHandshakes", "AGW_MAX_INFLIGHT_HANDSHAKES", "64", "Handshake calls (Begin or Complete) doing database work at once in this process; past it calls are refused at once with RESOURCE_EXHAUSTED and a jittered retry hint (reconnect storms are shed before they queue). 0 = no cap."),
+  setting("maxInflightStreamOpens", "AGW_MAX_INFLIGHT_STREAM_OPENS", "64", "ControlStreams being opened (hello to welcome, database work) at once in this process; past it the stream is refused with RESOURCE_EXHAUSTED and a jittered retry hint. 0 = no cap."),
+  setting("shedRetrySpread", "AGW_SHED_RETRY_SPREAD", "5s", "Calls refused by the two caps above are told to retry after 1 s plus a random share of this spread."),
   setting("corsOrigins", "AGW_CORS_ORIGINS", "", "Comma-separated origins (e.g. `https://console.example.com`) whose browsers may call the admin API from another site. Empty: no CORS, only the console served at `/admin/` on this port."),
   setting("agentAuth", "AGW_AGENT_AUTH", "session", "How agents authenticate post-handshake RPCs: `session` (the bearer session only), `mtls` (also a client certificate from the internal CA, required after IssueAgentCertificate) or `both` (a certificate is optional, but must match the session when presented). `mtls`/`both` need TLS and `AGW_CA_KEY`."),
   setting("caKey", "AGW_CA_KEY", "", "Secret (32+ bytes, e.g. `openssl rand -base64 32`) that seals the internal CA's private keys in the database (AES-256-GCM). Without it (or `AGW_CA_KEY_FILE`) the gateway runs without a CA. Never logged."),
@@ -96,6 +100,10 @@ export interface Config {
   dbPoolSize: number;
   connections: ConnectionLimits;
   maxStreamsPerCredential: number;
+  workers: number;
+  maxInflightHandshakes: number;
+  maxInflightStreamOpens: number;
+  shedRetrySpreadMs: number;
   registerRatePerSource: RateSpec;
   handshakeRatePerAgent: RateSpec;
   handshakeRatePerSource: RateSpec;
@@ -212,6 +220,7 @@ export function loadConfig(
     drainSpreadMs: durationMs("drainSpread", raw.drainSpread),
     maxMessageBytes: positiveInt("maxMessageBytes", raw.maxMessageBytes),
     dbPoolSize: positiveInt("dbPoolSize", raw.dbPoolSize),
+    workers: positiveInt("workers", raw.workers),
     connections: {
       firstRequestTimeoutMs: durationMs("firstRequestTimeout", raw.firstRequestTimeout),
       idleTimeoutMs: durationMs("idleTimeout", raw.idleTimeout),
@@ -220,6 +229,9 @@ export function loadConfig(
       maxStreamsPerConnection: positiveInt("maxStreamsPerConnection", raw.maxStreamsPerConnection),
     },
     maxStreamsPerCredential: positiveInt("maxStreamsPerCredential", raw.maxStreamsPerCredential),
+    maxInflightHandshakes: nonNegativeInt("maxInflightHandshakes", raw.maxInflightHandshakes),
+    maxInflightStreamOpens: nonNegativeInt("maxInflightStreamOpens", raw.maxInflightStreamOpens),
+    shedRetrySpreadMs: durationMs("shedRetrySpread", raw.shedRetrySpread),
     registerRatePerSource: rate("registerRatePerSource", raw.registerRatePerSource),
     handshakeRatePerAgent: rate("handshakeRatePerAgent", raw.handshakeRatePerAgent),
     handshakeRatePerSource: rate("handshakeRatePerSource", raw.handshakeRatePerSource),
@@ -248,6 +260,9 @@ export function loadConfig(
   }
   if (config.tlsFromCa.length > 0 && !config.ca) throw new ConfigError("AGW_TLS_FROM_CA needs the CA key: set AGW_CA_KEY or AGW_CA_KEY_FILE");
   if (config.tlsFromCa.length > 0 && config.tls) throw new ConfigError("set either AGW_TLS_FROM_CA or AGW_TLS_CERT/AGW_TLS_KEY, not both");
+  if (config.workers > 1 && !config.databaseUrl) {
+    throw new ConfigError("AGW_WORKERS above 1 needs DATABASE_URL: the embedded database and its in-memory bus serve one process");
+  }
   if (config.offlineAfterMs <= config.staleAfterMs) {
     throw new ConfigError("AGW_OFFLINE_AFTER must be longer than AGW_STALE_AFTER");
   }

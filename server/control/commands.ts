@@ -17,9 +17,10 @@ export function peerRevokedBody(agent: { id: string; identityPublicKey: Uint8Arr
   );
 }
 
-/** The Command to put on the wire for a stored one. */
-export function toWireCommand(stored: StoredCommand): Command {
-  const command = fromBinary(CommandSchema, stored.body);
+/** The Command to put on the wire for a stored one (its body, or a tenant-wide notice's). */
+export function toWireCommand(stored: StoredCommand, body: Uint8Array | undefined = stored.body): Command {
+  if (!body) throw new Error(`command ${stored.commandId} has no body`);
+  const command = fromBinary(CommandSchema, body);
   command.sequence = BigInt(stored.sequence);
   command.commandId = stored.commandId;
   command.createdAt = timestampFromDate(stored.createdAt);

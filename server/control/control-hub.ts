@@ -8,9 +8,10 @@ import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import { metrics } from "../observability/metrics.js";
-import { type Ack, pendingCommands, recordAcks } from "./command-store.js";
+import { type Ack, pendingCommands, recordAcks, type StoredCommand, tenantCommandBodies } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
-import { AgentConnection } from "./connection.js";
+import { Admission } from "./admission.js";
+import { AgentConnection, type Outgoing } from "./connection.js";
 
 /** Timing knobs of the hub (from config; tests shrink them). */
 export interface HubOptions {
@@ -20,6 +21,8 @@ export interface HubOptions {
   drainSpreadMs: number;
   tickMs?: number;
   ackFlushMs?: number;
+  /** In-flight caps for reconnect storms (0 = none) and the spread of the retry hint. */
+  admission?: { handshakes: number; streamOpens: number; retrySpreadMs: number };
 }
 
 const DELIVERY_CHUNK = 1000;
@@ -27,6 +30,8 @@ const DELIVERY_CHUNK = 1000;
 const COMMANDS_PER_PAGE = 100;
 /** Acks kept while the database is unreachable; a lost ack means a redelivery, not a lost command. */
 const MAX_BUFFERED_ACKS = 100_000;
+/** Tenant-wide notices kept decoded: each is built once and the same message goes to every stream. */
+const SHARED_CACHE = 1024;
 
 /**
  * The streams this replica holds, and everything that reaches them: command delivery (read from
@@ -40,12 +45,16 @@ export class ControlHub {
   private deliveryRunning = false;
   private deliveryScheduled = false;
   private acks: Ack[] = [];
+  /** Tenant-wide notices, decoded once (command id → the message every stream is given). */
+  private readonly shared = new Map<string, Outgoing>();
   /** Acks the database refused on their own (dropped), and acks shed while the buffer was full. */
   readonly ackStats = { rejected: 0, shed: 0 };
   private readonly ticker: NodeJS.Timeout;
   private readonly ackTimer: NodeJS.Timeout;
   private readonly unsubscribe: Array<() => void>;
   private nextPingNonce = 1n;
+  /** Load shedding of handshakes and stream openings (a reconnect storm is refused, not queued). */
+  readonly admission: { handshakes: Admission; streamOpens: Admission };
 
   constructor(
     private readonly db: Kysely<Schema>,
@@ -53,6 +62,9 @@ export class ControlHub {
     private readonly logger: Logger,
     private readonly options: HubOptions,
   ) {
+    const caps = options.admission ?? { handshakes: 0, streamOpens: 0, retrySpreadMs: 0 };
+    const retry = { minMs: 1000, spreadMs: caps.retrySpreadMs };
+    this.admission = { handshakes: new Admission("handshakes", caps.handshakes, retry), streamOpens: new Admission("stream openings", caps.streamOpens, retry) };
     this.ticker = setInterval(() => this.tick(Date.now()), options.tickMs ?? 1000);
     this.ticker.unref();
     this.ackTimer = setInterval(() => void this.flushAcks(), options.ackFlushMs ?? 200);
@@ -119,9 +131,9 @@ export class ControlHub {
   }
 
   /** Buffers an acknowledgement from a stream; acks for commands never sent are ignored. */
-  ack(conn: AgentConnection, ack: Omit<Ack, "agentId">): boolean {
+  ack(conn: AgentConnection, ack: Omit<Ack, "agentId" | "tenantId">): boolean {
     if (ack.sequence > conn.lastSent) return false;
-    this.acks.push({ agentId: conn.agentId, ...ack });
+    this.acks.push({ agentId: conn.agentId, tenantId: conn.tenantId, ...ack });
     metrics.commandsAcked.add(1, { status: ack.status });
     if (this.acks.length >= 500) void this.flushAcks();
     return true;
@@ -251,12 +263,16 @@ export class ControlHub {
           if (chunk.length >= DELIVERY_CHUNK) break;
         }
         const commands = await pendingCommands(this.db, chunk.map((c) => ({ agentId: c.agentId, after: c.lastSent })), COMMANDS_PER_PAGE);
+        await this.loadShared(commands);
         const perAgent = new Map<string, number>();
         let delivered = 0;
         for (const stored of commands) {
           const conn = this.byAgent.get(stored.agentId);
           if (!conn || stored.sequence <= conn.lastSent) continue;
-          conn.send({ kind: { case: "command", value: toWireCommand(stored) } });
+          const message = stored.shared ? this.shared.get(stored.commandId) : { kind: { case: "command" as const, value: toWireCommand(stored) } };
+          // A notice whose row went between the two queries (retention) cannot be sent.
+          if (!message) continue;
+          conn.send(message);
           conn.lastSent = stored.sequence;
           delivered++;
           perAgent.set(stored.agentId, (perAgent.get(stored.agentId) ?? 0) + 1);
@@ -272,6 +288,23 @@ export class ControlHub {
       this.logger.warn({ err }, "command delivery failed; will retry on the next tick");
     } finally {
       this.deliveryRunning = false;
+    }
+  }
+
+  /** Decodes the tenant-wide notices of a delivery batch not decoded yet (one query for their bodies). */
+  private async loadShared(commands: StoredCommand[]): Promise<void> {
+    const missing = new Set<string>();
+    for (const c of commands) if (c.shared && !this.shared.has(c.commandId)) missing.add(c.commandId);
+    if (missing.size === 0) return;
+    const bodies = await tenantCommandBodies(this.db, [...missing]);
+    for (const c of commands) {
+      const body = bodies.get(c.commandId);
+      if (!c.shared || !body || this.shared.has(c.commandId)) continue;
+      if (this.shared.size >= SHARED_CACHE) {
+        const oldest = this.shared.keys().next().value;
+        if (oldest !== undefined) this.shared.delete(oldest);
+      }
+      this.shared.set(c.commandId, { kind: { case: "command", value: toWireCommand(c, body) } });
     }
   }
 

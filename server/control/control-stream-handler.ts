@@ -30,8 +30,11 @@ export function controlStreamHandler(app: AppContext): Pick<ServiceImpl<typeof A
       }
       const hello = first.value.kind.value;
       const lastApplied = Number(hello.lastAppliedSequence);
-      await ackThrough(app.database.db, identity.agentId, lastApplied);
-      const conn = await app.control.open(identity, lastApplied);
+      // Shed before any database work when too many streams are opening (reconnect storm).
+      const conn = await app.control.admission.streamOpens.run(async () => {
+        await ackThrough(app.database.db, identity.agentId, lastApplied);
+        return await app.control.open(identity, lastApplied);
+      });
       app.logger.debug({ agentId: identity.agentId, lastApplied, version: hello.agentVersion }, "control stream opened");
       const stop = () => conn.close();
       ctx.signal.addEventListener("abort", stop, { once: true });

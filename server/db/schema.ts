@@ -188,6 +188,34 @@ export interface AgentCommandTable {
   ack_reason: string | null;
 }
 
+/** The per-tenant command sequence allocator (migration 0012). */
+export interface CommandCounterTable {
+  tenant_id: string;
+  last_sequence: BigIntColumn;
+}
+
+/** A tenant-wide notice: one row for every agent of the tenant but `except_agent_id`. */
+export interface TenantCommandTable {
+  tenant_id: string;
+  sequence: BigIntColumn;
+  command_id: string;
+  kind: string;
+  ref: string | null;
+  except_agent_id: string | null;
+  body: Uint8Array;
+  created_at: CreatedAt;
+}
+
+/** An agent's acknowledgement of a tenant-wide notice. */
+export interface TenantCommandAckTable {
+  agent_id: string;
+  sequence: BigIntColumn;
+  tenant_id: string;
+  acked_at: CreatedAt;
+  ack_status: AckStatusName;
+  ack_reason: Generated<string>;
+}
+
 export interface ReleaseKeyTable {
   id: string;
   tenant_id: string;
@@ -270,6 +298,9 @@ export interface Schema {
   sessions: SessionTable;
   audit_events: AuditEventTable;
   agent_commands: AgentCommandTable;
+  command_counters: CommandCounterTable;
+  tenant_commands: TenantCommandTable;
+  tenant_command_acks: TenantCommandAckTable;
   release_keys: ReleaseKeyTable;
   rollouts: RolloutTable;
   rollout_waves: RolloutWaveTable;
