@@ -273,7 +273,8 @@ describe.skipIf(!existsSync(bufBin))("buf curl", () => {
     expect(methods).toEqual(
       AgentGatewayService.methods.map((m) => `agentgateway.v1.AgentGatewayService/${m.name}`).sort(),
     );
-    expect(methods).toHaveLength(7);
+    // Not an empty list on both sides: the first RPC is there (a fixed count went stale with every new RPC).
+    expect(methods).toContain("agentgateway.v1.AgentGatewayService/Register");
   });
 
   it.each(["grpc", "connect", "grpcweb"])("checks health over HTTP/2 with --protocol %s", async (protocol) => {
