@@ -29,7 +29,7 @@ export function machineFacts(extra: Record<string, string> = {}): string {
 export function commandLine(): string {
   const script = process.argv[1]?.replace(`${ROOT}`, "").replace(/^\/+/, "") ?? "";
   const env = Object.entries(process.env)
-    .filter(([k]) => k.startsWith("BENCH_"))
+    .filter(([k]) => k.startsWith("BENCH_") || k.startsWith("AGW_"))
     .map(([k, v]) => `${k}=${v}`);
   return [...env, "npx tsx", script, ...process.argv.slice(2)].join(" ");
 }
