@@ -1,4 +1,5 @@
 import { sql } from "kysely";
+import { deleteBatchBefore } from "../db/batch-delete.js";
 import type { Executor } from "../db/database.js";
 import type { AgentStateName } from "../db/schema.js";
 
@@ -115,11 +116,7 @@ export async function upsertSessionForActiveAgent(
  * returns how many. An expired challenge can never be answered, so any `before` ≤ now is safe.
  */
 export async function deleteChallengesExpiredBefore(db: Executor, before: Date, limit: number): Promise<number> {
-  const result = await sql`
-    delete from auth_challenges
-    where id = any(array(select id from auth_challenges where expires_at < ${before} limit ${limit}))
-      and expires_at < ${before}`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  return await deleteBatchBefore(db, { table: "auth_challenges", column: "expires_at" }, before, limit);
 }
 
 /**
@@ -128,11 +125,7 @@ export async function deleteChallengesExpiredBefore(db: Executor, before: Date, 
  * WHERE, so a session renewed meanwhile is kept.
  */
 export async function deleteSessionsExpiredBefore(db: Executor, before: Date, limit: number): Promise<number> {
-  const result = await sql`
-    delete from sessions
-    where agent_id = any(array(select agent_id from sessions where expires_at < ${before} limit ${limit}))
-      and expires_at < ${before}`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  return await deleteBatchBefore(db, { table: "sessions", column: "expires_at" }, before, limit);
 }
 
 /** A session found by its token hash, with its agent's current state (one round trip). */

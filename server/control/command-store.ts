@@ -1,4 +1,5 @@
 import { type RawBuilder, sql } from "kysely";
+import { deleteBatchBefore } from "../db/batch-delete.js";
 import type { Executor } from "../db/database.js";
 import type { AckStatusName } from "../db/schema.js";
 import { metrics } from "../observability/metrics.js";
@@ -185,11 +186,7 @@ export async function oldestUnackedAgeSeconds(db: Executor, since: Date): Promis
  * (sequences come from command_counters), so deleting them changes no delivery.
  */
 export async function deleteAckedBefore(db: Executor, before: Date, limit: number): Promise<number> {
-  const result = await sql`
-    delete from agent_commands
-    where ctid = any(array(select ctid from agent_commands where acked_at < ${before} limit ${limit}))
-      and acked_at < ${before}`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  return await deleteBatchBefore(db, { table: "agent_commands", column: "acked_at" }, before, limit);
 }
 
 /** A persisted command with its acknowledgement, as operators read it. */

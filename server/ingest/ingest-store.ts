@@ -1,4 +1,5 @@
 import { type RawBuilder, sql } from "kysely";
+import { deleteBatchBefore } from "../db/batch-delete.js";
 import type { Executor } from "../db/database.js";
 import { micros, microsToSql } from "./timestamps.js";
 
@@ -200,25 +201,15 @@ async function pageOf<R>(db: Executor, query: RangeQuery, inner: RawBuilder<unkn
   return { rows, more: matched > rows.length };
 }
 
-// Retention (server/workers/retention.ts). Rows are picked by ctid with a LIMIT, so one
-// statement deletes at most `limit` rows and holds its row locks briefly; the age condition is
-// repeated in the outer WHERE so a row changed meanwhile is re-checked. By received_at (the
-// server's clock), not the agent's observed_at: an agent's clock must not decide what is kept.
+// Retention (server/workers/retention.ts, batched by server/db/batch-delete.ts). By received_at
+// (the server's clock), not the agent's observed_at: an agent's clock must not decide what is kept.
 
 /** Deletes at most `limit` telemetry points received before `before`; returns how many. */
 export async function deleteTelemetryReceivedBefore(db: Executor, before: Date, limit: number): Promise<number> {
-  const result = await sql`
-    delete from telemetry_points
-    where ctid = any(array(select ctid from telemetry_points where received_at < ${before} limit ${limit}))
-      and received_at < ${before}`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  return await deleteBatchBefore(db, { table: "telemetry_points", column: "received_at" }, before, limit);
 }
 
 /** Deletes at most `limit` agent events received before `before`; returns how many. */
 export async function deleteEventsReceivedBefore(db: Executor, before: Date, limit: number): Promise<number> {
-  const result = await sql`
-    delete from agent_events
-    where ctid = any(array(select ctid from agent_events where received_at < ${before} limit ${limit}))
-      and received_at < ${before}`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  return await deleteBatchBefore(db, { table: "agent_events", column: "received_at" }, before, limit);
 }
