@@ -186,3 +186,12 @@ export function ConfirmDialog(props: {
     </dialog>
   );
 }
+
+/** A labelled checkbox for a card's header (e.g. "show revoked" on the key lists). */
+export function CheckToggle({ checked, onChange, label }: { checked: boolean; onChange: (checked: boolean) => void; label: string }) {
+  return (
+    <label className="check">
+      <input type="checkbox" checked={checked} onChange={(e) => onChange(e.target.checked)} /> {label}
+    </label>
+  );
+}

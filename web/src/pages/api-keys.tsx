@@ -5,7 +5,7 @@ import { roleAllows, roleName } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { ago, dateTime } from "../lib/format.js";
 import { useNow } from "../lib/live.js";
-import { Badge, Card, ConfirmDialog, CopyButton, ErrorNote } from "../lib/ui.js";
+import { Badge, Card, CheckToggle, ConfirmDialog, CopyButton, ErrorNote } from "../lib/ui.js";
 
 const ROLE_TONE: Record<Role, string> = { [Role.UNSPECIFIED]: "grey", [Role.VIEWER]: "grey", [Role.EDITOR]: "blue", [Role.ADMIN]: "amber" };
 const ROLES = [Role.VIEWER, Role.EDITOR, Role.ADMIN];
@@ -85,11 +85,7 @@ export function ApiKeysPage() {
       <Card
         title="API keys"
         className="span-4"
-        actions={
-          <label className="check">
-            <input type="checkbox" checked={includeRevoked} onChange={(e) => setIncludeRevoked(e.target.checked)} /> show revoked
-          </label>
-        }
+        actions={<CheckToggle checked={includeRevoked} onChange={setIncludeRevoked} label="show revoked" />}
       >
         <ErrorNote error={list.error} />
         <table className="table" data-testid="keys-table">

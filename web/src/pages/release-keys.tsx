@@ -5,7 +5,7 @@ import { roleAllows } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { ago, dateTime, hex } from "../lib/format.js";
 import { useNow } from "../lib/live.js";
-import { Badge, Card, ConfirmDialog, CopyButton, ErrorNote } from "../lib/ui.js";
+import { Badge, Card, CheckToggle, ConfirmDialog, CopyButton, ErrorNote } from "../lib/ui.js";
 
 /** 64 hex digits → 32 bytes, or undefined (spaces and a 0x prefix are tolerated). */
 export function publicKeyFromHex(text: string): Uint8Array | undefined {
@@ -74,11 +74,7 @@ export function ReleaseKeysPage() {
       <Card
         title="Release keys"
         className="span-4"
-        actions={
-          <label className="check">
-            <input type="checkbox" checked={includeRevoked} onChange={(e) => setIncludeRevoked(e.target.checked)} /> show revoked
-          </label>
-        }
+        actions={<CheckToggle checked={includeRevoked} onChange={setIncludeRevoked} label="show revoked" />}
       >
         <ErrorNote error={list.error} />
         <table className="table" data-testid="release-keys-table">
