@@ -12,6 +12,7 @@ import { registerKeys } from "./commands/keys.js";
 import { registerRelease } from "./commands/release.js";
 import { registerRollouts } from "./commands/rollouts.js";
 import { registerSession } from "./commands/session.js";
+import { registerSystemKey } from "./commands/system-key.js";
 import { registerTenants } from "./commands/tenants.js";
 import { registerTokens } from "./commands/tokens.js";
 import { CliError, EXIT, explain } from "./errors.js";
@@ -57,6 +58,7 @@ export function buildProgram(io: Io): Command {
   registerKeys(program, io);
   registerAudit(program, io);
   registerTenants(program, io);
+  registerSystemKey(program, io);
   registerCompletion(program, io);
   // No --version flag: `release sign --version` and `agents list --version` are the release's.
   const version = program.command("version").description("Print the agwctl version.");

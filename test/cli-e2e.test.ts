@@ -604,6 +604,31 @@ describe("agwctl end to end", () => {
     for (const out of [JSON.stringify(listed), JSON.stringify(got), JSON.stringify(audit)]) expect(out).not.toContain(gw.systemKey);
   }, 180_000);
 
+  it("rotates the system key: the new secret is printed once, the old key stops working", async () => {
+    const me = await cli(["system-key", "whoami", "-o", "json"], "", { AGW_SYSTEM_KEY: gw.systemKey });
+    expect(me.code, me.stderr).toBe(0);
+    jsonChecked.add("system-key whoami");
+    const before = JSON.parse(me.stdout) as { key: { id: string } };
+    // A tenant's admin key cannot rotate the provider's key.
+    const denied = await cli(["system-key", "rotate"], "", { AGW_API_KEY: gw.adminKey });
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/system key/);
+    const res = await cli(["system-key", "rotate", "--name", "cli-rotated", "-o", "json"], "", { AGW_SYSTEM_KEY: gw.systemKey });
+    expect(res.code, res.stderr).toBe(0);
+    jsonChecked.add("system-key rotate");
+    const rotated = JSON.parse(res.stdout) as { key: { id: string; name: string }; secret: string; revokedKeyId: string };
+    expect(rotated).toMatchObject({ key: { name: "cli-rotated" }, revokedKeyId: before.key.id });
+    expect(rotated.secret).toMatch(/^agwp_/);
+    const old = await cli(["tenants", "list"], "", { AGW_SYSTEM_KEY: gw.systemKey });
+    expect(old.code).toBe(EXIT.UNAUTHENTICATED);
+    const again = await cli(["system-key", "rotate", "--secret-only"], "", { AGW_SYSTEM_KEY: rotated.secret });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trim()).toMatch(/^agwp_/);
+    expect(again.stdout.trim()).not.toBe(rotated.secret);
+    const after = await cli(["system-key", "whoami"], "", { AGW_SYSTEM_KEY: again.stdout.trim() });
+    expect(after.code, after.stderr).toBe(0);
+  }, 120_000);
+
   it("ran every command with -o json and parsed its output", async () => {
     await json(["version"]);
     const logout = await json<{ removed: boolean }>(["logout"]);

@@ -265,6 +265,8 @@ const CASES: Record<string, Case> = {
   "agentgateway.provider.v1.TenantService/DeleteTenant": { outcome: "not_found", request: () => ({ id: a.tenantId }) },
   "agentgateway.provider.v1.ProviderAuditService/ListProviderAuditEvents": { outcome: "not_found", request: () => ({}) },
   "agentgateway.provider.v1.ProviderAuditService/VerifyProviderAuditChain": { outcome: "not_found", request: () => ({}) },
+  "agentgateway.provider.v1.SystemKeyService/WhoAmI": { outcome: "not_found", request: () => ({}) },
+  "agentgateway.provider.v1.SystemKeyService/RotateSystemKey": { outcome: "not_found", request: () => ({ name: "b-rotated" }) },
 };
 
 const SERVICES: DescService[] = SERVED_FILES.flatMap((f) => f.services);

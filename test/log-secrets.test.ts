@@ -3,6 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ApiKeyService, Role } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
+import { SystemKeyService } from "../gen/agentgateway/provider/v1/tenants_pb.js";
 import { EventSeverity } from "../gen/agentgateway/v1/ingest_pb.js";
 import { AgentStatus } from "../gen/agentgateway/v1/ingest_pb.js";
 import { gatewayClient, handshake, register, sendHeartbeat, uploadEvents, uploadTelemetry } from "../agent/lib/direct.js";
@@ -91,6 +92,13 @@ describe("gateway logs of a full run", () => {
       .admin(ApiKeyService, `agwk_${"A".repeat(43)}`)
       .whoAmI({})
       .catch(() => {});
+    // The provider rotates its system key (twice: the rotated key is used once), and tries the old one.
+    secrets.set("bootstrap system key", gw.systemKey);
+    const rotated = await gw.admin(SystemKeyService, gw.systemKey).rotateSystemKey({});
+    secrets.set("rotated system key", rotated.secret);
+    await gw.admin(SystemKeyService, gw.systemKey).whoAmI({}).catch(() => {});
+    const again = await gw.admin(SystemKeyService, rotated.secret).rotateSystemKey({ name: "again" });
+    secrets.set("system key rotated again", again.secret);
     await gw.stop();
   });
   afterAll(async () => {
@@ -99,7 +107,8 @@ describe("gateway logs of a full run", () => {
 
   it("captured the run", () => {
     expect(lines.length).toBeGreaterThan(20);
-    expect(secrets.size).toBe(6);
+    expect(secrets.size).toBe(9);
+    expect(lines.some((l) => l.includes('"system key rotated"'))).toBe(true);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
   });
 

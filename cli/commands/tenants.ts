@@ -5,6 +5,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import type { Command } from "commander";
 import {
@@ -55,7 +56,7 @@ function tenantFields(t: Tenant): Array<[string, Cell]> {
 }
 
 /** A client of a provider service, authenticated with the system key. */
-function provider<S extends typeof TenantService | typeof ProviderAuditService>(run: Run, service: S): Client<S> {
+export function provider<S extends DescService>(run: Run, service: S): Client<S> {
   const systemKey = run.io.env.AGW_SYSTEM_KEY;
   return run.client(service, run.settings(), systemKey ? systemKey : run.apiKey());
 }

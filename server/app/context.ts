@@ -18,6 +18,7 @@ import { ApiKeyStore } from "../operators/api-key-store.js";
 import { TokenBuckets } from "../ratelimit/token-bucket.js";
 import { RetentionSweeper } from "../workers/retention.js";
 import { TenantGate } from "../tenancy/tenant-gate.js";
+import { SystemKeyService } from "../tenancy/system-key-service.js";
 import { TenantService } from "../tenancy/tenant-service.js";
 import type { Worker } from "../workers/worker.js";
 
@@ -36,6 +37,8 @@ export interface AppContext {
   tenantGate: TenantGate;
   /** The provider plane: creating, suspending, resuming and deleting tenants. */
   tenants: TenantService;
+  /** The provider's system key: rotation. */
+  systemKeys: SystemKeyService;
   health: HealthStatus;
   /** Latest heartbeat per agent, written in batches; `reportedVersion()` is the version an agent last reported. */
   heartbeats: HeartbeatCoalescer;
@@ -95,6 +98,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     apiKeys,
     tenantGate,
     tenants: new TenantService(database.db, bus, apiKeys, tenantGate),
+    systemKeys: new SystemKeyService(database.db),
     health: new HealthStatus(),
     heartbeats: new HeartbeatCoalescer(
       { write: writeAndAnnounce, readVersion: (agentId) => readReportedVersion(database.db, agentId) },

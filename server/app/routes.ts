@@ -7,7 +7,7 @@ import { EnrollmentTokenService, file_agentgateway_admin_v1_enrollment_tokens } 
 import { file_agentgateway_admin_v1_release_keys, ReleaseKeyService } from "../../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { file_agentgateway_admin_v1_rollouts, RolloutService } from "../../gen/agentgateway/admin/v1/rollouts_pb.js";
 import { AgentGatewayService, file_agentgateway_v1_gateway } from "../../gen/agentgateway/v1/gateway_pb.js";
-import { file_agentgateway_provider_v1_tenants, ProviderAuditService, TenantService } from "../../gen/agentgateway/provider/v1/tenants_pb.js";
+import { file_agentgateway_provider_v1_tenants, ProviderAuditService, SystemKeyService, TenantService } from "../../gen/agentgateway/provider/v1/tenants_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ServerReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -28,7 +28,7 @@ import { ingestHandlers } from "../ingest/ingest-handler.js";
 import { releaseKeyService } from "../rollout/release-key-handler.js";
 import { rolloutService } from "../rollout/rollout-handler.js";
 import { apiKeyService } from "../operators/api-key-handler.js";
-import { providerAuditService, tenantService } from "../tenancy/tenant-handler.js";
+import { providerAuditService, systemKeyService, tenantService } from "../tenancy/tenant-handler.js";
 import { AccessPolicy } from "../identity/access-policy.js";
 import type { AppContext } from "./context.js";
 
@@ -77,6 +77,7 @@ export function registerRoutes(router: ConnectRouter, app: AppContext): void {
   router.service(RolloutService, rolloutService(app));
   router.service(TenantService, tenantService(app));
   router.service(ProviderAuditService, providerAuditService(app));
+  router.service(SystemKeyService, systemKeyService(app));
   registerHealth(router, app.health);
   registerReflection(router, SERVED_FILES);
 }

@@ -7,6 +7,13 @@ export interface SystemKeyRecord {
   id: string;
   name: string;
   displayPrefix: string;
+  createdAt: Date;
+}
+
+const COLUMNS = ["id", "name", "display_prefix", "created_at"] as const;
+
+function toRecord(row: { id: string; name: string; display_prefix: string; created_at: Date }): SystemKeyRecord {
+  return { id: row.id, name: row.name, displayPrefix: row.display_prefix, createdAt: row.created_at };
 }
 
 /**
@@ -23,9 +30,34 @@ export async function createSystemKeyIfAbsent(db: Executor, input: { name: strin
     .insertInto("system_keys")
     .values({ id: randomUUID(), name: input.name, key_hash: minted.hash, display_prefix: minted.displayPrefix })
     .onConflict((oc) => oc.column("name").doNothing())
-    .returning(["id", "name", "display_prefix"])
+    .returning(COLUMNS)
     .executeTakeFirst();
-  return row ? { key: { id: row.id, name: row.name, displayPrefix: row.display_prefix }, secret: minted.secret } : undefined;
+  return row ? { key: toRecord(row), secret: minted.secret } : undefined;
+}
+
+/**
+ * Inserts a new random system key called `name`; undefined when a key (live or revoked) has
+ * that name. Returns the secret once.
+ */
+export async function insertSystemKey(db: Executor, name: string): Promise<{ key: SystemKeyRecord; secret: string } | undefined> {
+  const minted = newSecret("systemKey");
+  const row = await db
+    .insertInto("system_keys")
+    .values({ id: randomUUID(), name, key_hash: minted.hash, display_prefix: minted.displayPrefix })
+    .onConflict((oc) => oc.column("name").doNothing())
+    .returning(COLUMNS)
+    .executeTakeFirst();
+  return row ? { key: toRecord(row), secret: minted.secret } : undefined;
+}
+
+/**
+ * Revokes a live system key; undefined when it is unknown or revoked already. The row stays (its
+ * name keeps the bootstrap from minting "bootstrap system" again on the next start), and
+ * findSystemKey never matches it again.
+ */
+export async function revokeSystemKey(db: Executor, id: string): Promise<SystemKeyRecord | undefined> {
+  const row = await db.updateTable("system_keys").set({ revoked_at: new Date() }).where("id", "=", id).where("revoked_at", "is", null).returning(COLUMNS).executeTakeFirst();
+  return row ? toRecord(row) : undefined;
 }
 
 /**
@@ -38,10 +70,16 @@ export async function findSystemKey(db: Executor, secret: string): Promise<Syste
   const hash = hashSecret(secret);
   const row = await db
     .selectFrom("system_keys")
-    .select(["id", "name", "display_prefix", "key_hash"])
+    .select([...COLUMNS, "key_hash"])
     .where("key_hash", "=", hash)
     .where("revoked_at", "is", null)
     .executeTakeFirst();
   if (!row || !constantTimeEqual(new Uint8Array(row.key_hash), hash)) return undefined;
-  return { id: row.id, name: row.name, displayPrefix: row.display_prefix };
+  return toRecord(row);
+}
+
+/** A live system key by id (WhoAmI), or undefined when it is unknown or revoked. */
+export async function getLiveSystemKey(db: Executor, id: string): Promise<SystemKeyRecord | undefined> {
+  const row = await db.selectFrom("system_keys").select(COLUMNS).where("id", "=", id).where("revoked_at", "is", null).executeTakeFirst();
+  return row ? toRecord(row) : undefined;
 }

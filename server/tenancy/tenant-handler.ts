@@ -1,13 +1,21 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type ProviderAuditService, type TenantSchema, type TenantService, TenantState } from "../../gen/agentgateway/provider/v1/tenants_pb.js";
+import {
+  type ProviderAuditService,
+  type SystemKeySchema,
+  type SystemKeyService,
+  type TenantSchema,
+  type TenantService,
+  TenantState,
+} from "../../gen/agentgateway/provider/v1/tenants_pb.js";
 import type { AppContext } from "../app/context.js";
 import { createdPageToken, decodeCreatedPageToken, pageSize } from "../admin/pagination.js";
-import { NotFoundError } from "../errors/errors.js";
+import { NotFoundError, UnauthenticatedError } from "../errors/errors.js";
 import { systemOf } from "../identity/principal.js";
 import { verifyProviderAuditChain } from "./provider-audit.js";
 import { listProviderAuditRecords } from "./provider-audit-store.js";
+import { getLiveSystemKey, type SystemKeyRecord } from "./system-key-store.js";
 import { getTenantDetails, listTenantDetails, type TenantDetails } from "./tenant-store.js";
 
 function toProto(t: TenantDetails): MessageInitShape<typeof TenantSchema> {
@@ -91,6 +99,28 @@ export function providerAuditService(app: AppContext): ServiceImpl<typeof Provid
     async verifyProviderAuditChain() {
       const result = await verifyProviderAuditChain(db);
       return { ok: result.ok, checked: BigInt(result.checked), firstBadSeq: BigInt(result.firstBadSeq), message: result.message };
+    },
+  };
+}
+
+function systemKeyToProto(k: SystemKeyRecord): MessageInitShape<typeof SystemKeySchema> {
+  return { id: k.id, name: k.name, displayPrefix: k.displayPrefix, createdAt: timestampFromDate(k.createdAt) };
+}
+
+/** agentgateway.provider.v1.SystemKeyService: the calling system key, and its rotation. */
+export function systemKeyService(app: AppContext): ServiceImpl<typeof SystemKeyService> {
+  const db = app.database.db;
+  return {
+    async whoAmI(_req, ctx) {
+      const key = await getLiveSystemKey(db, systemOf(ctx).keyId);
+      if (!key) throw new UnauthenticatedError("system key is not valid (unknown or revoked)");
+      return { key: systemKeyToProto(key) };
+    },
+    async rotateSystemKey(req, ctx) {
+      const rotated = await app.systemKeys.rotate(systemOf(ctx), { name: req.name });
+      // Ids and fingerprints only: the secret is in the response and nowhere else.
+      app.logger.info({ keyId: rotated.key.id, fingerprint: rotated.key.displayPrefix, revokedKeyId: rotated.revoked.id }, "system key rotated");
+      return { key: systemKeyToProto(rotated.key), secret: rotated.secret, revokedKeyId: rotated.revoked.id };
     },
   };
 }

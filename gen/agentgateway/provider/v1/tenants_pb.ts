@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgateway/provider/v1/tenants.proto.
  */
 export const file_agentgateway_provider_v1_tenants: GenFile = /*@__PURE__*/
-  fileDesc("CiZhZ2VudGdhdGV3YXkvcHJvdmlkZXIvdjEvdGVuYW50cy5wcm90bxIYYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxItIBCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0CgVzdGF0ZRgEIAEoDjIlLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5UZW5hbnRTdGF0ZRIwCgxzdXNwZW5kZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnN1c3BlbmRfcmVhc29uGAYgASgJIl8KC1RlbmFudFVzYWdlEg4KBmFnZW50cxgBIAEoBBIXCg9hY3RpdmVfYXBpX2tleXMYAiABKAQSEAoIcm9sbG91dHMYAyABKAQSFQoNYXVkaXRfcmVjb3JkcxgEIAEoBCJxChNDcmVhdGVUZW5hbnRSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIgCg5hZG1pbl9rZXlfbmFtZRgCIAEoCUIIukgFcgMYgAEieAoUQ3JlYXRlVGVuYW50UmVzcG9uc2USMAoGdGVuYW50GAEgASgLMiAuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlRlbmFudBIUCgxhZG1pbl9rZXlfaWQYAiABKAkSGAoQYWRtaW5fa2V5X3NlY3JldBgDIAEoCSJPChJMaXN0VGVuYW50c1JlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJhChNMaXN0VGVuYW50c1Jlc3BvbnNlEjEKB3RlbmFudHMYASADKAsyIC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChBHZXRUZW5hbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJ7ChFHZXRUZW5hbnRSZXNwb25zZRIwCgZ0ZW5hbnQYASABKAsyIC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVGVuYW50EjQKBXVzYWdlGAIgASgLMiUuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlRlbmFudFVzYWdlIkYKFFN1c3BlbmRUZW5hbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAEIkkKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIwCgZ0ZW5hbnQYASABKAsyIC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVGVuYW50IisKE1Jlc3VtZVRlbmFudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIkgKFFJlc3VtZVRlbmFudFJlc3BvbnNlEjAKBnRlbmFudBgBIAEoCzIgLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5UZW5hbnQiKwoTRGVsZXRlVGVuYW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiFgoURGVsZXRlVGVuYW50UmVzcG9uc2UiUAoeTGlzdFByb3ZpZGVyQXVkaXRFdmVudHNSZXF1ZXN0EhEKCWFmdGVyX3NlcRgBIAEoBBIbCglwYWdlX3NpemUYAiABKA1CCLpIBSoDGOgHImwKH0xpc3RQcm92aWRlckF1ZGl0RXZlbnRzUmVzcG9uc2USMQoGZXZlbnRzGAEgAygLMiEuYWdlbnRnYXRld2F5LmFkbWluLnYxLkF1ZGl0RXZlbnQSFgoObmV4dF9hZnRlcl9zZXEYAiABKAQiIQofVmVyaWZ5UHJvdmlkZXJBdWRpdENoYWluUmVxdWVzdCJnCiBWZXJpZnlQcm92aWRlckF1ZGl0Q2hhaW5SZXNwb25zZRIKCgJvaxgBIAEoCBIPCgdjaGVja2VkGAIgASgEEhUKDWZpcnN0X2JhZF9zZXEYAyABKAQSDwoHbWVzc2FnZRgEIAEoCSpgCgtUZW5hbnRTdGF0ZRIcChhURU5BTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNURU5BTlRfU1RBVEVfQUNUSVZFEAESGgoWVEVOQU5UX1NUQVRFX1NVU1BFTkRFRBACMtAFCg1UZW5hbnRTZXJ2aWNlEnUKDENyZWF0ZVRlbmFudBItLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0Gi4uYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlIgaKtRgCCAQScgoLTGlzdFRlbmFudHMSLC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gi0uYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2UiBoq1GAIIBBJsCglHZXRUZW5hbnQSKi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuR2V0VGVuYW50UmVxdWVzdBorLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5HZXRUZW5hbnRSZXNwb25zZSIGirUYAggEEngKDVN1c3BlbmRUZW5hbnQSLi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuU3VzcGVuZFRlbmFudFJlcXVlc3QaLy5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuU3VzcGVuZFRlbmFudFJlc3BvbnNlIgaKtRgCCAQSdQoMUmVzdW1lVGVuYW50Ei0uYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlJlc3VtZVRlbmFudFJlcXVlc3QaLi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuUmVzdW1lVGVuYW50UmVzcG9uc2UiBoq1GAIIBBJ1CgxEZWxldGVUZW5hbnQSLS5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuRGVsZXRlVGVuYW50UmVxdWVzdBouLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5EZWxldGVUZW5hbnRSZXNwb25zZSIGirUYAggEMssCChRQcm92aWRlckF1ZGl0U2VydmljZRKWAQoXTGlzdFByb3ZpZGVyQXVkaXRFdmVudHMSOC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuTGlzdFByb3ZpZGVyQXVkaXRFdmVudHNSZXF1ZXN0GjkuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLkxpc3RQcm92aWRlckF1ZGl0RXZlbnRzUmVzcG9uc2UiBoq1GAIIBBKZAQoYVmVyaWZ5UHJvdmlkZXJBdWRpdENoYWluEjkuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlZlcmlmeVByb3ZpZGVyQXVkaXRDaGFpblJlcXVlc3QaOi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVmVyaWZ5UHJvdmlkZXJBdWRpdENoYWluUmVzcG9uc2UiBoq1GAIIBGIGcHJvdG8z", [file_agentgateway_admin_v1_audit, file_agentgateway_v1_access, file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiZhZ2VudGdhdGV3YXkvcHJvdmlkZXIvdjEvdGVuYW50cy5wcm90bxIYYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxItIBCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0CgVzdGF0ZRgEIAEoDjIlLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5UZW5hbnRTdGF0ZRIwCgxzdXNwZW5kZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnN1c3BlbmRfcmVhc29uGAYgASgJIl8KC1RlbmFudFVzYWdlEg4KBmFnZW50cxgBIAEoBBIXCg9hY3RpdmVfYXBpX2tleXMYAiABKAQSEAoIcm9sbG91dHMYAyABKAQSFQoNYXVkaXRfcmVjb3JkcxgEIAEoBCJxChNDcmVhdGVUZW5hbnRSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JBIgCg5hZG1pbl9rZXlfbmFtZRgCIAEoCUIIukgFcgMYgAEieAoUQ3JlYXRlVGVuYW50UmVzcG9uc2USMAoGdGVuYW50GAEgASgLMiAuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlRlbmFudBIUCgxhZG1pbl9rZXlfaWQYAiABKAkSGAoQYWRtaW5fa2V5X3NlY3JldBgDIAEoCSJPChJMaXN0VGVuYW50c1JlcXVlc3QSGwoJcGFnZV9zaXplGAEgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJhChNMaXN0VGVuYW50c1Jlc3BvbnNlEjEKB3RlbmFudHMYASADKAsyIC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoChBHZXRUZW5hbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJ7ChFHZXRUZW5hbnRSZXNwb25zZRIwCgZ0ZW5hbnQYASABKAsyIC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVGVuYW50EjQKBXVzYWdlGAIgASgLMiUuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlRlbmFudFVzYWdlIkYKFFN1c3BlbmRUZW5hbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAEIkkKFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIwCgZ0ZW5hbnQYASABKAsyIC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVGVuYW50IisKE1Jlc3VtZVRlbmFudFJlcXVlc3QSFAoCaWQYASABKAlCCLpIBXIDsAEBIkgKFFJlc3VtZVRlbmFudFJlc3BvbnNlEjAKBnRlbmFudBgBIAEoCzIgLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5UZW5hbnQiKwoTRGVsZXRlVGVuYW50UmVxdWVzdBIUCgJpZBgBIAEoCUIIukgFcgOwAQEiFgoURGVsZXRlVGVuYW50UmVzcG9uc2UiUAoeTGlzdFByb3ZpZGVyQXVkaXRFdmVudHNSZXF1ZXN0EhEKCWFmdGVyX3NlcRgBIAEoBBIbCglwYWdlX3NpemUYAiABKA1CCLpIBSoDGOgHImwKH0xpc3RQcm92aWRlckF1ZGl0RXZlbnRzUmVzcG9uc2USMQoGZXZlbnRzGAEgAygLMiEuYWdlbnRnYXRld2F5LmFkbWluLnYxLkF1ZGl0RXZlbnQSFgoObmV4dF9hZnRlcl9zZXEYAiABKAQiIQofVmVyaWZ5UHJvdmlkZXJBdWRpdENoYWluUmVxdWVzdCJnCiBWZXJpZnlQcm92aWRlckF1ZGl0Q2hhaW5SZXNwb25zZRIKCgJvaxgBIAEoCBIPCgdjaGVja2VkGAIgASgEEhUKDWZpcnN0X2JhZF9zZXEYAyABKAQSDwoHbWVzc2FnZRgEIAEoCSJtCglTeXN0ZW1LZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIWCg5kaXNwbGF5X3ByZWZpeBgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIPCg1XaG9BbUlSZXF1ZXN0IkIKDldob0FtSVJlc3BvbnNlEjAKA2tleRgBIAEoCzIjLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5TeXN0ZW1LZXkiMAoWUm90YXRlU3lzdGVtS2V5UmVxdWVzdBIWCgRuYW1lGAEgASgJQgi6SAVyAxiAASJzChdSb3RhdGVTeXN0ZW1LZXlSZXNwb25zZRIwCgNrZXkYASABKAsyIy5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuU3lzdGVtS2V5Eg4KBnNlY3JldBgCIAEoCRIWCg5yZXZva2VkX2tleV9pZBgDIAEoCSpgCgtUZW5hbnRTdGF0ZRIcChhURU5BTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNURU5BTlRfU1RBVEVfQUNUSVZFEAESGgoWVEVOQU5UX1NUQVRFX1NVU1BFTkRFRBACMtAFCg1UZW5hbnRTZXJ2aWNlEnUKDENyZWF0ZVRlbmFudBItLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0Gi4uYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlIgaKtRgCCAQScgoLTGlzdFRlbmFudHMSLC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gi0uYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLkxpc3RUZW5hbnRzUmVzcG9uc2UiBoq1GAIIBBJsCglHZXRUZW5hbnQSKi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuR2V0VGVuYW50UmVxdWVzdBorLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5HZXRUZW5hbnRSZXNwb25zZSIGirUYAggEEngKDVN1c3BlbmRUZW5hbnQSLi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuU3VzcGVuZFRlbmFudFJlcXVlc3QaLy5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuU3VzcGVuZFRlbmFudFJlc3BvbnNlIgaKtRgCCAQSdQoMUmVzdW1lVGVuYW50Ei0uYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlJlc3VtZVRlbmFudFJlcXVlc3QaLi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuUmVzdW1lVGVuYW50UmVzcG9uc2UiBoq1GAIIBBJ1CgxEZWxldGVUZW5hbnQSLS5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuRGVsZXRlVGVuYW50UmVxdWVzdBouLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5EZWxldGVUZW5hbnRSZXNwb25zZSIGirUYAggEMssCChRQcm92aWRlckF1ZGl0U2VydmljZRKWAQoXTGlzdFByb3ZpZGVyQXVkaXRFdmVudHMSOC5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuTGlzdFByb3ZpZGVyQXVkaXRFdmVudHNSZXF1ZXN0GjkuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLkxpc3RQcm92aWRlckF1ZGl0RXZlbnRzUmVzcG9uc2UiBoq1GAIIBBKZAQoYVmVyaWZ5UHJvdmlkZXJBdWRpdENoYWluEjkuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlZlcmlmeVByb3ZpZGVyQXVkaXRDaGFpblJlcXVlc3QaOi5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuVmVyaWZ5UHJvdmlkZXJBdWRpdENoYWluUmVzcG9uc2UiBoq1GAIIBDL3AQoQU3lzdGVtS2V5U2VydmljZRJjCgZXaG9BbUkSJy5hZ2VudGdhdGV3YXkucHJvdmlkZXIudjEuV2hvQW1JUmVxdWVzdBooLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5XaG9BbUlSZXNwb25zZSIGirUYAggEEn4KD1JvdGF0ZVN5c3RlbUtleRIwLmFnZW50Z2F0ZXdheS5wcm92aWRlci52MS5Sb3RhdGVTeXN0ZW1LZXlSZXF1ZXN0GjEuYWdlbnRnYXRld2F5LnByb3ZpZGVyLnYxLlJvdGF0ZVN5c3RlbUtleVJlc3BvbnNlIgaKtRgCCARiBnByb3RvMw", [file_agentgateway_admin_v1_audit, file_agentgateway_v1_access, file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message agentgateway.provider.v1.Tenant
@@ -449,6 +449,122 @@ export const VerifyProviderAuditChainResponseSchema: GenMessage<VerifyProviderAu
   messageDesc(file_agentgateway_provider_v1_tenants, 17);
 
 /**
+ * A system key as the provider plane shows it (never the secret).
+ *
+ * @generated from message agentgateway.provider.v1.SystemKey
+ */
+export type SystemKey = Message<"agentgateway.provider.v1.SystemKey"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The key's fingerprint, e.g. "agwp_3f9a…" (docs/protocol.md, "Secrets").
+   *
+   * @generated from field: string display_prefix = 3;
+   */
+  displayPrefix: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message agentgateway.provider.v1.SystemKey.
+ * Use `create(SystemKeySchema)` to create a new message.
+ */
+export const SystemKeySchema: GenMessage<SystemKey> = /*@__PURE__*/
+  messageDesc(file_agentgateway_provider_v1_tenants, 18);
+
+/**
+ * @generated from message agentgateway.provider.v1.WhoAmIRequest
+ */
+export type WhoAmIRequest = Message<"agentgateway.provider.v1.WhoAmIRequest"> & {
+};
+
+/**
+ * Describes the message agentgateway.provider.v1.WhoAmIRequest.
+ * Use `create(WhoAmIRequestSchema)` to create a new message.
+ */
+export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
+  messageDesc(file_agentgateway_provider_v1_tenants, 19);
+
+/**
+ * @generated from message agentgateway.provider.v1.WhoAmIResponse
+ */
+export type WhoAmIResponse = Message<"agentgateway.provider.v1.WhoAmIResponse"> & {
+  /**
+   * @generated from field: agentgateway.provider.v1.SystemKey key = 1;
+   */
+  key?: SystemKey | undefined;
+};
+
+/**
+ * Describes the message agentgateway.provider.v1.WhoAmIResponse.
+ * Use `create(WhoAmIResponseSchema)` to create a new message.
+ */
+export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
+  messageDesc(file_agentgateway_provider_v1_tenants, 20);
+
+/**
+ * @generated from message agentgateway.provider.v1.RotateSystemKeyRequest
+ */
+export type RotateSystemKeyRequest = Message<"agentgateway.provider.v1.RotateSystemKeyRequest"> & {
+  /**
+   * Name of the new key (default "rotated <UTC time>"); names are unique, revoked keys included.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message agentgateway.provider.v1.RotateSystemKeyRequest.
+ * Use `create(RotateSystemKeyRequestSchema)` to create a new message.
+ */
+export const RotateSystemKeyRequestSchema: GenMessage<RotateSystemKeyRequest> = /*@__PURE__*/
+  messageDesc(file_agentgateway_provider_v1_tenants, 21);
+
+/**
+ * @generated from message agentgateway.provider.v1.RotateSystemKeyResponse
+ */
+export type RotateSystemKeyResponse = Message<"agentgateway.provider.v1.RotateSystemKeyResponse"> & {
+  /**
+   * The new key; its secret is shown only here.
+   *
+   * @generated from field: agentgateway.provider.v1.SystemKey key = 1;
+   */
+  key?: SystemKey | undefined;
+
+  /**
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+
+  /**
+   * The key that was presented, now revoked.
+   *
+   * @generated from field: string revoked_key_id = 3;
+   */
+  revokedKeyId: string;
+};
+
+/**
+ * Describes the message agentgateway.provider.v1.RotateSystemKeyResponse.
+ * Use `create(RotateSystemKeyResponseSchema)` to create a new message.
+ */
+export const RotateSystemKeyResponseSchema: GenMessage<RotateSystemKeyResponse> = /*@__PURE__*/
+  messageDesc(file_agentgateway_provider_v1_tenants, 22);
+
+/**
  * @generated from enum agentgateway.provider.v1.TenantState
  */
 export enum TenantState {
@@ -582,4 +698,41 @@ export const ProviderAuditService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentgateway_provider_v1_tenants, 1);
+
+/**
+ * The provider's own credential, the system key: who is calling, and rotation.
+ *
+ * @generated from service agentgateway.provider.v1.SystemKeyService
+ */
+export const SystemKeyService: GenService<{
+  /**
+   * The system key this call presented (never its secret). A console calls it at sign-in to
+   * tell a system key from a tenant's operator key (which answers PERMISSION_DENIED /
+   * SYSTEM_KEY_REQUIRED here, as on every provider RPC).
+   *
+   * @generated from rpc agentgateway.provider.v1.SystemKeyService.WhoAmI
+   */
+  whoAmI: {
+    methodKind: "unary";
+    input: typeof WhoAmIRequestSchema;
+    output: typeof WhoAmIResponseSchema;
+  },
+  /**
+   * Replaces the calling system key. A new key is minted and its secret returned in this
+   * response only (the gateway stores its SHA-256); the presented key is revoked in the same
+   * transaction, so from the moment this answers every replica refuses it (UNAUTHENTICATED):
+   * system keys are not cached. Recorded in the provider audit chain (`system_key.rotated`).
+   * UNAUTHENTICATED when a concurrent rotation revoked the presented key first; ALREADY_EXISTS
+   * when the name is taken. AGW_BOOTSTRAP_SYSTEM_KEY is read on first start only, so a
+   * rotated-away key from it does not come back on a restart.
+   *
+   * @generated from rpc agentgateway.provider.v1.SystemKeyService.RotateSystemKey
+   */
+  rotateSystemKey: {
+    methodKind: "unary";
+    input: typeof RotateSystemKeyRequestSchema;
+    output: typeof RotateSystemKeyResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_agentgateway_provider_v1_tenants, 2);
 
