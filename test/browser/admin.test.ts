@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/agentgateway/admin/v1/agents_pb.js";
 import { ApiKeyService, Role } from "../../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { ReleaseKeyService } from "../../gen/agentgateway/admin/v1/release_keys_pb.js";
+import { SystemKeyService, TenantService, TenantState } from "../../gen/agentgateway/provider/v1/tenants_pb.js";
+import { Reason, reasonOf } from "../../client/reasons.js";
 import { SignedReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { EventSeverity } from "../../gen/agentgateway/v1/ingest_pb.js";
@@ -40,6 +42,7 @@ let page: Page;
 const agents: SimAgent[] = [];
 const releaseKey = generateKeyPair();
 const problems: string[] = [];
+let tenantAdminKey = "";
 
 async function shot(name: string): Promise<void> {
   // Let relative times and transitions settle so the picture shows a steady page.
@@ -59,8 +62,10 @@ async function go(label: string): Promise<void> {
   await page.getByRole("navigation").getByRole("link", { name: new RegExp(`^${label}`) }).click();
 }
 
+const KEY_FIELD = "API key or system key";
+
 async function signIn(key: string): Promise<void> {
-  await page.getByLabel("Operator API key").fill(key);
+  await page.getByLabel(KEY_FIELD).fill(key);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByTestId("tenant").waitFor();
 }
@@ -100,7 +105,7 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
   it("signs in with an operator key kept in sessionStorage only, and shows tenant and role", async () => {
     await page.goto(`${gw.url}/admin/`);
     await shot("01-sign-in");
-    await page.getByLabel("Operator API key").fill("agwk_not-a-real-key");
+    await page.getByLabel(KEY_FIELD).fill("agwk_not-a-real-key");
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => page.getByRole("alert").textContent(), SLOW).toMatch(/Unauthenticated/);
     await signIn(gw.adminKey);
@@ -401,7 +406,124 @@ describe.skipIf(!hasChromium && !required)("the web admin in a browser", { timeo
     await page.getByTestId("commands-table").waitFor(SLOW);
     expect(await page.getByText("The audit log needs a key with role admin.").count()).toBe(1);
     await page.getByRole("button", { name: "Sign out" }).click();
-    await page.getByLabel("Operator API key").waitFor();
+    await page.getByLabel(KEY_FIELD).waitFor();
+  });
+
+  it("signs the provider in with the system key to the Tenants page only, creates a tenant whose key is shown once, suspends and resumes it", async () => {
+    await page.getByLabel(KEY_FIELD).fill(gw.systemKey);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("provider").waitFor();
+    const nav = page.getByRole("navigation");
+    // The provider's shell has the provider pages and no tenant page: not even the overview.
+    expect(await nav.getByRole("link").allTextContents()).toEqual(["Tenants", "Provider audit"]);
+    await page.getByTestId("tenants-table").getByText("default").waitFor(SLOW);
+    await page.goto(`${gw.url}/admin/agents`);
+    await page.getByTestId("provider").waitFor();
+    await page.getByText("Not found").waitFor();
+    expect(await page.getByTestId("live-status").count()).toBe(0);
+    await go("Tenants");
+
+    await page.getByLabel("Name", { exact: true }).fill("browser-co");
+    await page.getByRole("button", { name: "Create tenant" }).click();
+    const secret = (await page.getByTestId("tenant-secret").textContent({ timeout: 10_000 })) ?? "";
+    expect(secret).toMatch(/^agwk_/);
+    const me = await gw.admin(ApiKeyService, secret).whoAmI({});
+    expect(me.tenantName).toBe("browser-co");
+    await shot("16-tenant-created");
+    await page.getByRole("button", { name: "Done — hide the key" }).click();
+    // Shown once: gone from the page.
+    await expect.poll(() => page.getByTestId("tenant-secret").count(), SLOW).toBe(0);
+    expect(await page.content()).not.toContain(secret);
+    const row = page.getByTestId("tenant-row").and(page.locator('[data-name="browser-co"]'));
+    await row.waitFor(SLOW);
+
+    await row.getByRole("button", { name: "Suspend" }).click();
+    const dialog = page.getByRole("dialog");
+    expect(await dialog.getByRole("button", { name: "Suspend" }).isDisabled()).toBe(true);
+    await dialog.getByLabel(/Reason/).fill("invoice 2026-11 unpaid");
+    await dialog.getByRole("button", { name: "Suspend" }).click();
+    await expect.poll(() => row.getByTestId("tenant-state").textContent(), SLOW).toMatch(/suspended/);
+    await row.getByText("invoice 2026-11 unpaid").waitFor();
+    const refused = await gw.admin(ApiKeyService, secret).whoAmI({}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(ConnectError.from(refused).code).toBe(Code.PermissionDenied);
+    expect(reasonOf(refused)).toBe(Reason.TENANT_SUSPENDED);
+    await shot("17-tenant-suspended");
+
+    await row.getByRole("button", { name: "Resume" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Resume" }).click();
+    await expect.poll(() => row.getByTestId("tenant-state").textContent(), SLOW).toBe("active");
+    expect((await gw.admin(ApiKeyService, secret).whoAmI({})).tenantName).toBe("browser-co");
+    const listed = await gw.admin(TenantService, gw.systemKey).listTenants({});
+    expect(listed.tenants.find((t) => t.name === "browser-co")?.state).toBe(TenantState.ACTIVE);
+    tenantAdminKey = secret;
+  });
+
+  it("refuses to delete a tenant that has agents, showing why, and deletes an empty one", async () => {
+    const fleet = page.getByTestId("tenant-row").and(page.locator('[data-name="default"]'));
+    await fleet.getByRole("button", { name: "Delete" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("button", { name: "Delete" }).click();
+    await expect.poll(() => dialog.getByRole("alert").textContent(), SLOW).toMatch(/FailedPrecondition.*agent\(s\).*suspend it instead/);
+    await shot("18-tenant-delete-refused");
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    expect((await gw.admin(ApiKeyService).whoAmI({})).tenantName).toBe("default");
+
+    await gw.admin(TenantService, gw.systemKey).createTenant({ name: "short-lived" });
+    await page.reload();
+    await page.getByTestId("provider").waitFor();
+    const empty = page.getByTestId("tenant-row").and(page.locator('[data-name="short-lived"]'));
+    await empty.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+    await empty.waitFor({ state: "detached", timeout: 10_000 });
+    const names = (await gw.admin(TenantService, gw.systemKey).listTenants({})).tenants.map((t) => t.name);
+    expect(names).not.toContain("short-lived");
+  });
+
+  it("shows the provider audit chain and verifies it", async () => {
+    await go("Provider audit");
+    const actions = page.getByTestId("audit-table").getByTestId("audit-row");
+    await expect.poll(async () => (await actions.allTextContents()).join(" "), SLOW).toMatch(/tenant\.created.*tenant\.suspended.*tenant\.resumed.*tenant\.deleted/);
+    await page.getByRole("button", { name: "Verify chain" }).click();
+    await expect.poll(() => page.getByTestId("verify-result").getAttribute("data-ok"), SLOW).toBe("true");
+    await shot("19-provider-audit");
+  });
+
+  it("refuses the system key it was signed in with once the key is rotated, and forgets it", async () => {
+    const rotated = await gw.admin(SystemKeyService, gw.systemKey).rotateSystemKey({ name: "after-browser-test" });
+    await page.reload();
+    await expect.poll(() => page.getByRole("alert").textContent(), SLOW).toMatch(/Unauthenticated/);
+    expect(await page.evaluate('sessionStorage.getItem("agentgateway.operatorKey")')).toBeNull();
+    await page.getByLabel(KEY_FIELD).fill(rotated.secret);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("provider").waitFor();
+    expect(await page.getByTestId("provider").locator("xpath=..").textContent()).toContain("after-browser-test");
+    await page.getByRole("button", { name: "Sign out" }).click();
+  });
+
+  it("never shows the provider pages to a tenant admin", async () => {
+    await signIn(tenantAdminKey);
+    expect(await page.getByTestId("tenant").textContent()).toBe("browser-co");
+    expect(await page.getByTestId("role").textContent()).toBe("admin");
+    const links = await page.getByRole("navigation").getByRole("link").allTextContents();
+    expect(links.join(" ")).not.toMatch(/Tenants|Provider audit/);
+    expect(links).toContain("API keys");
+    for (const route of ["tenants", "provider-audit"]) {
+      await page.goto(`${gw.url}/admin/${route}`);
+      await page.getByTestId("tenant").waitFor();
+      await page.getByText("Not found").waitFor();
+      expect(await page.getByTestId("tenants-table").count()).toBe(0);
+    }
+    // And the gateway refuses the provider RPCs to this key anyway.
+    const denied = await gw.admin(TenantService, tenantAdminKey).listTenants({}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(reasonOf(denied)).toBe(Reason.SYSTEM_KEY_REQUIRED);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel(KEY_FIELD).waitFor();
   });
 
   it("ran without script errors or CSP violations", () => {

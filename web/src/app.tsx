@@ -1,12 +1,12 @@
-import { Code, type ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { TransportProvider } from "@connectrpc/connect-query";
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { useCallback, useMemo, useState } from "react";
+import { QueryClient, QueryClientProvider, useQueryClient } from "@tanstack/react-query";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiKeyService } from "../../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
 import { AgentState } from "../../gen/agentgateway/v1/common_pb.js";
 import { roleAllows, roleName } from "./lib/access.js";
-import { type Me, MeContext } from "./lib/auth.js";
+import { type Me, MeContext, type OperatorMe, type ProviderMe } from "./lib/auth.js";
 import { FleetProvider, useFleet } from "./lib/fleet.js";
 import { useNow } from "./lib/live.js";
 import { Link, match, navigate, usePath } from "./lib/router.js";
@@ -18,13 +18,18 @@ import { AgentsPage } from "./pages/agents.js";
 import { ApprovalsPage } from "./pages/approvals.js";
 import { AuditPage } from "./pages/audit.js";
 import { OverviewPage } from "./pages/overview.js";
+import { ProviderAuditPage } from "./pages/provider-audit.js";
 import { ReleaseKeysPage } from "./pages/release-keys.js";
 import { RolloutDetailPage } from "./pages/rollout-detail.js";
 import { RolloutsPage } from "./pages/rollouts.js";
 import { SignIn } from "./pages/sign-in.js";
+import { TenantsPage } from "./pages/tenants.js";
 import { TokensPage } from "./pages/tokens.js";
 
-/** The console: sign-in until a key is accepted, then the shell with live data. */
+/**
+ * The console: sign-in until a key is accepted, then the operator's shell with live data, or —
+ * for the system key — the provider's shell, which has the provider pages and nothing else.
+ */
 export function App() {
   const [me, setMe] = useState<Me | undefined>(undefined);
   const [notice, setNotice] = useState<string | undefined>(undefined);
@@ -66,16 +71,97 @@ export function App() {
     <MeContext.Provider value={me}>
       <TransportProvider transport={me.transport}>
         <QueryClientProvider client={queryClient}>
-          <FleetProvider transport={me.transport} onFatal={onFatal}>
-            <Shell me={me} onSignOut={() => signOut()} />
-          </FleetProvider>
+          {me.kind === "system" ? (
+            <ProviderShell me={me} onSignOut={() => signOut()} onFatal={onFatal} />
+          ) : (
+            <FleetProvider transport={me.transport} onFatal={onFatal}>
+              <Shell me={me} onSignOut={() => signOut()} />
+            </FleetProvider>
+          )}
         </QueryClientProvider>
       </TransportProvider>
     </MeContext.Provider>
   );
 }
 
-function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
+function NavLinks({ nav, path }: { nav: Array<{ to: string; label: string; extra?: number }>; path: string }) {
+  const section = `/${path.split("/")[1] ?? ""}`;
+  return (
+    <nav className="nav">
+      {nav.map((n) => (
+        <Link key={n.to} to={n.to} className={section === n.to ? "active" : ""}>
+          {n.label}
+          {n.extra ? <span className="count">{n.extra}</span> : null}
+        </Link>
+      ))}
+    </nav>
+  );
+}
+
+/**
+ * The provider's shell (system key): tenants and the provider audit chain, no tenant page at
+ * all. It has no live stream to notice a key the gateway stopped accepting (rotated away), so
+ * any query answered UNAUTHENTICATED signs out.
+ */
+function ProviderShell({ me, onSignOut, onFatal }: { me: ProviderMe; onSignOut: () => void; onFatal: (err: ConnectError) => void }) {
+  const path = usePath();
+  const queries = useQueryClient();
+  useEffect(
+    () =>
+      queries.getQueryCache().subscribe((event) => {
+        const error = event.query.state.error;
+        if (event.type === "updated" && error) onFatal(ConnectError.from(error));
+      }),
+    [queries, onFatal],
+  );
+  const nav = [
+    { to: "/tenants", label: "Tenants" },
+    { to: "/provider-audit", label: "Provider audit" },
+  ];
+  return (
+    <div className="shell">
+      <header className="topbar">
+        <div className="brand">AgentGateway</div>
+        <NavLinks nav={nav} path={path === "/" ? "/tenants" : path} />
+        <div className="who">
+          <Badge tone="amber" testId="provider">
+            provider
+          </Badge>
+          <KeyAndSignOut title={`system key ${me.keyId} (${me.fingerprint})`} name={me.keyName} onSignOut={onSignOut} />
+        </div>
+      </header>
+      <main className="page">
+        {path === "/" || path === "" || match("/tenants", path) ? <TenantsPage /> : match("/provider-audit", path) ? <ProviderAuditPage /> : <NotFound path={path} home="/tenants" />}
+      </main>
+    </div>
+  );
+}
+
+function KeyAndSignOut({ title, name, onSignOut }: { title: string; name: string; onSignOut: () => void }) {
+  return (
+    <>
+      <span className="key" title={title}>
+        {name}
+      </span>
+      <button type="button" className="button" onClick={onSignOut}>
+        Sign out
+      </button>
+    </>
+  );
+}
+
+function NotFound({ path, home }: { path: string; home: string }) {
+  return (
+    <div className="card">
+      <h2>Not found</h2>
+      <p>
+        There is no page at <code>{path}</code>. <Link to={home}>Go back</Link>.
+      </p>
+    </div>
+  );
+}
+
+function Shell({ me, onSignOut }: { me: OperatorMe; onSignOut: () => void }) {
   const path = usePath();
   const fleet = useFleet();
   const now = useNow();
@@ -92,19 +178,11 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ...(canKeys ? [{ to: "/keys", label: "API keys" }] : []),
     ...(canAudit ? [{ to: "/audit", label: "Audit" }] : []),
   ];
-  const section = `/${path.split("/")[1] ?? ""}`;
   return (
     <div className="shell">
       <header className="topbar">
         <div className="brand">AgentGateway</div>
-        <nav className="nav">
-          {nav.map((n) => (
-            <Link key={n.to} to={n.to} className={section === n.to ? "active" : ""}>
-              {n.label}
-              {n.extra ? <span className="count">{n.extra}</span> : null}
-            </Link>
-          ))}
-        </nav>
+        <NavLinks nav={nav} path={path} />
         <div className="who">
           <LiveIndicator status={fleet.status} now={now} />
           <span className="tenant" data-testid="tenant" title={me.tenantId}>
@@ -113,12 +191,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
           <Badge tone="blue" testId="role">
             {roleName(me.role)}
           </Badge>
-          <span className="key" title={`key ${me.keyId}`}>
-            {me.keyName}
-          </span>
-          <button type="button" className="button" onClick={onSignOut}>
-            Sign out
-          </button>
+          <KeyAndSignOut title={`key ${me.keyId}`} name={me.keyName} onSignOut={onSignOut} />
         </div>
       </header>
       {fleet.status.kind !== "live" && fleet.status.kind !== "connecting" && (
@@ -146,12 +219,6 @@ function Route({ path }: { path: string }) {
   if (match("/keys", path)) return <ApiKeysPage />;
   if (match("/release-keys", path)) return <ReleaseKeysPage />;
   if (path === "/" || path === "") return <OverviewPage />;
-  return (
-    <div className="card">
-      <h2>Not found</h2>
-      <p>
-        There is no page at <code>{path}</code>. <Link to="/">Go to the overview</Link>.
-      </p>
-    </div>
-  );
+  // The provider pages (/tenants, /provider-audit) do not exist here: an operator never sees them.
+  return <NotFound path={path} home="/" />;
 }

@@ -195,3 +195,24 @@ export function CheckToggle({ checked, onChange, label }: { checked: boolean; on
     </label>
   );
 }
+
+/**
+ * A secret the gateway returns once (a token, an API key): what it is, the value with a copy
+ * button, and a button that forgets it (the caller resets the mutation that holds it).
+ */
+export function ShownOnce({ testId, secret, children, doneLabel, onDone }: { testId: string; secret: string; children: ReactNode; doneLabel: string; onDone: () => void }) {
+  return (
+    <div className="secret" data-testid={`${testId}-box`}>
+      <p>{children}</p>
+      <div className="secret-row">
+        <code className="mono secret-value" data-testid={testId}>
+          {secret}
+        </code>
+        <CopyButton text={secret} />
+      </div>
+      <button type="button" className="button" onClick={onDone}>
+        {doneLabel}
+      </button>
+    </div>
+  );
+}

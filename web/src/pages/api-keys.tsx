@@ -5,7 +5,7 @@ import { roleAllows, roleName } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { ago, dateTime } from "../lib/format.js";
 import { useNow } from "../lib/live.js";
-import { Badge, Card, CheckToggle, ConfirmDialog, CopyButton, ErrorNote } from "../lib/ui.js";
+import { Badge, Card, CheckToggle, ConfirmDialog, ErrorNote, ShownOnce } from "../lib/ui.js";
 
 const ROLE_TONE: Record<Role, string> = { [Role.UNSPECIFIED]: "grey", [Role.VIEWER]: "grey", [Role.EDITOR]: "blue", [Role.ADMIN]: "amber" };
 const ROLES = [Role.VIEWER, Role.EDITOR, Role.ADMIN];
@@ -40,22 +40,10 @@ export function ApiKeysPage() {
       {canCreate && (
         <Card title="New API key" className="span-4">
           {create.data ? (
-            <div className="secret" data-testid="key-secret-box">
-              <p>
-                <strong>Copy the key now: it is shown only this once.</strong> The gateway keeps only its hash. Key{" "}
-                <code>{create.data.key?.name}</code> has role <strong>{roleName(create.data.key?.role ?? Role.UNSPECIFIED)}</strong>; use it with{" "}
-                <code>agwctl login</code> or sign in here.
-              </p>
-              <div className="secret-row">
-                <code className="mono secret-value" data-testid="key-secret">
-                  {create.data.secret}
-                </code>
-                <CopyButton text={create.data.secret} />
-              </div>
-              <button type="button" className="button" onClick={() => create.reset()}>
-                Done — hide the key
-              </button>
-            </div>
+            <ShownOnce testId="key-secret" secret={create.data.secret} doneLabel="Done — hide the key" onDone={() => create.reset()}>
+              <strong>Copy the key now: it is shown only this once.</strong> The gateway keeps only its hash. Key <code>{create.data.key?.name}</code> has role{" "}
+              <strong>{roleName(create.data.key?.role ?? Role.UNSPECIFIED)}</strong>; use it with <code>agwctl login</code> or sign in here.
+            </ShownOnce>
           ) : (
             <form className="form-row" onSubmit={submit}>
               <label className="field wide">

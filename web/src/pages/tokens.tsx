@@ -6,7 +6,7 @@ import { roleAllows } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { dateTime, enumLabel, relative } from "../lib/format.js";
 import { useNow } from "../lib/live.js";
-import { Badge, Card, ConfirmDialog, CopyButton, ErrorNote } from "../lib/ui.js";
+import { Badge, Card, ConfirmDialog, ErrorNote, ShownOnce } from "../lib/ui.js";
 
 const STATE_TONE: Record<EnrollmentTokenState, string> = {
   [EnrollmentTokenState.UNSPECIFIED]: "grey",
@@ -67,21 +67,10 @@ export function TokensPage() {
       {canCreate && (
         <Card title="New enrollment token" className="span-4">
           {create.data ? (
-            <div className="secret" data-testid="token-secret-box">
-              <p>
-                <strong>Copy the secret now: it is shown only this once.</strong> The gateway keeps only its hash. Hand it to the agent's installer (
-                <code>agw-agent enroll --token …</code>).
-              </p>
-              <div className="secret-row">
-                <code className="mono secret-value" data-testid="token-secret">
-                  {create.data.secret}
-                </code>
-                <CopyButton text={create.data.secret} />
-              </div>
-              <button type="button" className="button" onClick={() => create.reset()}>
-                Done — hide the secret
-              </button>
-            </div>
+            <ShownOnce testId="token-secret" secret={create.data.secret} doneLabel="Done — hide the secret" onDone={() => create.reset()}>
+              <strong>Copy the secret now: it is shown only this once.</strong> The gateway keeps only its hash. Hand it to the agent's installer (
+              <code>agw-agent enroll --token …</code>).
+            </ShownOnce>
           ) : (
             <form className="form-row" onSubmit={submit}>
               <label className="field">
