@@ -18,7 +18,7 @@ import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitorin
 import { describe, expect, it } from "vitest";
 import { SETTINGS } from "../server/config/config.js";
 import { runtimeStage } from "./support/containerfile.js";
-import { CHART_MANAGED, durationMs, GATEWAY_ENV, readYaml, readYamlDocuments, REPO, schemaValidator } from "./support/deploy-files.js";
+import { CHART_MANAGED, CHART_NEVER_SET, durationMs, GATEWAY_ENV, readYaml, readYamlDocuments, REPO, schemaValidator } from "./support/deploy-files.js";
 
 type Doc = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
 type Values = Record<string, unknown>;
@@ -75,6 +75,14 @@ describe("the chart's values", () => {
     expect(bad({ bootstrapAdminKey: { value: "too-short" } })).toMatch(/bootstrapAdminKey\/value/);
     expect(bad({ tls: { enabled: true, secretName: "" } })).toMatch(/tls\/secretName/);
     expect(bad({ service: { type: "Ingress" } })).toMatch(/service\/type must be equal to one of the allowed values/);
+    // The CA key never goes into the ConfigMap, and mTLS without the CA key (or without TLS) is refused before the pods would be.
+    expect(bad({ config: { AGW_CA_KEY: "x".repeat(44) } })).toMatch(/config.*propertyNames|property name must be valid/);
+    expect(bad({ config: { AGW_CA_KEY_FILE: "/tmp/k" } })).toMatch(/config.*propertyNames|property name must be valid/);
+    expect(bad({ config: { AGW_AGENT_AUTH: "mtls" }, tls: { enabled: true, secretName: "t" } })).toMatch(/ca/);
+    expect(bad({ config: { AGW_AGENT_AUTH: "both" }, tls: { enabled: true, secretName: "t" }, ca: { existingSecret: "" } })).toMatch(/ca\/existingSecret/);
+    expect(bad({ config: { AGW_AGENT_AUTH: "mtls" }, ca: { existingSecret: "agw-ca" } })).toMatch(/tls\/enabled/);
+    expect(bad({ ca: { existingSecret: "agw-ca", keyKey: "" } })).toMatch(/ca\/keyKey/);
+    expect(bad({ config: { AGW_AGENT_AUTH: "mtls" }, tls: { enabled: true, secretName: "t" }, ca: { existingSecret: "agw-ca" } })).toBe("");
     expect(validateValues(defaults).join("\n")).toMatch(/database/);
   });
 
@@ -84,7 +92,8 @@ describe("the chart's values", () => {
     expect(schema.properties.config.propertyNames.enum, "run: npx tsx scripts/sync-deploy-settings.ts").toEqual(expected);
     // What the chart sets itself really is set by the Deployment.
     const env = readFileSync(join(REPO, CHART, "templates", "deployment.yaml"), "utf8");
-    for (const name of CHART_MANAGED.filter((n) => n !== "AGW_DATA_DIR")) expect(env, name).toContain(`name: ${name}`);
+    for (const name of CHART_MANAGED.filter((n) => !CHART_NEVER_SET.includes(n))) expect(env, name).toContain(`name: ${name}`);
+    for (const name of CHART_NEVER_SET) expect(env, name).not.toContain(`name: ${name}\n`);
   });
 });
 
@@ -192,6 +201,33 @@ describe.each(EXAMPLES)("deploy/helm/rendered/%s.yaml", (example) => {
     const own = byKind("Secret")[0] as (Doc & { stringData: Record<string, string> }) | undefined;
     if (own) expect(own.stringData[db?.key ?? ""]).toBe((values.database as { url: string }).url);
     else expect(db).toEqual({ name: (values.database as { existingSecret: string }).existingSecret, key: (values.database as { existingSecretKey: string }).existingSecretKey });
+  });
+
+  it("passes the CA key from its Secret as one read-only file (AGW_CA_KEY_FILE), never as a value, whenever agents authenticate with mTLS", () => {
+    const c = gateway();
+    const pod = deployment().spec.template.spec as PodSpec & { volumes: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number } }[] };
+    const ca = values.ca as { existingSecret: string; keyKey: string };
+    const config = values.config as Record<string, string>;
+    const configMap = one("ConfigMap") as Doc & { data: Record<string, string> };
+    // No CA key as a value anywhere: not in the ConfigMap, not in any container's environment.
+    for (const key of Object.keys(configMap.data)) expect(key).not.toMatch(/^AGW_CA_KEY/);
+    const job = one("Job") as Doc & { spec: { template: { spec: { containers: Container[] } } } };
+    for (const container of [c, ...job.spec.template.spec.containers]) expect(container.env.map((e) => e.name)).not.toContain("AGW_CA_KEY");
+    const file = c.env.find((e) => e.name === "AGW_CA_KEY_FILE");
+    if (["mtls", "both"].includes(config.AGW_AGENT_AUTH ?? "")) expect(file, "mTLS needs the CA key: the gateway refuses to start without it").toBeDefined();
+    if (!ca.existingSecret) {
+      expect(file).toBeUndefined();
+      expect(pod.volumes.map((v) => v.name)).not.toContain("ca-key");
+      return;
+    }
+    const path = file?.value ?? "";
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    const mount = (c.volumeMounts as { name: string; mountPath: string; readOnly?: boolean }[]).find((m) => m.mountPath === dir);
+    expect(mount, `a mount at ${dir}`).toMatchObject({ readOnly: true });
+    const volume = pod.volumes.find((v) => v.name === mount?.name);
+    expect(volume?.secret).toMatchObject({ secretName: ca.existingSecret, items: [{ key: ca.keyKey, path: path.slice(dir.length + 1) }] });
+    // The key reaches the gateway process only: the migrations Job does not mount it.
+    expect(JSON.stringify(job)).not.toContain(ca.existingSecret);
   });
 
   it("migrates with a hook Job that runs `migrate` after its Secret exists and before the pods roll", () => {

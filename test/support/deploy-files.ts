@@ -42,8 +42,12 @@ function describeError(e: ErrorObject): string {
 export const GATEWAY_ENV = new Set<string>(SETTINGS.map((s) => s.env));
 
 /** Settings the Helm chart sets itself (templates/deployment.yaml), so its `config` must not carry them. */
-// AGW_BOOTSTRAP_SYSTEM_KEY is a secret: never offered in the ConfigMap (the chart has no Secret value for it yet).
-export const CHART_MANAGED = ["AGW_LISTEN", "DATABASE_URL", "AGW_DATA_DIR", "AGW_BOOTSTRAP_ADMIN_KEY", "AGW_BOOTSTRAP_SYSTEM_KEY", "AGW_TLS_CERT", "AGW_TLS_KEY", "AGW_REPLICA_ID"];
+// Secrets (the bootstrap keys, the CA key) are never offered in the ConfigMap: the chart takes
+// them from Secrets. AGW_CA_KEY is not set at all: the chart passes the key as a file
+// (AGW_CA_KEY_FILE), so it is in no environment either.
+export const CHART_MANAGED = ["AGW_LISTEN", "DATABASE_URL", "AGW_DATA_DIR", "AGW_BOOTSTRAP_ADMIN_KEY", "AGW_BOOTSTRAP_SYSTEM_KEY", "AGW_TLS_CERT", "AGW_TLS_KEY", "AGW_CA_KEY", "AGW_CA_KEY_FILE", "AGW_REPLICA_ID"];
+/** Managed settings the Deployment never names: the embedded database's directory, and the CA key (a file instead). */
+export const CHART_NEVER_SET = ["AGW_DATA_DIR", "AGW_CA_KEY"];
 
 /** Durations like 10s, 2m, 1h in milliseconds. */
 export function durationMs(value: string): number {
