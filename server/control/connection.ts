@@ -28,6 +28,9 @@ export class AgentConnection {
   pingSentAt = 0;
   lastPingAt: number;
   closed = false;
+  /** Messages the hub sent while the stream was being registered: they follow the welcome. */
+  private held: Outgoing[] | undefined = [];
+  private endHeld = false;
 
   constructor(
     readonly agentId: string,
@@ -43,15 +46,30 @@ export class AgentConnection {
 
   /** Writes a message; ignored once the stream is closing. */
   send(message: Outgoing): void {
-    if (!this.closed) this.sink.write(message);
+    if (this.closed) return;
+    if (this.held) this.held.push(message);
+    else this.sink.write(message);
   }
 
   /** Sends a last message (usually a GoAway), then ends the stream. */
   close(last?: Outgoing): void {
     if (this.closed) return;
-    if (last) this.sink.write(last);
+    if (last) this.send(last);
     this.closed = true;
-    this.sink.end();
+    if (this.held) this.endHeld = true;
+    else this.sink.end();
+  }
+
+  /**
+   * Writes the stream's first message, then what was held while it was being registered (a
+   * fence or revocation found by the registration's re-check ends it right after the welcome).
+   */
+  start(first: Outgoing): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.sink.write(first);
+    for (const message of held) this.sink.write(message);
+    if (this.endHeld) this.sink.end();
   }
 }
 

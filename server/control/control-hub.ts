@@ -93,20 +93,24 @@ export class ControlHub {
     const jitter = 1 + (Math.random() * 0.2 - 0.1);
     const conn = new AgentConnection(identity.agentId, identity.tenantId, identity.sessionId, identity.expiresAt.getTime(), now, now + this.options.maxStreamAgeMs * jitter, sink);
     conn.lastSent = lastAppliedSequence;
-    // The welcome is the stream's first message, also when the re-check below ends it at once.
-    conn.send(this.welcome());
     this.byAgent.get(identity.agentId)?.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
     this.byAgent.set(identity.agentId, conn);
-    await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
-    // The call was authenticated when it opened; a revocation, fence or expiry committed since
-    // then was announced while this stream was not registered yet, so look again now that it
-    // is: from here on every change reaches it through the bus.
-    await this.recheckAgents([identity.agentId]);
+    try {
+      await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
+      // The call was authenticated when it opened; a revocation, fence or expiry committed since
+      // then was announced while this stream was not registered yet, so look again now that it
+      // is: from here on every change reaches it through the bus.
+      await this.recheckAgents([identity.agentId]);
+    } catch (err) {
+      // The caller never gets this connection: it must not stay registered.
+      this.remove(conn);
+      throw err;
+    }
     return conn;
   }
 
   /** The welcome message for a new stream. */
-  private welcome(): Outgoing {
+  welcome(): Outgoing {
     return {
       kind: {
         case: "welcome" as const,

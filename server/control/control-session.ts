@@ -26,8 +26,8 @@ const ACK_STATUS: Partial<Record<AckStatus, AckStatusName>> = {
 
 /**
  * Registers the stream after its hello: commands the agent says it applied are acknowledged,
- * the hub writes the welcome to `sink` and from then on everything the agent is sent, and the
- * agent's pending commands are scheduled for delivery. Shed (RESOURCE_EXHAUSTED) before any
+ * the welcome is written to `sink`, then everything the hub sends the agent, and the agent's
+ * pending commands are scheduled for delivery. Shed (RESOURCE_EXHAUSTED) before any
  * database work when too many streams are opening at once (a reconnect storm).
  */
 export async function openControlSession(app: AppContext, identity: AgentIdentity, request: ControlStreamRequest, sink: StreamSink): Promise<AgentConnection> {
@@ -38,6 +38,8 @@ export async function openControlSession(app: AppContext, identity: AgentIdentit
     await ackThrough(app.database.db, identity.agentId, lastApplied);
     return await app.control.open(identity, lastApplied, sink);
   });
+  // Registered, and its opening slot released: now the agent is welcomed.
+  conn.start(app.control.welcome());
   app.logger.debug({ agentId: identity.agentId, lastApplied, version: hello.agentVersion }, "control stream opened");
   app.control.markDirty(identity.agentId);
   return conn;
