@@ -80,6 +80,7 @@ export class AgentConnection {
 export class QueueSink implements StreamSink {
   private readonly queue: Outgoing[] = [];
   private ended = false;
+  private failure: { error: unknown } | undefined;
   private wake: (() => void) | undefined;
 
   write(message: Outgoing): void {
@@ -92,7 +93,13 @@ export class QueueSink implements StreamSink {
     this.wakeUp();
   }
 
-  /** The messages, in order, until end() and the queue is drained. */
+  /** Ends the stream with an error (after what was written), e.g. a refused request message. */
+  fail(error: unknown): void {
+    this.failure ??= { error };
+    this.end();
+  }
+
+  /** The messages, in order, until end() (or fail(), which then throws) and the queue is drained. */
   async *messages(): AsyncGenerator<Outgoing> {
     for (;;) {
       const next = this.queue.shift();
@@ -100,6 +107,7 @@ export class QueueSink implements StreamSink {
         yield next;
         continue;
       }
+      if (this.failure) throw this.failure.error;
       if (this.ended) return;
       await new Promise<void>((resolve) => {
         this.wake = resolve;

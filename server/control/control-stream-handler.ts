@@ -24,7 +24,7 @@ export function controlStreamHandler(app: AppContext): Pick<ServiceImpl<typeof A
       const conn = await openControlSession(app, identity, first.value, sink);
       const stop = () => conn.close();
       ctx.signal.addEventListener("abort", stop, { once: true });
-      readRequests(app, conn, incoming).finally(stop);
+      readRequests(app, conn, incoming, sink).finally(stop);
       try {
         yield* sink.messages();
       } finally {
@@ -48,15 +48,19 @@ async function firstMessage<T>(incoming: AsyncIterator<T>, timeoutMs: number): P
   }
 }
 
-/** Handles the agent's messages after the hello until it closes its side. */
-async function readRequests(app: AppContext, conn: AgentConnection, incoming: AsyncIterator<ControlStreamRequest>): Promise<void> {
+/**
+ * Handles the agent's messages after the hello until it closes its side. A message the
+ * interceptors refuse (a value no column can store, a protovalidate rule) ends the stream with
+ * that error, as on the wire path; so does a client that went away, which no longer listens.
+ */
+async function readRequests(app: AppContext, conn: AgentConnection, incoming: AsyncIterator<ControlStreamRequest>, sink: QueueSink): Promise<void> {
   try {
     for (;;) {
       const next = await incoming.next();
       if (next.done || conn.closed || !handleControlRequest(app, conn, next.value)) return;
     }
   } catch (err) {
-    // The client went away or sent garbage; the stream ends either way.
     app.logger.debug({ err, agentId: conn.agentId }, "control stream reader ended");
+    sink.fail(err);
   }
 }

@@ -183,7 +183,7 @@ class WireControlCall implements StreamSink {
     try {
       this.reader.push(chunk, (flags, data) => {
         if (flags !== 0) throw new InvalidInputError("a compressed or flagged message on a stream without an encoding");
-        this.onMessage(fromBinary(ControlStreamRequestSchema, data));
+        this.onMessage(decode(data));
       });
     } catch (err) {
       this.finish(err);
@@ -281,6 +281,15 @@ class WireControlCall implements StreamSink {
     this.releaseCap();
     this.releaseTenant();
     if (this.conn) this.options.app.control.remove(this.conn);
+  }
+}
+
+/** A request message, or InvalidArgument for bytes that are not one (as connect-node answers). */
+function decode(data: Buffer): ControlStreamRequest {
+  try {
+    return fromBinary(ControlStreamRequestSchema, data);
+  } catch (err) {
+    throw new InvalidInputError(`the message is not a ControlStreamRequest: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
