@@ -205,7 +205,7 @@ describe.each(EXAMPLES)("deploy/helm/rendered/%s.yaml", (example) => {
 
   it("passes the CA key from its Secret as one read-only file (AGW_CA_KEY_FILE), never as a value, whenever agents authenticate with mTLS", () => {
     const c = gateway();
-    const pod = deployment().spec.template.spec as PodSpec & { volumes: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[]; defaultMode?: number } }[] };
+    const pod = deployment().spec.template.spec as unknown as { volumes: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[] } }[] };
     const ca = values.ca as { existingSecret: string; keyKey: string };
     const config = values.config as Record<string, string>;
     const configMap = one("ConfigMap") as Doc & { data: Record<string, string> };
