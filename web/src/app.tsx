@@ -101,19 +101,22 @@ function NavLinks({ nav, path }: { nav: Array<{ to: string; label: string; extra
 /**
  * The provider's shell (system key): tenants and the provider audit chain, no tenant page at
  * all. It has no live stream to notice a key the gateway stopped accepting (rotated away), so
- * any query answered UNAUTHENTICATED signs out.
+ * any query or action answered UNAUTHENTICATED signs out.
  */
 function ProviderShell({ me, onSignOut, onFatal }: { me: ProviderMe; onSignOut: () => void; onFatal: (err: ConnectError) => void }) {
   const path = usePath();
   const queries = useQueryClient();
-  useEffect(
-    () =>
-      queries.getQueryCache().subscribe((event) => {
-        const error = event.query.state.error;
-        if (event.type === "updated" && error) onFatal(ConnectError.from(error));
-      }),
-    [queries, onFatal],
-  );
+  useEffect(() => {
+    const fatal = (error: unknown) => {
+      if (error) onFatal(ConnectError.from(error));
+    };
+    const offQueries = queries.getQueryCache().subscribe((event) => event.type === "updated" && fatal(event.query.state.error));
+    const offMutations = queries.getMutationCache().subscribe((event) => event.type === "updated" && fatal(event.mutation.state.error));
+    return () => {
+      offQueries();
+      offMutations();
+    };
+  }, [queries, onFatal]);
   const nav = [
     { to: "/tenants", label: "Tenants" },
     { to: "/provider-audit", label: "Provider audit" },
