@@ -3,7 +3,7 @@ import type { Schema } from "../db/schema.js";
 import { AlreadyExistsError, UnauthenticatedError } from "../errors/errors.js";
 import type { SystemIdentity } from "../identity/principal.js";
 import { appendProviderAudit } from "./provider-audit.js";
-import { insertSystemKey, revokeSystemKey, type SystemKeyRecord } from "./system-key-store.js";
+import { createSystemKeyIfAbsent, revokeSystemKey, type SystemKeyRecord } from "./system-key-store.js";
 
 /**
  * Rotation of the provider's system key. System keys are looked up in the database on every
@@ -26,7 +26,7 @@ export class SystemKeyService {
       // finds it revoked and is refused, so one key is never replaced twice.
       const revoked = await revokeSystemKey(trx, by.keyId);
       if (!revoked) throw new UnauthenticatedError("system key is not valid (unknown or revoked): it was rotated meanwhile");
-      const created = await insertSystemKey(trx, name);
+      const created = await createSystemKeyIfAbsent(trx, { name });
       if (!created) throw new AlreadyExistsError(`a system key named "${name}" exists (revoked keys keep their names)`);
       await appendProviderAudit(trx, {
         actor: { kind: "system_key", keyId: by.keyId },

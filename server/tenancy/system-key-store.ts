@@ -17,8 +17,8 @@ function toRecord(row: { id: string; name: string; display_prefix: string; creat
 }
 
 /**
- * Creates the system key called `name` unless one of that name exists (replicas starting at
- * once create it once). With `secret` (AGW_BOOTSTRAP_SYSTEM_KEY) that string is the key;
+ * Creates the system key called `name` unless a key of that name exists, live or revoked
+ * (replicas starting at once create it once; a rotation cannot reuse a name). With `secret` (AGW_BOOTSTRAP_SYSTEM_KEY) that string is the key;
  * otherwise a new random one is minted. Returns the secret once, or undefined when the key
  * existed already.
  */
@@ -29,21 +29,6 @@ export async function createSystemKeyIfAbsent(db: Executor, input: { name: strin
   const row = await db
     .insertInto("system_keys")
     .values({ id: randomUUID(), name: input.name, key_hash: minted.hash, display_prefix: minted.displayPrefix })
-    .onConflict((oc) => oc.column("name").doNothing())
-    .returning(COLUMNS)
-    .executeTakeFirst();
-  return row ? { key: toRecord(row), secret: minted.secret } : undefined;
-}
-
-/**
- * Inserts a new random system key called `name`; undefined when a key (live or revoked) has
- * that name. Returns the secret once.
- */
-export async function insertSystemKey(db: Executor, name: string): Promise<{ key: SystemKeyRecord; secret: string } | undefined> {
-  const minted = newSecret("systemKey");
-  const row = await db
-    .insertInto("system_keys")
-    .values({ id: randomUUID(), name, key_hash: minted.hash, display_prefix: minted.displayPrefix })
     .onConflict((oc) => oc.column("name").doNothing())
     .returning(COLUMNS)
     .executeTakeFirst();
