@@ -8,7 +8,9 @@ import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { gatewayClient, type GatewayClient, handshake, type Identity, register, withSession } from "../agent/lib/direct.js";
 import { TenantService } from "../gen/agentgateway/provider/v1/tenants_pb.js";
 import { Reason, reasonOf } from "../client/reasons.js";
-import { challengeNonce, type MacKey, mintChallengeId, parseChallengeId } from "../server/auth/challenge-mac.js";
+import { challengeNonce, keyThatTagged, type MacKey, mintChallengeId, parseChallengeId } from "../server/auth/challenge-mac.js";
+import { addHandshakeKey } from "../server/auth/handshake-key-store.js";
+import { HandshakeKeys } from "../server/auth/handshake-keys.js";
 import { createTenantViaProvider, enrollInto } from "./support/tenants.js";
 import { generateKeyPair, sign } from "../client/protocol/ed25519.js";
 import { authTranscript } from "../client/protocol/transcript.js";
@@ -36,11 +38,12 @@ afterAll(async () => {
 const count = async (text: string, values: unknown[] = []) => Number((await sql.query<{ n: string }>(text, values)).rows[0]?.n);
 /** The agent's session row (id and token hash), or undefined. */
 const sessionRow = async (agentId: string) => (await sql.query<{ id: string; token_hash: Buffer }>("select id, token_hash from sessions where agent_id = $1", [agentId])).rows[0];
-/** The MAC key the gateway tags challenges with (the newest; tests never rotate). */
+/** The MAC key the gateway tags challenges with, as stored in the database. */
 const storedKey = async (): Promise<MacKey> => {
-  const row = (await sql.query<{ id: number; secret: Buffer }>("select id, secret from handshake_keys order by id desc limit 1")).rows[0];
+  const { id } = gw.gateway.context.handshakeKeys.signing();
+  const row = (await sql.query<{ secret: Buffer }>("select secret from handshake_keys where id = $1", [id])).rows[0];
   if (!row) throw new Error("no handshake key");
-  return { id: row.id, secret: row.secret };
+  return { id, secret: row.secret };
 };
 /** Begin, and the signature the agent would send. */
 async function beginAndSign(agent: { identity: Identity; registration: { agentId: string } }, c: GatewayClient = client) {
@@ -226,6 +229,38 @@ describe("stateless challenges", () => {
       await expectCode(client.completeAuthHandshake({ challengeId: second.challenge.challengeId, agentId, signature: second.signature }), Code.Unauthenticated, /already used/);
     } finally {
       await gw.admin(TenantService, gw.systemKey).resumeTenant({ id: tenant.tenantId }).catch(() => undefined);
+    }
+  });
+});
+
+describe("MAC key rotation", () => {
+  it("a new key verifies at once everywhere, signs only after its activation delay, and the previous one keeps verifying", async () => {
+    const db = gw.gateway.context.database.db;
+    const logger = { warn: () => undefined };
+    const patient = new HandshakeKeys(db, logger, 60_000, 150_000);
+    const eager = new HandshakeKeys(db, logger, 60_000, 0);
+    await patient.start();
+    const previous = patient.signing();
+    const added = await addHandshakeKey(db);
+    try {
+      await patient.refresh();
+      await eager.start();
+      expect(patient.signing().id).toBe(previous.id);
+      expect(patient.verifying().map((k) => k.id)).toContain(added);
+      expect(eager.signing().id).toBe(added);
+      expect(eager.verifying().map((k) => k.id)).toContain(previous.id);
+      // What the eager one tags, the patient one verifies, and the other way round.
+      const agentId = crypto.randomUUID();
+      const fresh = mintChallengeId(eager.signing(), agentId, Date.now() + 30_000);
+      expect(keyThatTagged(patient.verifying(), fresh, agentId)?.id).toBe(added);
+      const old = mintChallengeId(patient.signing(), agentId, Date.now() + 30_000);
+      expect(keyThatTagged(eager.verifying(), old, agentId)?.id).toBe(previous.id);
+      expect(keyThatTagged(eager.verifying(), old, crypto.randomUUID())).toBeUndefined();
+    } finally {
+      await patient.stop();
+      await eager.stop();
+      // Leave the gateway's own key the newest, as the other tests expect nothing else.
+      await sql.query("delete from handshake_keys where id = $1", [added]);
     }
   });
 });

@@ -100,7 +100,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     certificateGate: new ClientCertificateGate(config.ca?.trustDomain ?? "", denyList),
     sessions: new SessionResolver(database.db, bus),
     handshakeKeys,
-    handshakes: new HandshakeService(database.db, { keys: handshakeKeys, tenantGate }),
+    handshakes: new HandshakeService(database.db, { keys: handshakeKeys, tenantGate, bus }),
     apiKeys,
     tenantGate,
     tenants: new TenantService(database.db, bus, apiKeys, tenantGate),

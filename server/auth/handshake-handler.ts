@@ -39,9 +39,7 @@ export function handshakeHandlers(
           sessionTtlMs: app.config.sessionTtlMs,
         }),
       );
-      // Other replicas may hold the previous session in cache or a stream opened with it. With no
-      // previous session row there is nothing to fence: no token of the agent is valid anywhere.
-      if (session.replacedPrevious) await app.bus.publish("session_changed", session.agentId);
+      // A replaced session was announced (session_changed) by the service, in the same statement.
       return {
         sessionToken: session.token,
         expiresAt: timestampFromDate(session.expiresAt),

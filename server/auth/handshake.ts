@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Bus } from "../bus/bus.js";
 import type { Executor } from "../db/database.js";
 import type { AgentStateName } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
@@ -23,7 +24,7 @@ export interface IssuedSession {
   tenantId: string;
   token: string;
   expiresAt: Date;
-  /** It replaced a session row of the agent: other replicas must fence the old one out. */
+  /** It replaced a session row of the agent, and `session_changed` was announced. */
   replacedPrevious: boolean;
 }
 
@@ -31,6 +32,7 @@ export interface IssuedSession {
 export interface HandshakeDeps {
   keys: { signing(): MacKey; verifying(): readonly MacKey[] };
   tenantGate: { isSuspended(tenantId: string): boolean };
+  bus: Pick<Bus, "publish" | "statementNotification" | "deliverLocal">;
 }
 
 /** An agent's immutable facts (its key and tenant never change for its id). */
@@ -47,8 +49,8 @@ const BAD_SIGNATURE = "signature does not verify: sign the auth transcript with 
 /**
  * The challenge–response handshake with stateless challenges (server/auth/challenge-mac.ts):
  * Begin reads the agent (one SELECT) and writes nothing; Complete verifies the signature over
- * the recomputed nonce and then records the challenge's single use and issues the session in
- * ONE statement. Refusals, in this order: unknown or another agent's id, expired, already
+ * the recomputed nonce and then records the challenge's single use, issues the session and (if
+ * it replaced one) announces `session_changed`, in ONE statement. Refusals, in this order: unknown or another agent's id, expired, already
  * used, bad signature, agent state, suspended tenant. Each refused Complete for the id's own
  * agent uses the challenge up, like a successful one.
  */
@@ -101,8 +103,16 @@ export class HandshakeService {
     // The in-memory gate spares a suspended tenant's agent the write; the statement checks the
     // tenant again, so a suspension this replica has not heard of yet wins too.
     if (!this.deps.tenantGate.isSuspended(facts.tenantId)) {
-      const issued = await issueSessionForChallenge(this.db, { ...use, sessionId, tokenHash: minted.hash, ttlMs: input.sessionTtlMs });
+      // Other replicas may hold the previous session in cache or a stream opened with it: the
+      // statement announces the replacement itself (NOTIFY on commit, no extra round trip). With
+      // no previous session row there is nothing to fence, and nothing is announced.
+      const notify = this.deps.bus.statementNotification("session_changed", input.agentId);
+      const issued = await issueSessionForChallenge(this.db, { ...use, sessionId, tokenHash: minted.hash, ttlMs: input.sessionTtlMs, notifyIfReplaced: notify });
       if (issued) {
+        if (issued.replaced) {
+          if (notify) this.deps.bus.deliverLocal("session_changed", input.agentId);
+          else await this.deps.bus.publish("session_changed", input.agentId);
+        }
         return { sessionId, agentId: input.agentId, tenantId: facts.tenantId, token: minted.secret, expiresAt: issued.expiresAt, replacedPrevious: issued.replaced };
       }
     }

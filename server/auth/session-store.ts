@@ -45,13 +45,24 @@ export interface IssuedSessionRow {
  * second use, also a concurrent one, which waits for the first to commit) and upserts the
  * agent's session — only if the challenge is still fresh by the database clock, the agent is
  * ACTIVE and its tenant is not suspended. The session row is keyed by agent, so it replaces
- * (fences out) the previous one. Undefined when refused: nothing was written, and
- * `recordChallengeUse` says why.
+ * (fences out) the previous one, and with `notifyIfReplaced` the statement also announces that
+ * (pg_notify, sent on commit) — no separate round trip. Undefined when refused: nothing was
+ * written, and `recordChallengeUse` says why.
  */
 export async function issueSessionForChallenge(
   db: Executor,
-  input: { challengeId: string; challengeExpiresAt: Date; agentId: string; sessionId: string; tokenHash: Uint8Array; ttlMs: number },
+  input: {
+    challengeId: string;
+    challengeExpiresAt: Date;
+    agentId: string;
+    sessionId: string;
+    tokenHash: Uint8Array;
+    ttlMs: number;
+    /** A NOTIFY sent (by this statement, so exactly when it commits) if a session was replaced. */
+    notifyIfReplaced?: { channel: string; text: string } | undefined;
+  },
 ): Promise<IssuedSessionRow | undefined> {
+  const notify = input.notifyIfReplaced;
   const result = await db.executeQuery(
     prepared(
       sql<{ expires_at: Date; inserted: boolean }>`
@@ -65,12 +76,15 @@ export async function issueSessionForChallenge(
           where ${input.challengeExpiresAt}::timestamptz > now()
           on conflict (id) do nothing
           returning agent_id, tenant_id
+        ), issued as (
+          insert into sessions (agent_id, id, tenant_id, token_hash, expires_at)
+          select agent_id, ${input.sessionId}::uuid, tenant_id, ${input.tokenHash}::bytea, now() + ${`${input.ttlMs} milliseconds`}::interval from used
+          on conflict (agent_id) do update
+            set id = excluded.id, token_hash = excluded.token_hash, created_at = now(), expires_at = excluded.expires_at
+          returning expires_at, (xmax = 0) as inserted
         )
-        insert into sessions (agent_id, id, tenant_id, token_hash, expires_at)
-        select agent_id, ${input.sessionId}::uuid, tenant_id, ${input.tokenHash}::bytea, now() + ${`${input.ttlMs} milliseconds`}::interval from used
-        on conflict (agent_id) do update
-          set id = excluded.id, token_hash = excluded.token_hash, created_at = now(), expires_at = excluded.expires_at
-        returning expires_at, (xmax = 0) as inserted`.compile(db),
+        select expires_at, inserted${notify ? sql`, case when inserted then null else pg_notify(${notify.channel}, ${notify.text})::text end as notified` : sql``}
+        from issued`.compile(db),
     ),
   );
   const row = result.rows[0];
