@@ -61,7 +61,7 @@ const GATEWAY_ENV = { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: 
 /** Also measure the gateway with bench/lib/pg-named-statements-hook.ts preloaded (BENCH_HS_EXPERIMENT=0 to skip). */
 const EXPERIMENT = process.env.BENCH_HS_EXPERIMENT !== "0";
 const NAMED_STATEMENTS_HOOK = "bench/lib/pg-named-statements-hook.ts";
-const EXPERIMENT_MODE = "pair, EXPERIMENT: pg named prepared statements (bench preload, server unchanged)";
+const EXPERIMENT_MODE = "pair, EXPERIMENT: every other pg statement named too (bench preload)";
 
 const BEGIN = "/agentgateway.v1.AgentGatewayService/BeginAuthHandshake";
 const COMPLETE = "/agentgateway.v1.AgentGatewayService/CompleteAuthHandshake";
@@ -214,10 +214,11 @@ binary protobuf, \`application/proto\`) over several HTTP/2 connections; the cli
 \`node:crypto\` (signatures identical to \`@noble/ed25519\`'s) so its CPU stays small. CPU per op is
 \`utime+stime\` from \`/proc/<pid>/stat\` (10 ms ticks) over the measured interval: the gateway process,
 the whole PostgreSQL cluster (postmaster and backends, embedded server only), and the load generator;
-Rows marked EXPERIMENT run a second gateway process (own database, own agents, same PostgreSQL
-server, measured alternately with the first) with
-\`bench/lib/pg-named-statements-hook.ts\` preloaded: every parameterized \`pg\` query becomes a named
-prepared statement (parsed and planned once per connection); the server code is unchanged.
+The gateway runs its two handshake statements as named prepared statements itself
+(\`server/db/named-statements.ts\`, since issue 16). Rows marked EXPERIMENT run a second gateway
+process (own database, own agents, same PostgreSQL server, measured alternately with the first) with
+\`bench/lib/pg-named-statements-hook.ts\` preloaded: every other parameterized \`pg\` query becomes a
+named prepared statement too (parsed and planned once per connection).
 "other procs' CPU" is the rest of the machine's busy CPU (/proc/stat) in that interval, as a share of
 all cores: other engineers' work on the shared machine. A mode waits for a quiet machine first.`;
 
