@@ -77,6 +77,23 @@ describe("ingest", () => {
       expect(stored.points.find((p) => p.id === first!.id)?.value).toBe(first!.value);
     });
 
+    it("stores concurrent identical uploads once and counts every point exactly once as accepted across them", async () => {
+      const same = await enrollAgent(gw);
+      const batch = points("concurrent", 200);
+      const results = await Promise.all(Array.from({ length: 6 }, () => client.uploadTelemetry({ points: batch }, withSession(same.session))));
+      expect(results.reduce((n, r) => n + r.accepted, 0)).toBe(200);
+      for (const r of results) expect(r.accepted + r.duplicates).toBe(200);
+      const stored = await gw.admin(AgentService).listAgentTelemetry({ agentId: same.registration.agentId, pageSize: 1000 });
+      expect(stored.points.map((p) => p.id).sort()).toEqual(batch.map((p) => p.id).sort());
+    });
+
+    it("counts a point repeated in a later batch as a duplicate, also mixed with new points and repeats inside the batch", async () => {
+      const [a, b, c] = points("across", 3);
+      expect(await client.uploadTelemetry({ points: [a!, b!] }, withSession(agent.session))).toMatchObject({ accepted: 2, duplicates: 0 });
+      const res = await client.uploadTelemetry({ points: [b!, c!, { ...c!, value: 7 }, a!] }, withSession(agent.session));
+      expect(res).toMatchObject({ accepted: 1, duplicates: 3 });
+    });
+
     it("keeps ids per agent: another agent may reuse them", async () => {
       const other = await enrollAgent(gw);
       const res = await client.uploadTelemetry({ points: points("retry", 3) }, withSession(other.session));
@@ -166,6 +183,25 @@ describe("ingest", () => {
       expect(res.points).toHaveLength(1);
       expect(res.points[0]).toMatchObject({ id: "exact", name: "exact.metric", labels: { a: "b", "x.y": "z" }, value: -1.5e-7 });
       expect(res.points[0]?.observedAt).toMatchObject({ seconds: 1_700_000_000n, nanos: 123_456_000 });
+    });
+
+    it("keeps the ends of the Timestamp range, the epoch and the microsecond before it, for points and events", async () => {
+      const instants = [
+        { seconds: -62_135_596_800n, nanos: 0 }, // 0001-01-01T00:00:00Z
+        { seconds: -62_135_596_800n, nanos: 1_000 },
+        { seconds: -1n, nanos: 999_999_999 },
+        { seconds: 0n, nanos: 0 },
+        { seconds: 253_402_300_799n, nanos: 999_999_999 }, // 9999-12-31T23:59:59.999999999Z
+      ].map((t) => create(TimestampSchema, t));
+      const ends = await enrollAgent(gw);
+      const pts = instants.map((observedAt, i) => ({ id: `end-${i}`, name: "range.end", labels: {}, value: i, observedAt }));
+      expect(await client.uploadTelemetry({ points: pts }, withSession(ends.session))).toMatchObject({ accepted: 5, duplicates: 0 });
+      expect(await client.uploadEvents({ events: instants.map((t, i) => event(`end-${i}`, t)) }, withSession(ends.session))).toMatchObject({ accepted: 5 });
+      const want = instants.map((t) => ({ seconds: t.seconds, nanos: Math.floor(t.nanos / 1000) * 1000 })).reverse();
+      const storedPoints = await gw.admin(AgentService).listAgentTelemetry({ agentId: ends.registration.agentId });
+      expect(storedPoints.points.map((p) => ({ seconds: p.observedAt?.seconds, nanos: p.observedAt?.nanos }))).toEqual(want);
+      const storedEvents = await gw.admin(AgentService).listAgentEvents({ agentId: ends.registration.agentId });
+      expect(storedEvents.events.map((e) => ({ seconds: e.event?.occurredAt?.seconds, nanos: e.event?.occurredAt?.nanos }))).toEqual(want);
     });
 
     it("filters by time: since is inclusive, until exclusive", async () => {

@@ -13,6 +13,7 @@ import { corsForAdmin } from "../http/cors.js";
 import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
+import { requestValidator } from "../validation/request-validator.js";
 import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
 import { apiKeyAuthenticator, type AuthFailureLimit, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { certificateBoundSessions } from "../ca/cert-auth.js";
@@ -118,7 +119,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         tenantGateInterceptor(context.tenantGate),
         streamCapInterceptor(config.maxStreamsPerCredential),
         storableInputInterceptor(),
-        createValidateInterceptor(),
+        createValidateInterceptor({ validator: requestValidator() }),
       ],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
