@@ -49,11 +49,15 @@ const PATH = "/agentgateway.v1.AgentGatewayService/UploadHeartbeat";
 
 type Protocol = "grpc" | "connect";
 
+/** What is measured: the bare echo (the baseline of the ratio), bare connect-node with a trivial handler, the gateway. */
+type Target = "bare" | "connect-node" | "gateway";
+const TARGET_NAMES: Record<Target, string> = { bare: "bare node:http2 echo", "connect-node": "bare connect-node, trivial handler", gateway: "gateway UploadHeartbeat" };
+
 /** One call; worker `w` makes its `i`-th call. */
 type Call = (w: number, i: number) => Promise<Uint8Array>;
 
 interface ModeResult {
-  target: "bare" | "gateway";
+  target: Target;
   protocol: Protocol;
   concurrency: number;
   calls: number;
@@ -73,9 +77,11 @@ agents enrolled through Register and a real handshake: one session each, every c
 by its bearer token through the identity interceptor and the session resolver, validated and
 handed to the heartbeat coalescer) against a bare \`node:http2\` server in its own process that
 echoes each request body back (gRPC: headers, the framed body, \`grpc-status: 0\` trailer; Connect:
-\`application/proto\`). Same lean load generator (raw \`node:http2\`, one pre-serialized
-UploadHeartbeatRequest, ${CONNECTIONS} HTTP/2 connections), same concurrency, same run; the two
-targets are measured alternately per level. CPU per call is \`utime+stime\` from \`/proc/<pid>/stat\`
+\`application/proto\`), and a second baseline, bare connect-node on node:http2 with a handler that
+only answers (bench/lib/bare-connect-heartbeat-server.ts: no interceptors, auth or validation),
+which splits the framework's cost per call from the gateway's own. Same lean load generator (raw \`node:http2\`, one pre-serialized
+UploadHeartbeatRequest, ${CONNECTIONS} HTTP/2 connections), same concurrency, same run; the
+targets take turns per level, in alternating order. CPU per call is \`utime+stime\` from \`/proc/<pid>/stat\`
 over the measured interval (server process, the PostgreSQL cluster, the load generator);
 "other procs" is the rest of the machine's busy CPU as a share of all cores (other work on the
 shared machine). Issue 16's figure is the gateway's calls/s ÷ bare, target ≥ 0.25.`;
@@ -85,6 +91,7 @@ async function main(): Promise<void> {
   const postgres = await startPostgres();
   let database: BenchDatabase | undefined;
   let bare: MeasuredProcess | undefined;
+  let framework: MeasuredProcess | undefined;
   let gateway: BenchGateway | undefined;
   const pools: SessionPool[] = [];
   try {
@@ -97,15 +104,18 @@ async function main(): Promise<void> {
     }
     database = await postgres.createDatabase("agw_bench_hb");
     bare = await spawnMeasured({ script: ["bench/lib/bare-echo-server.ts"], ready: /BARE listening on (http:\/\/[\d.]+:\d+)/ });
+    framework = await spawnMeasured({ script: ["bench/lib/bare-connect-heartbeat-server.ts"], ready: /BARE listening on (http:\/\/[\d.]+:\d+)/ });
     gateway = await spawnGateway(database.url, { AGW_REGISTER_RATE: UNLIMITED, AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED }, false);
     log(`bare pid ${bare.pid} at ${bare.url}; gateway pid ${gateway.pid} at ${gateway.url}`);
     const tokens = await enroll(gateway, AGENTS, log);
     const barePool = await SessionPool.open(bare.url, CONNECTIONS);
+    const frameworkPool = await SessionPool.open(framework.url, CONNECTIONS);
     const gatewayPool = await SessionPool.open(gateway.url, CONNECTIONS);
-    pools.push(barePool, gatewayPool);
+    pools.push(barePool, frameworkPool, gatewayPool);
+    const servers: Record<Target, MeasuredProcess> = { bare, "connect-node": framework, gateway };
     const body = heartbeatBytes();
-    const calls = (target: "bare" | "gateway", protocol: Protocol): Call => {
-      const pool = target === "bare" ? barePool : gatewayPool;
+    const calls = (target: Target, protocol: Protocol): Call => {
+      const pool = target === "bare" ? barePool : target === "gateway" ? gatewayPool : frameworkPool;
       const send = protocol === "grpc" ? grpcUnaryBytes : unaryBytes;
       // The bare server ignores the header; it is sent anyway so both carry the same bytes.
       return (w, i) => send(pool.get(w), PATH, body, { authorization: `Bearer ${tokens[(w + i) % tokens.length]}` });
@@ -115,8 +125,7 @@ async function main(): Promise<void> {
     if (!probe.serverTime || !probe.nextHeartbeatInterval) throw new Error("UploadHeartbeat answered without server_time / next_heartbeat_interval");
 
     for (const protocol of PROTOCOLS) {
-      await runMode("bare", protocol, 16, WARMUP_SECONDS, MAX_CALLS, bare, postgres, calls("bare", protocol));
-      await runMode("gateway", protocol, 16, WARMUP_SECONDS, MAX_CALLS, gateway, postgres, calls("gateway", protocol));
+      for (const target of ["bare", "connect-node", "gateway"] as const) await runMode(target, protocol, 16, WARMUP_SECONDS, MAX_CALLS, servers[target], postgres, calls(target, protocol));
     }
     const startLoad = loadAverages();
     const results: ModeResult[] = [];
@@ -124,11 +133,9 @@ async function main(): Promise<void> {
     for (const protocol of PROTOCOLS) {
       for (const c of LEVELS) {
         await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
-        const order: Array<"bare" | "gateway"> = flip ? ["gateway", "bare"] : ["bare", "gateway"];
+        const order: Target[] = flip ? ["gateway", "connect-node", "bare"] : ["bare", "connect-node", "gateway"];
         flip = !flip;
-        for (const target of order) {
-          results.push(await runMode(target, protocol, c, SECONDS, MAX_CALLS, target === "bare" ? bare : gateway, postgres, calls(target, protocol)));
-        }
+        for (const target of order) results.push(await runMode(target, protocol, c, SECONDS, MAX_CALLS, servers[target], postgres, calls(target, protocol)));
         const pair = results.filter((r) => r.protocol === protocol && r.concurrency === c);
         log(`${protocol} c=${c}: ${pair.map((r) => `${r.target} ${int(r.calls / r.seconds)}/s`).join(", ")}`);
       }
@@ -143,6 +150,7 @@ async function main(): Promise<void> {
   } finally {
     for (const p of pools) p.close();
     await gateway?.stop();
+    await framework?.stop();
     await bare?.stop();
     await database?.drop().catch(() => {});
     await postgres.stop();
@@ -201,7 +209,7 @@ function heartbeatBytes(): Uint8Array {
 
 /** Runs `call` with `c` workers until `seconds` pass or `maxCalls` complete; measures CPU on all sides. */
 async function runMode(
-  target: "bare" | "gateway",
+  target: Target,
   protocol: Protocol,
   c: number,
   seconds: number,
@@ -266,9 +274,9 @@ function renderRun(results: ModeResult[], postgres: BenchPostgres, startLoad: st
   const rows = results.map((r) => {
     const bare = results.find((b) => b.target === "bare" && b.protocol === r.protocol && b.concurrency === r.concurrency);
     const rate = r.calls / r.seconds;
-    const ratio = bare && r.target === "gateway" ? `**${fmt(rate / (bare.calls / bare.seconds), 2)}**` : "";
+    const ratio = bare && r.target !== "bare" ? `${r.target === "gateway" ? "**" : ""}${fmt(rate / (bare.calls / bare.seconds), 2)}${r.target === "gateway" ? "**" : ""}` : "";
     return [
-      r.target === "bare" ? "bare node:http2 echo" : "gateway UploadHeartbeat",
+      TARGET_NAMES[r.target],
       r.protocol,
       String(r.concurrency),
       int(r.calls),
@@ -291,6 +299,13 @@ function renderRun(results: ModeResult[], postgres: BenchPostgres, startLoad: st
       return b ? g.calls / g.seconds / (b.calls / b.seconds) : Number.NaN;
     })
     .filter(Number.isFinite);
+  const frameworkRatios = gateway
+    .map((g) => {
+      const f = results.find((x) => x.target === "connect-node" && x.protocol === g.protocol && x.concurrency === g.concurrency);
+      return f ? g.calls / g.seconds / (f.calls / f.seconds) : Number.NaN;
+    })
+    .filter(Number.isFinite);
+  const span = (xs: number[]) => (xs.length ? `${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)}` : "–");
   return [
     `### Run ${new Date().toISOString().slice(0, 16)}Z`,
     "",
@@ -308,7 +323,7 @@ function renderRun(results: ModeResult[], postgres: BenchPostgres, startLoad: st
       (i) => i > 1,
     ),
     "",
-    `Gateway ÷ bare over all levels: ${ratios.length ? `${fmt(Math.min(...ratios), 2)}–${fmt(Math.max(...ratios), 2)}` : "–"} (target ≥ 0.25).`,
+    `Gateway ÷ bare echo over all levels: ${span(ratios)} (target ≥ 0.25); gateway ÷ bare connect-node: ${span(frameworkRatios)} (what the gateway's own code leaves of connect-node's rate).`,
   ].join("\n");
 }
 
