@@ -9,20 +9,26 @@
  *   npx tsx bench/broadcast.ts            # N = 1,000 and 10,000; writes bench/RESULTS.md
  *   npx tsx bench/broadcast.ts --profile  # also: the largest N again under `node --cpu-prof`
  *   npx tsx bench/broadcast.ts --profile-only
+ *   npx tsx bench/broadcast.ts --heap-profile  # also: heap growth per stream by constructor, bare and gateway
+ *   npx tsx bench/broadcast.ts --heap-profile-only
  *
  * Knobs (env): BENCH_BC_SIZES ("1000,10000"), BENCH_BC_BROADCASTS per target (2),
  * BENCH_BC_PER_CONNECTION streams per HTTP/2 connection (100), BENCH_BC_ACK ("1": streams ack
  * like agents do), BENCH_MAX_LOAD wait for load below this (1.5).
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { cpus } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import pg from "pg";
 import { RevokeAgentRequestSchema, RevokeAgentResponseSchema } from "../gen/agentgateway/admin/v1/agents_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { UploadHeartbeatRequestSchema, UploadHeartbeatResponseSchema } from "../gen/agentgateway/v1/ingest_pb.js";
 import { newSecret } from "../client/protocol/secrets.js";
 import { type MeasuredProcess, type MemorySnapshot, spawnGateway, spawnMeasured } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
+import { heapGrowth } from "./lib/heap-snapshot.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
 import { type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
 import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
@@ -41,6 +47,12 @@ const MAX_LOAD = envNumber("BENCH_MAX_LOAD", 1.5);
 const QUIET_TIMEOUT_MS = envNumber("BENCH_QUIET_TIMEOUT", 300) * 1000;
 const PROFILE_ONLY = process.argv.includes("--profile-only");
 const PROFILE = PROFILE_ONLY || process.argv.includes("--profile");
+const HEAP_PROFILE_ONLY = process.argv.includes("--heap-profile-only");
+const HEAP_PROFILE = HEAP_PROFILE_ONLY || process.argv.includes("--heap-profile");
+/** Only profiles: no measured sizes. */
+const PROFILES_ONLY = PROFILE_ONLY || HEAP_PROFILE_ONLY;
+/** Streams in the heap-profile run (two snapshots of each process: small enough to parse). */
+const HEAP_N = envNumber("BENCH_BC_HEAP_N", 1000);
 /** Streams opened first and measured as the memory reference (warms every code path). */
 const WARM_STREAMS = 100;
 const OPEN_TIMEOUT_MS = 300_000;
@@ -79,6 +91,8 @@ interface TargetResult {
   broadcasts: BroadcastResult[];
   ackedRows: number | undefined;
   goAways: number;
+  /** Openings shed by admission control and retried. */
+  shed: number;
   streamErrors: string | undefined;
 }
 
@@ -90,15 +104,16 @@ async function main(): Promise<void> {
     log(`PostgreSQL ${postgres.version}; sizes ${SIZES.join(", ")}; ${BROADCASTS} broadcasts each; ack=${ACK}`);
     const startLoad = loadAverages();
     const results: TargetResult[] = [];
-    for (const n of PROFILE_ONLY ? [] : SIZES) {
+    for (const n of PROFILES_ONLY ? [] : SIZES) {
       await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
       results.push(await runBare(n));
       await waitForQuietMachine(MAX_LOAD, QUIET_TIMEOUT_MS, log);
       results.push(await runGateway(postgres, n));
     }
     let profileBlock = "";
-    if (PROFILE) profileBlock = await profileRun(postgres, Math.max(...SIZES));
-    const report = PROFILE_ONLY ? profileBlock : renderRun(results, postgres, startLoad) + (profileBlock ? `\n\n${profileBlock}` : "");
+    if (PROFILE && !HEAP_PROFILE_ONLY) profileBlock = await profileRun(postgres, Math.max(...SIZES));
+    if (HEAP_PROFILE) profileBlock += `${profileBlock ? "\n\n" : ""}${await heapProfileRun(postgres)}`;
+    const report = PROFILES_ONLY ? profileBlock : renderRun(results, postgres, startLoad) + (profileBlock ? `\n\n${profileBlock}` : "");
     console.log(report);
     if (process.env.BENCH_NO_WRITE) return;
     writeSection("## Revocation broadcast to open ControlStreams", INTRO, report, 6);
@@ -180,8 +195,6 @@ async function runGateway(postgres: BenchPostgres, n: number, profile?: { fromUs
     const gw = await spawnGateway(database.url, GATEWAY_ENV, profile !== undefined);
     gateway = gw;
     const { tokens, victimIds } = await seedFleet(database, n, BROADCASTS);
-    admin = await SessionPool.open(gw.url, 1);
-    const adminPool = admin;
     fleet = StreamFleet.create(n, { perConnection: PER_CONNECTION, openConcurrency: 200, ack: ACK, openTimeoutMs: OPEN_TIMEOUT_MS });
     const { openSeconds, memoryWarm, memoryFull } = await openFleet(fleet, gw, tokens, n);
     log(`gateway n=${n}: ${n} streams open in ${fmt(openSeconds, 1)} s, ${fmt(perStreamKiB(memoryWarm, memoryFull, n), 1)} KiB RSS/stream`);
@@ -189,11 +202,19 @@ async function runGateway(postgres: BenchPostgres, n: number, profile?: { fromUs
     for (let b = 0; b < BROADCASTS; b++) {
       const victim = victimIds[b];
       if (!victim) throw new Error("not enough victims");
+      // A fresh admin connection per broadcast, opened (and warmed) just before it: the
+      // gateway's connection guard closes a connection that opens no stream within
+      // AGW_FIRST_REQUEST_TIMEOUT or stays idle past AGW_IDLE_TIMEOUT, and opening N streams
+      // takes longer than either.
+      admin?.close();
+      admin = await SessionPool.open(gw.url, 1);
+      const adminPool = admin.get();
+      await unary(adminPool, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, create(HealthCheckRequestSchema, {}), HealthCheckResponseSchema);
       if (b === BROADCASTS - 1 && profile) profile.fromUs = monotonicMicros();
       broadcasts.push(
         await measureBroadcast("gateway", n, b, fleet, gw, postgres, () =>
           unary(
-            adminPool.get(),
+            adminPool,
             "/agentgateway.admin.v1.AgentService/RevokeAgent",
             RevokeAgentRequestSchema,
             create(RevokeAgentRequestSchema, { id: victim, reason: "bench: broadcast" }),
@@ -215,6 +236,7 @@ async function runGateway(postgres: BenchPostgres, n: number, profile?: { fromUs
       broadcasts,
       ackedRows: acked,
       goAways: fleet.goAways,
+      shed: fleet.shed,
       streamErrors: fleet.firstError,
     };
   } finally {
@@ -254,7 +276,7 @@ async function runBare(n: number): Promise<TargetResult> {
       );
       await sleep(1500);
     }
-    return { target: "bare", n, openSeconds, memoryWarm, memoryFull, broadcasts, ackedRows: undefined, goAways: fleet.goAways, streamErrors: fleet.firstError };
+    return { target: "bare", n, openSeconds, memoryWarm, memoryFull, broadcasts, ackedRows: undefined, goAways: fleet.goAways, shed: fleet.shed, streamErrors: fleet.firstError };
   } finally {
     fleet?.close();
     trigger?.close();
@@ -369,6 +391,35 @@ async function profileRun(postgres: BenchPostgres, n: number): Promise<string> {
   ].join("\n");
 }
 
+/** Bare and gateway at HEAP_N streams with heap snapshots at 100 and at HEAP_N streams: what each added stream keeps. */
+async function heapProfileRun(postgres: BenchPostgres): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "agw-heap-"));
+  process.env.BENCH_HEAP_SNAPSHOT_DIR = dir;
+  try {
+    const runs = [await runBare(HEAP_N), await runGateway(postgres, HEAP_N)];
+    const parts = [
+      `### Heap per stream ${new Date().toISOString()} — growth from ${WARM_STREAMS} to ${int(HEAP_N)} open streams, by V8 heap node type · constructor (self size; bytes and objects per added stream)`,
+    ];
+    for (const r of runs) {
+      const growth = heapGrowth(r.memoryWarm.snapshot ?? "", r.memoryFull.snapshot ?? "", HEAP_N - WARM_STREAMS, 20);
+      parts.push(
+        "",
+        `${r.target === "gateway" ? "Gateway" : "Bare connect-node"}: ${fmt(growth.total / 1024, 1)} KiB of heap per stream (RSS ${fmt(perStreamKiB(r.memoryWarm, r.memoryFull, r.n), 1)} KiB):`,
+        "",
+        table(
+          ["group", "bytes / stream", "objects / stream"],
+          growth.groups.map((g) => [g.group.replace(/\|/g, "\\|"), fmt(g.bytes, 0), fmt(g.count, 1)]),
+          (i) => i > 0,
+        ),
+      );
+    }
+    return parts.join("\n");
+  } finally {
+    delete process.env.BENCH_HEAP_SNAPSHOT_DIR;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: string): string {
   const rows: string[][] = [];
   for (const r of results) {
@@ -404,6 +455,7 @@ function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: 
     fmt(perStreamBytes(r.memoryWarm.heapUsed, r.memoryFull.heapUsed, r.n) / 1024, 1),
     fmt(perStreamBytes(r.memoryWarm.external, r.memoryFull.external, r.n) / 1024, 1),
     r.ackedRows === undefined ? "–" : int(r.ackedRows),
+    int(r.shed),
     r.streamErrors ? r.streamErrors.slice(0, 60) : "none",
   ]);
   return [
@@ -453,10 +505,11 @@ function renderRun(results: TargetResult[], postgres: BenchPostgres, startLoad: 
         "heap KiB / stream",
         "external KiB / stream",
         "acked rows",
+        "openings shed (retried)",
         "stream errors",
       ],
       mem,
-      (i) => i !== 1 && i !== 9,
+      (i) => i !== 1 && i !== 10,
     ),
   ].join("\n");
 }

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AgentService } from "../gen/agentgateway/admin/v1/agents_pb.js";
 import { ApiKeyService } from "../gen/agentgateway/admin/v1/api_keys_pb.js";
 import { gatewayClient, register, sendHeartbeat, uploadTelemetry } from "../agent/lib/direct.js";
@@ -84,6 +84,9 @@ describe("metrics at /metrics", () => {
     ).toEqual(["CANCELLED", "COMPLETED", "HALTED", "PLANNED", "RUNNING"]);
     expect(sampleValue(during, "agw_commands_oldest_unacked_age")).toBe(0);
 
+    // The client's cancel (an HTTP/2 RST_STREAM) reaches the gateway after the client has
+    // finished with the stream: scrape once the gateway has seen it.
+    await vi.waitFor(() => expect(gw.gateway.context.control.size).toBe(0));
     const after = await scrape(`${gw.url}/metrics`);
     expect(sampleValue(after, "agw_control_streams")).toBe(0);
     // Once the stream ended it is measured as one call.

@@ -25,6 +25,8 @@ export interface MemorySnapshot {
   heapTotal: number;
   external: number;
   arrayBuffers: number;
+  /** Path of the heap snapshot written after the GC (BENCH_HEAP_SNAPSHOT_DIR set), if any. */
+  snapshot?: string;
 }
 
 /** A measured child process. */

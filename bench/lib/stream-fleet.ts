@@ -7,7 +7,7 @@
 import type http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AckStatus, ControlStreamRequestSchema, type ControlStreamResponse, ControlStreamResponseSchema } from "../../gen/agentgateway/v1/control_pb.js";
-import { type BidiStream, bidi, connectSession } from "./lean-client.js";
+import { type BidiStream, bidi, connectSession, LeanConnectError } from "./lean-client.js";
 
 const PATH = "/agentgateway.v1.AgentGatewayService/ControlStream";
 const HELLO = toBinary(
@@ -41,6 +41,8 @@ export class StreamFleet {
   private readonly connecting: Array<Promise<http2.ClientHttp2Session>> = [];
   received = 0;
   ended = 0;
+  /** Openings the server shed with resource_exhausted (admission control) and that were retried. */
+  shed = 0;
   goAways = 0;
   firstError: string | undefined;
   private waiter: { count: number; resolve: () => void } | undefined;
@@ -68,7 +70,7 @@ export class StreamFleet {
       while (next < to) {
         if (Date.now() > deadline) throw new Error(`opening streams timed out at ${next}/${to}`);
         const i = next++;
-        await this.openOne(url, tokens[i] ?? "", i);
+        await this.openWithRetry(url, tokens[i] ?? "", i, deadline);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.openConcurrency, to - from) }, () => worker()));
@@ -86,6 +88,27 @@ export class StreamFleet {
       this.connecting[index] = pending;
     }
     return pending;
+  }
+
+  /**
+   * Opens stream i, retrying when the gateway sheds the opening (resource_exhausted from its
+   * admission control) after the server's retry hint plus jitter, as agents do; bounded by the
+   * open deadline. Any other failure ends the run.
+   */
+  private async openWithRetry(url: string, token: string, i: number, deadline: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.openOne(url, token, i);
+        return;
+      } catch (err) {
+        if (!(err instanceof LeanConnectError && err.code === "resource_exhausted") || Date.now() > deadline) throw err;
+        this.shed++;
+        // The shed stream counted as ended; it is replaced, not lost.
+        this.ended--;
+        const hintMs = err.retryAfterMs ?? 200;
+        await new Promise((resolve) => setTimeout(resolve, hintMs + Math.random() * hintMs));
+      }
+    }
   }
 
   private async openOne(url: string, token: string, i: number): Promise<void> {
@@ -106,8 +129,9 @@ export class StreamFleet {
           onEnd: (error) => {
             member.ended = true;
             this.ended++;
-            if (error) this.firstError ??= error.message;
+            // An opening that fails rejects (and may be retried); only a welcomed stream's end is a stream error.
             if (!welcomed) reject(error ?? new Error("stream ended before the welcome"));
+            else if (error) this.firstError ??= error.message;
           },
         }),
       };

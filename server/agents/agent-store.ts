@@ -87,10 +87,15 @@ export async function getAgentById(db: Executor, id: string): Promise<AgentRecor
   return row ? toAgent(row) : undefined;
 }
 
-/** An agent of the tenant; another tenant's agent is as good as missing. */
+/**
+ * An agent of the tenant; another tenant's agent is as good as missing. `forUpdate` locks the
+ * row against other state changes with FOR NO KEY UPDATE, not FOR UPDATE: a transition never
+ * changes the key, and FOR UPDATE would also block every insert whose foreign key names the
+ * agent (its uploads, and a whole batch of acks or heartbeats that includes it) until commit.
+ */
 export async function getAgent(db: Executor, tenantId: string, id: string, forUpdate = false): Promise<AgentRecord | undefined> {
   let query = db.selectFrom("agents").select(COLUMNS).where("tenant_id", "=", tenantId).where("id", "=", id);
-  if (forUpdate) query = query.forUpdate();
+  if (forUpdate) query = query.forNoKeyUpdate();
   const row = await query.executeTakeFirst();
   return row ? toAgent(row) : undefined;
 }

@@ -109,6 +109,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     }),
     control: new ControlHub(database.db, bus, logger, {
       replicaId: config.replicaId,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
       maxStreamAgeMs: config.streamMaxAgeMs,
       pingIntervalMs: config.streamPingIntervalMs,
       drainSpreadMs: config.drainSpreadMs,

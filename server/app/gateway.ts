@@ -14,7 +14,8 @@ import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { requestValidator } from "../validation/request-validator.js";
-import { streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
+import { StreamCaps, streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
+import { withWireControlStream } from "../control/wire-control-stream.js";
 import { apiKeyAuthenticator, type AuthFailureLimit, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { certificateBoundSessions } from "../ca/cert-auth.js";
 import { openCa, listenerTls, renewServingCertificate, SERVING_CERT_TTL_MS } from "../ca/ca-setup.js";
@@ -96,13 +97,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       bootstrapSystemKey: config.bootstrapSystemKey,
     });
     const authFailures: AuthFailureLimit = { buckets: context.rateLimits.adminAuthFailuresPerSource, sourceOf: (call) => call.contextValues.get(peerAddressKey) };
+    const agents = [certificateBoundSessions(sessionAuthenticator(context.sessions), config.agentAuth)];
     const identity = identityInterceptor(access, {
       // The system key is not an operator of any tenant, and an operator key is not a system key.
       operators: [apiKeyAuthenticator(refusingSystemKeys(database.db, context.apiKeys), authFailures)],
-      agents: [certificateBoundSessions(sessionAuthenticator(context.sessions), config.agentAuth)],
+      agents,
       system: [systemKeyAuthenticator(database.db, context.apiKeys, authFailures)],
     });
-    const rpcHandler = connectNodeAdapter({
+    const streamCaps = new StreamCaps(config.maxStreamsPerCredential);
+    const connectHandler = connectNodeAdapter({
       routes: (router) => {
         registerRoutes(router, context);
         access.assertCovers(router.handlers.map((h) => h.method));
@@ -117,15 +120,20 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         errorInterceptor(logger),
         identity,
         tenantGateInterceptor(context.tenantGate),
-        streamCapInterceptor(config.maxStreamsPerCredential),
+        streamCapInterceptor(streamCaps),
         storableInputInterceptor(),
         createValidateInterceptor({ validator: requestValidator() }),
       ],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
     });
+    // Idle ControlStreams in bulk are served beneath connect-node (wire-control-stream.ts says
+    // why and which); with tracing on, every call goes through the interceptors for its span.
+    const rpcAndControl = tracing
+      ? connectHandler
+      : withWireControlStream({ app: context, access, agents, caps: streamCaps, maxMessageBytes: config.maxMessageBytes }, connectHandler);
     // HTTP /healthz and /readyz for probes and load balancers, beside grpc.health.v1.
-    const withHealth = withHealthEndpoints(rpcHandler, {
+    const withHealth = withHealthEndpoints(rpcAndControl, {
       draining: () => context.health.isShutDown,
       checks: readinessChecks(database.db, bus),
       onChange: (ready, failures, errors) => (ready ? logger.info("ready") : logger.warn({ failures, err: errors[0] }, "not ready")),

@@ -13,21 +13,24 @@ export interface AuditRecord {
   hash: Uint8Array;
 }
 
-/** Appends one record; the caller has taken its sequence number from the tenant row. */
-export async function insertAuditRecord(trx: Executor, record: AuditRecord): Promise<void> {
+/** Stores records of the chain in one statement. */
+export async function insertAuditRecords(trx: Executor, records: readonly AuditRecord[]): Promise<void> {
+  if (records.length === 0) return;
   await trx
     .insertInto("audit_events")
-    .values({
-      tenant_id: record.tenantId,
-      seq: record.seq,
-      actor: record.actor,
-      action: record.action,
-      target: record.target,
-      data: JSON.stringify(record.data),
-      created_at: record.createdAt,
-      prev_hash: record.prevHash,
-      hash: record.hash,
-    })
+    .values(
+      records.map((record) => ({
+        tenant_id: record.tenantId,
+        seq: record.seq,
+        actor: record.actor,
+        action: record.action,
+        target: record.target,
+        data: JSON.stringify(record.data),
+        created_at: record.createdAt,
+        prev_hash: record.prevHash,
+        hash: record.hash,
+      })),
+    )
     .execute();
 }
 

@@ -4,6 +4,8 @@ import { type Bus, MemoryBus } from "./bus.js";
 import { type BusTopic, type BusTopics, decodeMessage, encodeMessage } from "./topics.js";
 
 const CHANNEL = "agentgateway_events";
+/** Notifications sent in one statement (each payload is at most ~8 kB; ids are far smaller). */
+const MAX_NOTIFY_BATCH = 256;
 
 /**
  * Cross-replica fan-out over PostgreSQL LISTEN/NOTIFY. A publish is delivered to this
@@ -21,6 +23,8 @@ export class PgBus implements Bus {
   private client: pg.Client | undefined;
   private closed = false;
   private reconnectDelayMs = 250;
+  private readonly outbox: Array<{ text: string; done: (err?: unknown) => void }> = [];
+  private sending = false;
 
   /** Nothing connects until `start()`; subscribing before is fine (listeners are local). */
   constructor(
@@ -40,7 +44,37 @@ export class PgBus implements Bus {
   async publish<T extends BusTopic>(topic: T, payload: BusTopics[T]): Promise<void> {
     const text = encodeMessage(topic, payload);
     await this.local.publish(topic, payload);
-    await this.publisher.query("select pg_notify($1, $2)", [CHANNEL, text]);
+    await new Promise<void>((resolve, reject) => {
+      this.outbox.push({ text, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      this.sendOutbox();
+    });
+  }
+
+  /**
+   * Sends the queued notifications, one statement per batch and one batch in flight: a publish
+   * with nothing in flight goes out at once, and a burst (a reconnect storm's stream openings,
+   * a wave of handshakes) costs one round trip per batch instead of one each. Order is kept
+   * (unnest is scanned in order). PostgreSQL delivers identical payloads of one statement once,
+   * which is harmless: every notification is a pointer to re-read.
+   */
+  private sendOutbox(): void {
+    if (this.sending || this.outbox.length === 0) return;
+    this.sending = true;
+    const batch = this.outbox.splice(0, MAX_NOTIFY_BATCH);
+    this.publisher
+      .query("select pg_notify($1, t) from unnest($2::text[]) as t", [CHANNEL, batch.map((m) => m.text)])
+      .then(
+        () => {
+          for (const m of batch) m.done();
+        },
+        (err: unknown) => {
+          for (const m of batch) m.done(err ?? new Error("pg_notify failed"));
+        },
+      )
+      .finally(() => {
+        this.sending = false;
+        this.sendOutbox();
+      });
   }
 
   subscribe<T extends BusTopic>(topic: T, listener: (payload: BusTopics[T]) => void): () => void {

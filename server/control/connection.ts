@@ -6,9 +6,18 @@ import type { ControlStreamResponseSchema } from "../../gen/agentgateway/v1/cont
 export type Outgoing = MessageInitShape<typeof ControlStreamResponseSchema>;
 
 /**
- * One open ControlStream: an outgoing queue the handler's generator drains, plus the little
- * state the hub's shared timer and delivery loop need. No per-stream timers or closures beyond
- * the one pending wake-up.
+ * Where a stream's messages go: the transport that serves the call. The hub writes in order and
+ * never after end(). A sink must not block and must bound what it buffers for a slow reader.
+ */
+export interface StreamSink {
+  write(message: Outgoing): void;
+  /** Ends the stream normally after what was written. */
+  end(): void;
+}
+
+/**
+ * One open ControlStream: the sink its messages go to, plus the little state the hub's shared
+ * timer and delivery loop need. No per-stream timers or closures.
  */
 export class AgentConnection {
   readonly id = randomUUID();
@@ -19,8 +28,9 @@ export class AgentConnection {
   pingSentAt = 0;
   lastPingAt: number;
   closed = false;
-  private readonly queue: Outgoing[] = [];
-  private wake: (() => void) | undefined;
+  /** Messages the hub sent while the stream was being registered: they follow the welcome. */
+  private held: Outgoing[] | undefined = [];
+  private endHeld = false;
 
   constructor(
     readonly agentId: string,
@@ -29,34 +39,76 @@ export class AgentConnection {
     readonly sessionExpiresAt: number,
     readonly openedAt: number,
     readonly maxAgeAt: number,
+    private readonly sink: StreamSink,
   ) {
     this.lastPingAt = openedAt;
   }
 
-  /** Queues a message; ignored once the stream is closing. */
+  /** Writes a message; ignored once the stream is closing. */
   send(message: Outgoing): void {
     if (this.closed) return;
-    this.queue.push(message);
-    this.wakeUp();
+    if (this.held) this.held.push(message);
+    else this.sink.write(message);
   }
 
   /** Sends a last message (usually a GoAway), then ends the stream. */
   close(last?: Outgoing): void {
     if (this.closed) return;
-    if (last) this.queue.push(last);
+    if (last) this.send(last);
     this.closed = true;
+    if (this.held) this.endHeld = true;
+    else this.sink.end();
+  }
+
+  /**
+   * Writes the stream's first message, then what was held while it was being registered (a
+   * fence or revocation found by the registration's re-check ends it right after the welcome).
+   */
+  start(first: Outgoing): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.sink.write(first);
+    for (const message of held) this.sink.write(message);
+    if (this.endHeld) this.sink.end();
+  }
+}
+
+/**
+ * A sink for a transport that pulls (connect-node's async-iterable responses): messages queue
+ * until the call's generator takes them.
+ */
+export class QueueSink implements StreamSink {
+  private readonly queue: Outgoing[] = [];
+  private ended = false;
+  private failure: { error: unknown } | undefined;
+  private wake: (() => void) | undefined;
+
+  write(message: Outgoing): void {
+    this.queue.push(message);
     this.wakeUp();
   }
 
-  /** The messages to write, in order, until the stream is closed and the queue drained. */
-  async *outgoing(): AsyncGenerator<Outgoing> {
+  end(): void {
+    this.ended = true;
+    this.wakeUp();
+  }
+
+  /** Ends the stream with an error (after what was written), e.g. a refused request message. */
+  fail(error: unknown): void {
+    this.failure ??= { error };
+    this.end();
+  }
+
+  /** The messages, in order, until end() (or fail(), which then throws) and the queue is drained. */
+  async *messages(): AsyncGenerator<Outgoing> {
     for (;;) {
       const next = this.queue.shift();
       if (next) {
         yield next;
         continue;
       }
-      if (this.closed) return;
+      if (this.failure) throw this.failure.error;
+      if (this.ended) return;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });

@@ -11,11 +11,13 @@ import { metrics } from "../observability/metrics.js";
 import { type Ack, pendingCommands, recordAcks, type StoredCommand, tenantCommandBodies } from "./command-store.js";
 import { toWireCommand } from "./commands.js";
 import { Admission } from "./admission.js";
-import { AgentConnection, type Outgoing } from "./connection.js";
+import { AgentConnection, type Outgoing, type StreamSink } from "./connection.js";
 
 /** Timing knobs of the hub (from config; tests shrink them). */
 export interface HubOptions {
   replicaId: string;
+  /** Announced in the welcome: how often the agent sends UploadHeartbeat. */
+  heartbeatIntervalMs: number;
   maxStreamAgeMs: number;
   pingIntervalMs: number;
   drainSpreadMs: number;
@@ -86,30 +88,36 @@ export class ControlHub {
    * Registers a new stream for an authenticated agent. The newest connection wins: an older
    * stream of the same agent here is closed now, and other replicas are told to close theirs.
    */
-  async open(identity: AgentIdentity, lastAppliedSequence: number): Promise<AgentConnection> {
+  async open(identity: AgentIdentity, lastAppliedSequence: number, sink: StreamSink): Promise<AgentConnection> {
     const now = Date.now();
     const jitter = 1 + (Math.random() * 0.2 - 0.1);
-    const conn = new AgentConnection(identity.agentId, identity.tenantId, identity.sessionId, identity.expiresAt.getTime(), now, now + this.options.maxStreamAgeMs * jitter);
+    const conn = new AgentConnection(identity.agentId, identity.tenantId, identity.sessionId, identity.expiresAt.getTime(), now, now + this.options.maxStreamAgeMs * jitter, sink);
     conn.lastSent = lastAppliedSequence;
     this.byAgent.get(identity.agentId)?.close(this.goAway(GoAwayReason.SUPERSEDED, 0, "a newer stream of this agent took over"));
     this.byAgent.set(identity.agentId, conn);
-    await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
-    // The call was authenticated when it opened; a revocation, fence or expiry committed since
-    // then was announced while this stream was not registered yet, so look again now that it
-    // is: from here on every change reaches it through the bus.
-    await this.recheckAgents([identity.agentId]);
+    try {
+      await this.bus.publish("stream_opened", { agentId: identity.agentId, connectionId: conn.id });
+      // The call was authenticated when it opened; a revocation, fence or expiry committed since
+      // then was announced while this stream was not registered yet, so look again now that it
+      // is: from here on every change reaches it through the bus.
+      await this.recheckAgents([identity.agentId]);
+    } catch (err) {
+      // The caller never gets this connection: it must not stay registered.
+      this.remove(conn);
+      throw err;
+    }
     return conn;
   }
 
   /** The welcome message for a new stream. */
-  welcome(heartbeatIntervalMs: number) {
+  welcome(): Outgoing {
     return {
       kind: {
         case: "welcome" as const,
         value: {
           serverTime: timestampNow(),
           replicaId: this.options.replicaId,
-          heartbeatInterval: durationFromMs(heartbeatIntervalMs),
+          heartbeatInterval: durationFromMs(this.options.heartbeatIntervalMs),
           maxStreamAge: durationFromMs(this.options.maxStreamAgeMs),
           pingInterval: durationFromMs(this.options.pingIntervalMs),
         },

@@ -74,7 +74,7 @@ export function sessionAuthenticator(sessions: { resolve(token: string): Promise
   };
 }
 
-async function firstIdentity<Identity>(authenticators: readonly Authenticator<Identity>[], call: CallCredentials): Promise<Identity | undefined> {
+export async function firstIdentity<Identity>(authenticators: readonly Authenticator<Identity>[], call: CallCredentials): Promise<Identity | undefined> {
   for (const authenticator of authenticators) {
     const identity = await authenticator.authenticate(call);
     if (identity !== undefined) return identity;

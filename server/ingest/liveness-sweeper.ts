@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Worker } from "../workers/worker.js";
-import { appendAudit } from "../audit/audit-log.js";
+import { appendAuditBatch } from "../audit/audit-log.js";
 import type { Schema } from "../db/schema.js";
 import { type LivenessTransition, recordLivenessTransitions, tryLockSweep } from "../agents/agent-presence-store.js";
 
@@ -102,15 +102,18 @@ export class LivenessSweeper implements Worker {
           offlineAfterMs: this.options.offlineAfterMs,
           limit: batchSize,
         });
-        for (const t of changed) {
-          await appendAudit(trx, {
+        // One batch of records per tenant: the tenant's audit row (which revocations and every
+        // other audited change wait for) is held for a few round trips, not three per agent.
+        await appendAuditBatch(
+          trx,
+          changed.map((t) => ({
             tenantId: t.tenantId,
-            actor: { kind: "system" },
+            actor: { kind: "system" as const },
             action: LIVENESS_CHANGED,
             target: `agent:${t.agentId}`,
             data: { from: t.from, to: t.to, last_seen_at: t.lastSeenAt ? t.lastSeenAt.toISOString() : null },
-          });
-        }
+          })),
+        );
         return changed;
       });
       if (recorded === undefined) return { swept: batch > 0, transitions, more: false };

@@ -22,6 +22,11 @@ function nextRequestId(): string {
   return REQUEST_ID_PREFIX + requestCounter.toString(16).padStart(8, "0");
 }
 
+/** The caller's request id when it is well-formed, else a new one. */
+export function requestIdFor(offered: string | null | undefined): string {
+  return offered && REQUEST_ID.test(offered) ? offered : nextRequestId();
+}
+
 /** gRPC status names (rpc.status_code), indexed by the numeric code Connect shares with gRPC. */
 const STATUS_NAMES = [
   "OK",
@@ -83,8 +88,7 @@ export function telemetryInterceptor(tracer: Tracer | undefined, logger: Logger)
     const started = performance.now();
     const service = req.service.typeName;
     const rpc = `${service}/${req.method.name}`;
-    const offered = req.header.get(REQUEST_ID_HEADER);
-    const requestId = offered && REQUEST_ID.test(offered) ? offered : nextRequestId();
+    const requestId = requestIdFor(req.header.get(REQUEST_ID_HEADER));
     const call: CallLogContext = { requestId, rpc, contextValues: req.contextValues };
     let span: Span | undefined;
     let spanContext: Context | undefined;
@@ -109,19 +113,7 @@ export function telemetryInterceptor(tracer: Tracer | undefined, logger: Logger)
     const finish = (err: unknown) => {
       if (finished) return;
       finished = true;
-      const code: number = err === undefined ? OK : ConnectError.from(err).code;
-      const status = STATUS_NAMES[code] ?? "UNKNOWN";
-      const seconds = (performance.now() - started) / 1000;
-      if (logger.isLevelEnabled("debug")) runInCall(call, () => logger.debug({ status, durationMs: Math.round(seconds * 1000) }, "rpc finished"));
-      metrics.rpcDuration.record(seconds, {
-        "rpc.system": "connect_rpc",
-        "rpc.service": service,
-        "rpc.method": req.method.name,
-        "rpc.status_code": status,
-      });
-      const cause = err instanceof ConnectError ? err.cause : err;
-      if (cause instanceof RateLimitedError) metrics.rateLimitRefusals.add(1, { limit: cause.limit });
-      OUTCOMES[rpc]?.(code === OK, err === undefined ? "" : reasonOf(cause, status));
+      const { code, status } = recordCallEnd(logger, call, { service, method: req.method.name, started }, err);
       if (span) {
         span.setAttribute("rpc.grpc.status_code", code);
         span.setAttribute("rpc.status_code", status);
@@ -167,6 +159,33 @@ export function telemetryInterceptor(tracer: Tracer | undefined, logger: Logger)
       })(),
     } as StreamResponse;
   };
+}
+
+/**
+ * What every call records when it ends, whichever transport served it: the duration histogram
+ * by method and status, the rate-limit and outcome counters, and at debug level one access
+ * line. Returns the status it recorded.
+ */
+export function recordCallEnd(
+  logger: Logger,
+  call: CallLogContext,
+  what: { service: string; method: string; started: number },
+  err: unknown,
+): { code: number; status: string } {
+  const code: number = err === undefined ? OK : ConnectError.from(err).code;
+  const status = STATUS_NAMES[code] ?? "UNKNOWN";
+  const seconds = (performance.now() - what.started) / 1000;
+  if (logger.isLevelEnabled("debug")) runInCall(call, () => logger.debug({ status, durationMs: Math.round(seconds * 1000) }, "rpc finished"));
+  metrics.rpcDuration.record(seconds, {
+    "rpc.system": "connect_rpc",
+    "rpc.service": what.service,
+    "rpc.method": what.method,
+    "rpc.status_code": status,
+  });
+  const cause = err instanceof ConnectError ? err.cause : err;
+  if (cause instanceof RateLimitedError) metrics.rateLimitRefusals.add(1, { limit: cause.limit });
+  OUTCOMES[`${what.service}/${what.method}`]?.(code === OK, err === undefined ? "" : reasonOf(cause, status));
+  return { code, status };
 }
 
 /** The ErrorInfo reason of a domain error (a fixed word from client/reasons.ts), else the status name. */

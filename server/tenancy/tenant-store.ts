@@ -91,18 +91,17 @@ export async function deleteTenantRow(db: Executor, id: string): Promise<boolean
 }
 
 /**
- * Takes the next audit sequence number of the tenant and returns it with the current chain
- * head. The UPDATE takes the tenant row's lock, which orders concurrent audit writers of one
- * tenant until the transaction ends, without blocking other tenants.
+ * Reserves `count` consecutive audit sequence numbers of the tenant (taking its row lock until
+ * commit, which orders the tenant's writers) and returns the first with the current head.
  */
-export async function nextAuditSeq(trx: Executor, tenantId: string): Promise<{ seq: number; head: Uint8Array }> {
+export async function reserveAuditSeqs(trx: Executor, tenantId: string, count: number): Promise<{ first: number; head: Uint8Array }> {
   const row = await trx
     .updateTable("tenants")
-    .set({ audit_seq: sql`audit_seq + 1` })
+    .set({ audit_seq: sql`audit_seq + ${count}` })
     .where("id", "=", tenantId)
     .returning(["audit_seq", "audit_head"])
     .executeTakeFirstOrThrow();
-  return { seq: Number(row.audit_seq), head: new Uint8Array(row.audit_head) };
+  return { first: Number(row.audit_seq) - count + 1, head: new Uint8Array(row.audit_head) };
 }
 
 /** Records the hash of the tenant's newest audit record. */

@@ -12,7 +12,7 @@ export function storableInputInterceptor(): Interceptor {
   return (next) => async (req) => {
     const schema = req.method.input;
     if (!req.stream) {
-      check(schema, req.message);
+      assertStorable(schema, req.message);
       return next(req);
     }
     const messages = req.message;
@@ -20,7 +20,7 @@ export function storableInputInterceptor(): Interceptor {
       ...req,
       message: (async function* () {
         for await (const m of messages) {
-          check(schema, m);
+          assertStorable(schema, m);
           yield m;
         }
       })(),
@@ -28,7 +28,8 @@ export function storableInputInterceptor(): Interceptor {
   };
 }
 
-function check(schema: DescMessage, message: Message): void {
+/** Throws InvalidArgument naming the first field of `message` that holds a value no column can store. */
+export function assertStorable(schema: DescMessage, message: Message): void {
   const bad = findUnstorable(schema, message);
   if (bad) throw new InvalidInputError(`${bad.path}: ${bad.problem}`);
 }
