@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { compressionGzip, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, TimestampSchema, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -473,5 +474,26 @@ describe("per-agent upload quotas", () => {
     expect(await c.uploadEvents({ events: [event("b1", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session))).toMatchObject({ accepted: 1 });
     const err = await rejection(c.uploadEvents({ events: [event("b2", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session)));
     expect(err.code).toBe(Code.ResourceExhausted);
+  });
+
+  // The budget counts the encoded request whatever the framing: neither gRPC nor compression
+  // (a tiny wire body that decodes to a large request) lets an agent past it.
+  it.each([
+    ["binary Connect", () => createConnectTransport({ baseUrl: limited.url, httpVersion: "2", useBinaryFormat: true })],
+    ["gRPC", () => createGrpcTransport({ baseUrl: limited.url })],
+    ["gzip-compressed binary Connect", () => createConnectTransport({ baseUrl: limited.url, httpVersion: "2", useBinaryFormat: true, sendCompression: compressionGzip, compressMinBytes: 1 })],
+    ["gzip-compressed gRPC", () => createGrpcTransport({ baseUrl: limited.url, sendCompression: compressionGzip, compressMinBytes: 1 })],
+  ])("charges the bytes of %s uploads (points and events)", async (_name, transport) => {
+    const c = gatewayClient(transport());
+    for (const kind of ["events", "points"] as const) {
+      const agent = await enrollAgent(limited);
+      const upload = (id: string) =>
+        kind === "events"
+          ? c.uploadEvents({ events: [event(id, timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session))
+          : c.uploadTelemetry({ points: [{ ...points(id, 1)[0]!, labels: { pad: "x".repeat(250), pad2: "y".repeat(250), pad3: "z".repeat(250), pad4: "w".repeat(250), pad5: "v".repeat(250), pad6: "u".repeat(250), pad7: "t".repeat(250), pad8: "s".repeat(250) } }] }, withSession(agent.session));
+      expect(await upload(`${kind}-1`)).toMatchObject({ accepted: 1 });
+      const err = await rejection(upload(`${kind}-2`));
+      expect({ kind, code: err.code }).toEqual({ kind, code: Code.ResourceExhausted });
+    }
   });
 });
