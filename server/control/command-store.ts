@@ -139,20 +139,19 @@ export async function recordAcks(db: Executor, acks: Ack[]): Promise<void> {
 }
 
 /**
- * The agent's hello says it applied everything up to `sequence`: its own commands up to there
+ * Each agent's hello says it applied everything up to its sequence (one statement for many
+ * agents: stream openings are batched): its own commands up to there
  * count as acknowledged (OK), so a reconnect never redelivers them. Tenant-wide notices up to
  * there are not sent on this stream either (delivery starts after the hello's sequence); they
  * count as acknowledged once acked.
  */
-export async function ackThrough(db: Executor, agentId: string, sequence: number): Promise<void> {
-  if (sequence <= 0) return;
-  await db
-    .updateTable("agent_commands")
-    .set({ acked_at: new Date(), ack_status: "OK", ack_reason: "applied (reported in hello)" })
-    .where("agent_id", "=", agentId)
-    .where("sequence", "<=", sequence)
-    .where("acked_at", "is", null)
-    .execute();
+export async function ackThrough(db: Executor, applied: ReadonlyMap<string, number>): Promise<void> {
+  const entries = [...applied].filter(([, sequence]) => sequence > 0);
+  if (entries.length === 0) return;
+  await sql`
+    update agent_commands c set acked_at = now(), ack_status = 'OK', ack_reason = 'applied (reported in hello)'
+    from unnest(${entries.map(([agentId]) => agentId)}::uuid[], ${entries.map(([, sequence]) => String(sequence))}::bigint[]) as h(agent_id, sequence)
+    where c.agent_id = h.agent_id and c.sequence <= h.sequence and c.acked_at is null`.execute(db);
 }
 
 /** Withdraws commands that no agent has acknowledged yet (e.g. directives of a cancelled rollout). */

@@ -8,7 +8,8 @@ import type { Bus, CommandsQueued } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import { metrics } from "../observability/metrics.js";
-import { type Ack, pendingCommands, recordAcks, type StoredCommand, tenantCommandBodies } from "./command-store.js";
+import { type Ack, ackThrough, pendingCommands, recordAcks, type StoredCommand, tenantCommandBodies } from "./command-store.js";
+import { Batcher } from "./batcher.js";
 import { toWireCommand } from "./commands.js";
 import { Admission } from "./admission.js";
 import { AgentConnection, type Outgoing, type StreamSink } from "./connection.js";
@@ -57,6 +58,10 @@ export class ControlHub {
   private nextPingNonce = 1n;
   /** Load shedding of handshakes and stream openings (a reconnect storm is refused, not queued). */
   readonly admission: { handshakes: Admission; streamOpens: Admission };
+  /** Re-checks of agents' standing, one query per batch (a storm's openings, bus bursts). */
+  private readonly rechecks = new Batcher<string, true>((batch) => this.recheckNow([...batch.keys()]));
+  /** Hellos' "applied through" sequences, one statement per batch. */
+  private readonly applied = new Batcher<string, number>((batch) => ackThrough(this.db, batch), Math.max);
 
   constructor(
     private readonly db: Kysely<Schema>,
@@ -224,8 +229,21 @@ export class ControlHub {
     }
   }
 
+  /**
+   * Acknowledges (OK) an agent's own commands up to the sequence its hello says it applied, so
+   * a reconnect never redelivers them; batched with the other streams opening meanwhile.
+   */
+  async acknowledgeApplied(agentId: string, sequence: number): Promise<void> {
+    if (sequence > 0) await this.applied.run([[agentId, sequence]]);
+  }
+
   /** Closes local streams whose agent is no longer ACTIVE or whose session was replaced. */
   private async recheckAgents(agentIds: string[]): Promise<void> {
+    const local = agentIds.filter((id) => this.byAgent.has(id));
+    if (local.length > 0) await this.rechecks.run(local.map((id) => [id, true] as const));
+  }
+
+  private async recheckNow(agentIds: string[]): Promise<void> {
     const local = agentIds.filter((id) => this.byAgent.has(id));
     if (local.length === 0) return;
     try {

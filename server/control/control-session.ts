@@ -3,7 +3,6 @@ import type { AppContext } from "../app/context.js";
 import type { AckStatusName } from "../db/schema.js";
 import { InvalidInputError } from "../errors/errors.js";
 import type { AgentIdentity } from "../identity/principal.js";
-import { ackThrough } from "./command-store.js";
 import type { AgentConnection, StreamSink } from "./connection.js";
 
 // What a ControlStream does, whichever transport serves it (control-stream-handler.ts through
@@ -35,7 +34,7 @@ export async function openControlSession(app: AppContext, identity: AgentIdentit
   const hello = request.kind.value;
   const lastApplied = Number(hello.lastAppliedSequence);
   const conn = await app.control.admission.streamOpens.run(async () => {
-    await ackThrough(app.database.db, identity.agentId, lastApplied);
+    await app.control.acknowledgeApplied(identity.agentId, lastApplied);
     return await app.control.open(identity, lastApplied, sink);
   });
   // Registered, and its opening slot released: now the agent is welcomed.
