@@ -13,8 +13,8 @@
  * BENCH_HS_MAX_PAIRS per mode (30000), BENCH_HS_AGENTS pre-enrolled agents (128),
  * BENCH_CONNECTIONS HTTP/2 connections (4), BENCH_MAX_LOAD wait for load below this (1.5).
  */
+import { runClosedLoop } from "./lib/closed-loop.js";
 import { createPrivateKey, type KeyObject, sign as nodeSign } from "node:crypto";
-import { cpus } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { gatewayClient, register } from "../agent/lib/direct.js";
@@ -33,9 +33,9 @@ import { type BenchGateway, spawnGateway } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
 import { ActivitySampler, type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
-import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
+import { loadAverages, waitForQuietMachine } from "./lib/proc.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
-import { fmt, int, summarize, table } from "./lib/stats.js";
+import { fmt, int, type summarize, table } from "./lib/stats.js";
 
 const LEVELS = (process.env.BENCH_HS_CONCURRENCY ?? "1,16,64")
   .split(",")
@@ -261,55 +261,9 @@ function handshakeOp(pool: SessionPool, agents: PoolAgent[], c: number): Op {
 
 /** Runs `op` with `c` workers until `seconds` pass or `maxOps` complete; measures CPU on all sides. */
 async function runMode(mode: string, c: number, seconds: number, maxOps: number, gateway: BenchGateway, postgres: BenchPostgres, op: Op): Promise<ModeResult> {
-  const latencies: number[] = [];
-  let started = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const load = load1();
-  const pgPid = postgres.postmasterPid;
-  const gw0 = gateway.cpuSeconds();
-  const pg0 = pgPid ? clusterCpuSeconds(pgPid) : Number.NaN;
-  const client0 = process.cpuUsage();
-  const busy0 = machineBusySeconds();
-  const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
-  const worker = async (w: number) => {
-    for (let i = 0; started < maxOps && performance.now() < deadline && errors < 100; i++) {
-      started++;
-      const s = performance.now();
-      try {
-        await op(w, i);
-        latencies.push(performance.now() - s);
-      } catch (err) {
-        errors++;
-        firstError ??= err instanceof Error ? err.message : String(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
-  const elapsed = (performance.now() - t0) / 1000;
-  const client = process.cpuUsage(client0);
-  const busy = machineBusySeconds() - busy0;
-  const ops = latencies.length;
-  const gatewayCpu = gateway.cpuSeconds() - gw0;
-  const postgresCpu = pgPid ? clusterCpuSeconds(pgPid) - pg0 : 0;
-  const clientCpu = (client.user + client.system) / 1e6;
-  const perOpUs = (sec: number) => (ops ? (sec * 1e6) / ops : Number.NaN);
-  if (errors > 0) console.error(`[handshake] ${mode} c=${c}: ${errors} errors, first: ${firstError}`);
-  return {
-    mode,
-    concurrency: c,
-    ops,
-    errors,
-    firstError,
-    seconds: elapsed,
-    latency: summarize(latencies),
-    gatewayCpuUs: perOpUs(gatewayCpu),
-    postgresCpuUs: pgPid ? perOpUs(postgresCpu) : Number.NaN,
-    clientCpuUs: perOpUs(clientCpu),
-    otherShare: Math.max(0, busy - gatewayCpu - postgresCpu - clientCpu) / (elapsed * cpus().length),
-    load,
-  };
+  const r = await runClosedLoop({ concurrency: c, seconds, maxOps, server: gateway, postgres, op });
+  if (r.errors > 0) console.error(`[handshake] ${mode} c=${c}: ${r.errors} errors, first: ${r.firstError}`);
+  return { ...r, mode, gatewayCpuUs: r.serverCpuUs };
 }
 
 /** Mints one token and registers `n` agents through the real API (8 at a time). */

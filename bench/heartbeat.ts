@@ -16,7 +16,7 @@
  * BENCH_MAX_LOAD / BENCH_QUIET_TIMEOUT (wait up to that many seconds for the 1-minute load to
  * fall below it before each level; 1.5 / 300), BENCH_NO_WRITE=1 to only print.
  */
-import { cpus } from "node:os";
+import { runClosedLoop } from "./lib/closed-loop.js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -29,9 +29,9 @@ import { type BenchGateway, type MeasuredProcess, spawnGateway, spawnMeasured } 
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { grpcUnaryBytes, SessionPool, unaryBytes } from "./lib/lean-client.js";
 import { type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
-import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
+import { loadAverages, waitForQuietMachine } from "./lib/proc.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
-import { fmt, int, summarize, table } from "./lib/stats.js";
+import { fmt, int, type summarize, table } from "./lib/stats.js";
 
 const LEVELS = list("BENCH_HB_CONCURRENCY", "1,16,64").map(Number).filter((n) => n > 0);
 const PROTOCOLS = list("BENCH_HB_PROTOCOLS", "grpc,connect").filter((p): p is Protocol => p === "grpc" || p === "connect");
@@ -218,56 +218,9 @@ async function runMode(
   postgres: BenchPostgres,
   call: Call,
 ): Promise<ModeResult> {
-  const latencies: number[] = [];
-  let started = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const load = load1();
-  const pgPid = postgres.postmasterPid;
-  const server0 = server.cpuSeconds();
-  const pg0 = pgPid ? clusterCpuSeconds(pgPid) : Number.NaN;
-  const client0 = process.cpuUsage();
-  const busy0 = machineBusySeconds();
-  const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
-  const worker = async (w: number) => {
-    for (let i = 0; started < maxCalls && performance.now() < deadline && errors < 100; i++) {
-      started++;
-      const s = performance.now();
-      try {
-        await call(w, i);
-        latencies.push(performance.now() - s);
-      } catch (err) {
-        errors++;
-        firstError ??= err instanceof Error ? err.message : String(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
-  const elapsed = (performance.now() - t0) / 1000;
-  const client = process.cpuUsage(client0);
-  const busy = machineBusySeconds() - busy0;
-  const calls = latencies.length;
-  const serverCpu = server.cpuSeconds() - server0;
-  const postgresCpu = pgPid ? clusterCpuSeconds(pgPid) - pg0 : 0;
-  const clientCpu = (client.user + client.system) / 1e6;
-  const perCallUs = (sec: number) => (calls ? (sec * 1e6) / calls : Number.NaN);
-  if (errors > 0) console.error(`[heartbeat] ${target} ${protocol} c=${c}: ${errors} errors, first: ${firstError}`);
-  return {
-    target,
-    protocol,
-    concurrency: c,
-    calls,
-    errors,
-    firstError,
-    seconds: elapsed,
-    latency: summarize(latencies),
-    serverCpuUs: perCallUs(serverCpu),
-    postgresCpuUs: pgPid ? perCallUs(postgresCpu) : Number.NaN,
-    clientCpuUs: perCallUs(clientCpu),
-    otherShare: Math.max(0, busy - serverCpu - postgresCpu - clientCpu) / (elapsed * cpus().length),
-    load,
-  };
+  const r = await runClosedLoop({ concurrency: c, seconds, maxOps: maxCalls, server, postgres, op: call });
+  if (r.errors > 0) console.error(`[heartbeat] ${target} ${protocol} c=${c}: ${r.errors} errors, first: ${r.firstError}`);
+  return { ...r, target, protocol, calls: r.ops };
 }
 
 function renderRun(results: ModeResult[], postgres: BenchPostgres, startLoad: string): string {
