@@ -13,8 +13,8 @@
  * BENCH_HS_MAX_PAIRS per mode (30000), BENCH_HS_AGENTS pre-enrolled agents (128),
  * BENCH_CONNECTIONS HTTP/2 connections (4), BENCH_MAX_LOAD wait for load below this (1.5).
  */
+import { runClosedLoop } from "./lib/closed-loop.js";
 import { createPrivateKey, type KeyObject, sign as nodeSign } from "node:crypto";
-import { cpus } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { gatewayClient, register } from "../agent/lib/direct.js";
@@ -33,9 +33,9 @@ import { type BenchGateway, spawnGateway } from "./lib/child.js";
 import { monotonicMicros, summarizeProfile } from "./lib/cpu-profile.js";
 import { SessionPool, unary } from "./lib/lean-client.js";
 import { ActivitySampler, type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
-import { clusterCpuSeconds, load1, loadAverages, machineBusySeconds, waitForQuietMachine } from "./lib/proc.js";
+import { loadAverages, waitForQuietMachine } from "./lib/proc.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
-import { fmt, int, summarize, table } from "./lib/stats.js";
+import { fmt, int, type summarize, table } from "./lib/stats.js";
 
 const LEVELS = (process.env.BENCH_HS_CONCURRENCY ?? "1,16,64")
   .split(",")
@@ -52,10 +52,16 @@ const QUIET_TIMEOUT_MS = envNumber("BENCH_QUIET_TIMEOUT", 300) * 1000;
 const PROFILE_ONLY = process.argv.includes("--profile-only");
 const PROFILE = PROFILE_ONLY || process.argv.includes("--profile");
 const UNLIMITED = "1000000/s:1000000";
+/**
+ * Rate limits lifted; the first-request and idle timeouts raised so the client's connections
+ * survive a long wait for a quiet machine before and between modes (the defaults, 10 s and 2 min,
+ * closed them: "The session has been destroyed").
+ */
+const GATEWAY_ENV = { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED, AGW_REGISTER_RATE: UNLIMITED, AGW_IDLE_TIMEOUT: "1h", AGW_FIRST_REQUEST_TIMEOUT: "1h" };
 /** Also measure the gateway with bench/lib/pg-named-statements-hook.ts preloaded (BENCH_HS_EXPERIMENT=0 to skip). */
 const EXPERIMENT = process.env.BENCH_HS_EXPERIMENT !== "0";
 const NAMED_STATEMENTS_HOOK = "bench/lib/pg-named-statements-hook.ts";
-const EXPERIMENT_MODE = "pair, EXPERIMENT: pg named prepared statements (bench preload, server unchanged)";
+const EXPERIMENT_MODE = "pair, EXPERIMENT: every other pg statement named too (bench preload)";
 
 const BEGIN = "/agentgateway.v1.AgentGatewayService/BeginAuthHandshake";
 const COMPLETE = "/agentgateway.v1.AgentGatewayService/CompleteAuthHandshake";
@@ -119,7 +125,7 @@ async function startTarget(postgres: BenchPostgres, name: string, preload: strin
   try {
     const gateway = await spawnGateway(
       database.url,
-      { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED, AGW_REGISTER_RATE: UNLIMITED },
+      GATEWAY_ENV,
       false,
       preload,
     );
@@ -202,15 +208,17 @@ Register API, each worker cycling over its own agents (no two pairs for one agen
 Rate limits are lifted for the run (\`AGW_HANDSHAKE_RATE\`, \`AGW_HANDSHAKE_SOURCE_RATE\` and
 \`AGW_REGISTER_RATE\` = \`1000000/s:1000000\`) so they do not interfere. Baseline, same run, same
 client, same connections and concurrency: \`grpc.health.v1.Health/Check\` on the same gateway (no
-database). Client: lean load generator (raw \`node:http2\`, hand-framed Connect unary requests,
+database). \`AGW_FIRST_REQUEST_TIMEOUT\` and \`AGW_IDLE_TIMEOUT\` = \`1h\` keep the client's connections open
+through waits for a quiet machine. Client: lean load generator (raw \`node:http2\`, hand-framed Connect unary requests,
 binary protobuf, \`application/proto\`) over several HTTP/2 connections; the client signs with
 \`node:crypto\` (signatures identical to \`@noble/ed25519\`'s) so its CPU stays small. CPU per op is
 \`utime+stime\` from \`/proc/<pid>/stat\` (10 ms ticks) over the measured interval: the gateway process,
 the whole PostgreSQL cluster (postmaster and backends, embedded server only), and the load generator;
-Rows marked EXPERIMENT run a second gateway process (own database, own agents, same PostgreSQL
-server, measured alternately with the first) with
-\`bench/lib/pg-named-statements-hook.ts\` preloaded: every parameterized \`pg\` query becomes a named
-prepared statement (parsed and planned once per connection); the server code is unchanged.
+The gateway runs its two handshake statements as named prepared statements itself
+(\`server/db/named-statements.ts\`, since issue 16). Rows marked EXPERIMENT run a second gateway
+process (own database, own agents, same PostgreSQL server, measured alternately with the first) with
+\`bench/lib/pg-named-statements-hook.ts\` preloaded: every other parameterized \`pg\` query becomes a
+named prepared statement too (parsed and planned once per connection).
 "other procs' CPU" is the rest of the machine's busy CPU (/proc/stat) in that interval, as a share of
 all cores: other engineers' work on the shared machine. A mode waits for a quiet machine first.`;
 
@@ -253,55 +261,9 @@ function handshakeOp(pool: SessionPool, agents: PoolAgent[], c: number): Op {
 
 /** Runs `op` with `c` workers until `seconds` pass or `maxOps` complete; measures CPU on all sides. */
 async function runMode(mode: string, c: number, seconds: number, maxOps: number, gateway: BenchGateway, postgres: BenchPostgres, op: Op): Promise<ModeResult> {
-  const latencies: number[] = [];
-  let started = 0;
-  let errors = 0;
-  let firstError: string | undefined;
-  const load = load1();
-  const pgPid = postgres.postmasterPid;
-  const gw0 = gateway.cpuSeconds();
-  const pg0 = pgPid ? clusterCpuSeconds(pgPid) : Number.NaN;
-  const client0 = process.cpuUsage();
-  const busy0 = machineBusySeconds();
-  const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
-  const worker = async (w: number) => {
-    for (let i = 0; started < maxOps && performance.now() < deadline && errors < 100; i++) {
-      started++;
-      const s = performance.now();
-      try {
-        await op(w, i);
-        latencies.push(performance.now() - s);
-      } catch (err) {
-        errors++;
-        firstError ??= err instanceof Error ? err.message : String(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
-  const elapsed = (performance.now() - t0) / 1000;
-  const client = process.cpuUsage(client0);
-  const busy = machineBusySeconds() - busy0;
-  const ops = latencies.length;
-  const gatewayCpu = gateway.cpuSeconds() - gw0;
-  const postgresCpu = pgPid ? clusterCpuSeconds(pgPid) - pg0 : 0;
-  const clientCpu = (client.user + client.system) / 1e6;
-  const perOpUs = (sec: number) => (ops ? (sec * 1e6) / ops : Number.NaN);
-  if (errors > 0) console.error(`[handshake] ${mode} c=${c}: ${errors} errors, first: ${firstError}`);
-  return {
-    mode,
-    concurrency: c,
-    ops,
-    errors,
-    firstError,
-    seconds: elapsed,
-    latency: summarize(latencies),
-    gatewayCpuUs: perOpUs(gatewayCpu),
-    postgresCpuUs: pgPid ? perOpUs(postgresCpu) : Number.NaN,
-    clientCpuUs: perOpUs(clientCpu),
-    otherShare: Math.max(0, busy - gatewayCpu - postgresCpu - clientCpu) / (elapsed * cpus().length),
-    load,
-  };
+  const r = await runClosedLoop({ concurrency: c, seconds, maxOps, server: gateway, postgres, op });
+  if (r.errors > 0) console.error(`[handshake] ${mode} c=${c}: ${r.errors} errors, first: ${r.firstError}`);
+  return { ...r, mode, gatewayCpuUs: r.serverCpuUs };
 }
 
 /** Mints one token and registers `n` agents through the real API (8 at a time). */
@@ -341,7 +303,7 @@ async function profileRun(postgres: BenchPostgres, log: (line: string) => void):
   let gateway: BenchGateway | undefined;
   let pool: SessionPool | undefined;
   try {
-    gateway = await spawnGateway(database.url, { AGW_HANDSHAKE_RATE: UNLIMITED, AGW_HANDSHAKE_SOURCE_RATE: UNLIMITED, AGW_REGISTER_RATE: UNLIMITED }, true);
+    gateway = await spawnGateway(database.url, GATEWAY_ENV, true);
     const agents = await enrollPool(gateway, AGENTS, log);
     pool = await SessionPool.open(gateway.url, CONNECTIONS);
     await runMode("warm-up", 16, WARMUP_SECONDS, 1_000_000, gateway, postgres, handshakeOp(pool, agents, 16));

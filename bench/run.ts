@@ -26,6 +26,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: "handshake", script: "handshake.ts", timeoutMinutes: 15 },
   { name: "broadcast", script: "broadcast.ts", timeoutMinutes: 30 },
   { name: "upload-throughput", script: "upload-throughput.ts", timeoutMinutes: 20 },
+  { name: "heartbeat", script: "heartbeat.ts", timeoutMinutes: 15 },
   { name: "telemetry-overhead", script: "telemetry-overhead.ts", timeoutMinutes: 10 },
   // The fleet simulator: N agents end to end (flags: bench/fleet-sim/main.ts).
   { name: "fleet-sim", script: "fleet-sim/main.ts", timeoutMinutes: 40 },

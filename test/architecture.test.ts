@@ -22,6 +22,8 @@ const TABLE_OWNERS: Record<string, string[]> = {
   // columns the heartbeat flusher and liveness sweeper write in batches.
   agents: ["server/agents/agent-store.ts", "server/agents/agent-presence-store.ts"],
   auth_challenges: ["server/auth/session-store.ts"],
+  used_challenges: ["server/auth/session-store.ts"],
+  handshake_keys: ["server/auth/handshake-key-store.ts"],
   sessions: ["server/auth/session-store.ts"],
   audit_events: ["server/audit/audit-store.ts"],
   agent_commands: ["server/control/command-store.ts"],
@@ -43,7 +45,9 @@ const TABLE_OWNERS: Record<string, string[]> = {
  */
 const CROSS_TABLE_ALLOWED: Record<string, string> = {
   "server/auth/session-store.ts → agents":
-    "challenge INSERT…SELECT, challenge DELETE…USING and session INSERT…SELECT check the agent's key and ACTIVE state in the writing statement, so a concurrent revocation cannot be overtaken",
+    "the handshake reads the agent's key and state in one round trip, and the statement that records a challenge's use and upserts the session checks the agent's ACTIVE state in the writing statement, so a concurrent revocation cannot be overtaken",
+  "server/auth/session-store.ts → tenants":
+    "the session upsert checks in the writing statement that the agent's tenant is not suspended, so a suspended tenant's agent never gets a session row (also when this replica has not heard of the suspension yet)",
   "server/control/command-store.ts → agents":
     "enqueueForAgents inserts one row per listed agent of the tenant (INSERT…SELECT) with the tenant's next sequence, and the delivery query reads each agent's tenant and creation time to pick the tenant-wide notices meant for it in the same round trip",
   "server/rollout/rollout-store.ts → agents":

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { compressionGzip, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, TimestampSchema, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -75,6 +76,23 @@ describe("ingest", () => {
       expect(res).toMatchObject({ accepted: 2, duplicates: 1 });
       const stored = await gw.admin(AgentService).listAgentTelemetry({ agentId: agent.registration.agentId, pageSize: 5000 });
       expect(stored.points.find((p) => p.id === first!.id)?.value).toBe(first!.value);
+    });
+
+    it("stores concurrent identical uploads once and counts every point exactly once as accepted across them", async () => {
+      const same = await enrollAgent(gw);
+      const batch = points("concurrent", 200);
+      const results = await Promise.all(Array.from({ length: 6 }, () => client.uploadTelemetry({ points: batch }, withSession(same.session))));
+      expect(results.reduce((n, r) => n + r.accepted, 0)).toBe(200);
+      for (const r of results) expect(r.accepted + r.duplicates).toBe(200);
+      const stored = await gw.admin(AgentService).listAgentTelemetry({ agentId: same.registration.agentId, pageSize: 1000 });
+      expect(stored.points.map((p) => p.id).sort()).toEqual(batch.map((p) => p.id).sort());
+    });
+
+    it("counts a point repeated in a later batch as a duplicate, also mixed with new points and repeats inside the batch", async () => {
+      const [a, b, c] = points("across", 3);
+      expect(await client.uploadTelemetry({ points: [a!, b!] }, withSession(agent.session))).toMatchObject({ accepted: 2, duplicates: 0 });
+      const res = await client.uploadTelemetry({ points: [b!, c!, { ...c!, value: 7 }, a!] }, withSession(agent.session));
+      expect(res).toMatchObject({ accepted: 1, duplicates: 3 });
     });
 
     it("keeps ids per agent: another agent may reuse them", async () => {
@@ -166,6 +184,25 @@ describe("ingest", () => {
       expect(res.points).toHaveLength(1);
       expect(res.points[0]).toMatchObject({ id: "exact", name: "exact.metric", labels: { a: "b", "x.y": "z" }, value: -1.5e-7 });
       expect(res.points[0]?.observedAt).toMatchObject({ seconds: 1_700_000_000n, nanos: 123_456_000 });
+    });
+
+    it("keeps the ends of the Timestamp range, the epoch and the microsecond before it, for points and events", async () => {
+      const instants = [
+        { seconds: -62_135_596_800n, nanos: 0 }, // 0001-01-01T00:00:00Z
+        { seconds: -62_135_596_800n, nanos: 1_000 },
+        { seconds: -1n, nanos: 999_999_999 },
+        { seconds: 0n, nanos: 0 },
+        { seconds: 253_402_300_799n, nanos: 999_999_999 }, // 9999-12-31T23:59:59.999999999Z
+      ].map((t) => create(TimestampSchema, t));
+      const ends = await enrollAgent(gw);
+      const pts = instants.map((observedAt, i) => ({ id: `end-${i}`, name: "range.end", labels: {}, value: i, observedAt }));
+      expect(await client.uploadTelemetry({ points: pts }, withSession(ends.session))).toMatchObject({ accepted: 5, duplicates: 0 });
+      expect(await client.uploadEvents({ events: instants.map((t, i) => event(`end-${i}`, t)) }, withSession(ends.session))).toMatchObject({ accepted: 5 });
+      const want = instants.map((t) => ({ seconds: t.seconds, nanos: Math.floor(t.nanos / 1000) * 1000 })).reverse();
+      const storedPoints = await gw.admin(AgentService).listAgentTelemetry({ agentId: ends.registration.agentId });
+      expect(storedPoints.points.map((p) => ({ seconds: p.observedAt?.seconds, nanos: p.observedAt?.nanos }))).toEqual(want);
+      const storedEvents = await gw.admin(AgentService).listAgentEvents({ agentId: ends.registration.agentId });
+      expect(storedEvents.events.map((e) => ({ seconds: e.event?.occurredAt?.seconds, nanos: e.event?.occurredAt?.nanos }))).toEqual(want);
     });
 
     it("filters by time: since is inclusive, until exclusive", async () => {
@@ -437,5 +474,26 @@ describe("per-agent upload quotas", () => {
     expect(await c.uploadEvents({ events: [event("b1", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session))).toMatchObject({ accepted: 1 });
     const err = await rejection(c.uploadEvents({ events: [event("b2", timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session)));
     expect(err.code).toBe(Code.ResourceExhausted);
+  });
+
+  // The budget counts the encoded request whatever the framing: neither gRPC nor compression
+  // (a tiny wire body that decodes to a large request) lets an agent past it.
+  it.each([
+    ["binary Connect", () => createConnectTransport({ baseUrl: limited.url, httpVersion: "2", useBinaryFormat: true })],
+    ["gRPC", () => createGrpcTransport({ baseUrl: limited.url })],
+    ["gzip-compressed binary Connect", () => createConnectTransport({ baseUrl: limited.url, httpVersion: "2", useBinaryFormat: true, sendCompression: compressionGzip, compressMinBytes: 1 })],
+    ["gzip-compressed gRPC", () => createGrpcTransport({ baseUrl: limited.url, sendCompression: compressionGzip, compressMinBytes: 1 })],
+  ])("charges the bytes of %s uploads (points and events)", async (_name, transport) => {
+    const c = gatewayClient(transport());
+    for (const kind of ["events", "points"] as const) {
+      const agent = await enrollAgent(limited);
+      const upload = (id: string) =>
+        kind === "events"
+          ? c.uploadEvents({ events: [event(id, timestampFromMs(BASE_MS), new Uint8Array(2000))] }, withSession(agent.session))
+          : c.uploadTelemetry({ points: [{ ...points(id, 1)[0]!, labels: { pad: "x".repeat(250), pad2: "y".repeat(250), pad3: "z".repeat(250), pad4: "w".repeat(250), pad5: "v".repeat(250), pad6: "u".repeat(250), pad7: "t".repeat(250), pad8: "s".repeat(250) } }] }, withSession(agent.session));
+      expect(await upload(`${kind}-1`)).toMatchObject({ accepted: 1 });
+      const err = await rejection(upload(`${kind}-2`));
+      expect({ kind, code: err.code }).toEqual({ kind, code: Code.ResourceExhausted });
+    }
   });
 });

@@ -56,6 +56,14 @@ async function seed(prefix: string): Promise<void> {
      UNION ALL SELECT gen_random_uuid(), $1, $2, '\\x01', now() + interval '30 seconds'`,
     [tenantId, agentA],
   );
+  // Records of answered challenges (used_challenges): the same ages.
+  await sql.query(
+    `INSERT INTO used_challenges (id, tenant_id, agent_id, expires_at)
+     SELECT gen_random_uuid(), $1::uuid, $2::uuid, now() - interval '2 hours' FROM generate_series(1, 5)
+     UNION ALL SELECT gen_random_uuid(), $1, $2, now() - interval '1 minute'
+     UNION ALL SELECT gen_random_uuid(), $1, $2, now() + interval '30 seconds'`,
+    [tenantId, agentA],
+  );
   // A's session expired two hours ago; B's is live.
   await sql.query("UPDATE sessions SET expires_at = now() - interval '2 hours' WHERE agent_id = $1", [agentA]);
 }
@@ -67,6 +75,7 @@ async function snapshot() {
     ackedCommands: await count("SELECT count(*) AS n FROM agent_commands WHERE acked_at IS NOT NULL"),
     unackedCommands: await count("SELECT count(*) AS n FROM agent_commands WHERE acked_at IS NULL"),
     challenges: await count("SELECT count(*) AS n FROM auth_challenges"),
+    usedChallenges: await count("SELECT count(*) AS n FROM used_challenges"),
     sessions: await count("SELECT count(*) AS n FROM sessions"),
     audit: await count("SELECT count(*) AS n FROM audit_events"),
   };
@@ -109,6 +118,7 @@ describe("retention", () => {
       agent_events: [3, 3, 3, 1],
       agent_commands: [3, 3, 1],
       sessions: [1],
+      used_challenges: [3, 2],
       auth_challenges: [3, 2],
     });
     expect(await snapshot()).toEqual({
@@ -117,6 +127,7 @@ describe("retention", () => {
       ackedCommands: before.ackedCommands - 7,
       unackedCommands: before.unackedCommands,
       challenges: before.challenges - 5,
+      usedChallenges: before.usedChallenges - 5,
       sessions: before.sessions - 1,
       audit: before.audit,
     });

@@ -57,11 +57,13 @@ describe("composite tenant foreign keys", () => {
   it("accepts a link inside one tenant (the control: the attempts below could succeed)", async () => {
     expect(await attempt(session(a.tenantId, ids.agentA))).toBe("ok");
     expect(await attempt((trx) => trx.insertInto("auth_challenges").values({ id: randomUUID(), tenant_id: a.tenantId, agent_id: ids.agentA, nonce: new Uint8Array(32), expires_at: new Date() }).execute())).toBe("ok");
+    expect(await attempt((trx) => trx.insertInto("used_challenges").values({ id: randomUUID(), tenant_id: a.tenantId, agent_id: ids.agentA, expires_at: new Date() }).execute())).toBe("ok");
   });
 
   it("refuses a session, a challenge or a command of one tenant for another tenant's agent", async () => {
     expect(await attempt(session(b.tenantId, ids.agentA))).toBe(FOREIGN_KEY_VIOLATION);
     expect(await attempt((trx) => trx.insertInto("auth_challenges").values({ id: randomUUID(), tenant_id: b.tenantId, agent_id: ids.agentA, nonce: new Uint8Array(32), expires_at: new Date() }).execute())).toBe(FOREIGN_KEY_VIOLATION);
+    expect(await attempt((trx) => trx.insertInto("used_challenges").values({ id: randomUUID(), tenant_id: b.tenantId, agent_id: ids.agentA, expires_at: new Date() }).execute())).toBe(FOREIGN_KEY_VIOLATION);
     expect(
       await attempt((trx) =>
         trx.insertInto("agent_commands").values({ agent_id: ids.agentA, sequence: 999, tenant_id: b.tenantId, command_id: randomUUID(), kind: "x", body: new Uint8Array(0) }).execute(),

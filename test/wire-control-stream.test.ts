@@ -137,8 +137,10 @@ describe("the wire path against raw HTTP/2 frames", () => {
       stream.write(body);
       const chunks: Buffer[] = [];
       stream.on("data", (c: Buffer) => chunks.push(c));
+      // The client never ends its side: after its refusal the gateway must close the stream
+      // (RST_STREAM NO_ERROR), or a client could hold refused streams open for ever.
       await new Promise<void>((resolve, reject) => {
-        stream.on("end", resolve);
+        stream.on("close", resolve);
         stream.on("error", reject);
       });
       const all = Buffer.concat(chunks);

@@ -226,3 +226,44 @@ export function bidi<I extends DescMessage, O extends DescMessage>(
     },
   };
 }
+
+/**
+ * One gRPC unary call (`application/grpc+proto`, the message in one 5-byte envelope) with
+ * pre-serialized bytes; resolves with the response message bytes, rejects on a non-zero
+ * `grpc-status` (in the trailers, or in the headers of a trailers-only response).
+ */
+export function grpcUnaryBytes(session: http2.ClientHttp2Session, path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      ...headers,
+    });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    let grpcStatus: string | undefined;
+    let grpcMessage = "";
+    const read = (h: http2.IncomingHttpHeaders) => {
+      if (h["grpc-status"] !== undefined) grpcStatus = String(h["grpc-status"]);
+      if (h["grpc-message"] !== undefined) grpcMessage = decodeURIComponent(String(h["grpc-message"]));
+    };
+    stream.on("response", (h) => {
+      status = Number(h[":status"]);
+      read(h);
+    });
+    stream.on("trailers", read);
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    stream.on("end", () => {
+      if (status !== 200 || grpcStatus !== "0") {
+        reject(new LeanConnectError(status, `grpc-status ${grpcStatus ?? "missing"}`, grpcMessage));
+        return;
+      }
+      const bytes = chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks);
+      resolve(bytes.subarray(5, 5 + bytes.readUInt32BE(1)));
+    });
+    stream.end(envelope(body));
+  });
+}

@@ -2,9 +2,10 @@
  * EXPERIMENT, bench-only preload (`--import ./bench/lib/pg-named-statements-hook.ts`): makes
  * every parameterized `pg` query a named prepared statement (name = hash of the SQL text), so
  * PostgreSQL parses and plans each distinct statement once per connection instead of on every
- * call. The server code is unchanged; this measures what such a change would gain. Distinct
- * texts are capped (variable-length IN lists produce many texts); beyond the cap queries stay
- * unnamed, as today.
+ * call. The server code is unchanged; this measures what naming everything would gain over the
+ * server as it is (which names only the statements its stores mark, server/db/named-statements.ts:
+ * the handshake's; those arrive here already named and pass through). Distinct texts are capped
+ * (variable-length IN lists produce many texts); beyond the cap queries stay unnamed.
  */
 import { createHash } from "node:crypto";
 import pg from "pg";

@@ -4,6 +4,8 @@ import type { AgentEvents } from "../control/agent-events.js";
 import { ControlHub } from "../control/control-hub.js";
 import { RolloutService } from "../rollout/rollout-service.js";
 import { SessionResolver } from "../auth/session-auth.js";
+import { HandshakeService } from "../auth/handshake.js";
+import { HandshakeKeys } from "../auth/handshake-keys.js";
 import type { CaService } from "../ca/ca-service.js";
 import { ClientCertificateGate } from "../ca/cert-gate.js";
 import { AgentDenyList } from "../ca/deny-list.js";
@@ -32,6 +34,10 @@ export interface AppContext {
   database: Database;
   bus: Bus;
   sessions: SessionResolver;
+  /** The MAC keys of stateless handshake challenges (read from the database at start). */
+  handshakeKeys: HandshakeKeys;
+  /** BeginAuthHandshake and CompleteAuthHandshake. */
+  handshakes: HandshakeService;
   apiKeys: ApiKeyStore;
   /** Which tenants are suspended (held in memory, fed by the bus); refuses their calls and ends their streams. */
   tenantGate: TenantGate;
@@ -86,6 +92,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
   const denyList = new AgentDenyList(database.db, bus, logger);
   const apiKeys = new ApiKeyStore(database.db);
   const tenantGate = new TenantGate(database.db, bus, logger);
+  const handshakeKeys = new HandshakeKeys(database.db, logger);
   return {
     config,
     logger,
@@ -95,6 +102,8 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     denyList,
     certificateGate: new ClientCertificateGate(config.ca?.trustDomain ?? "", denyList),
     sessions: new SessionResolver(database.db, bus),
+    handshakeKeys,
+    handshakes: new HandshakeService(database.db, { keys: handshakeKeys, tenantGate, bus }),
     apiKeys,
     tenantGate,
     tenants: new TenantService(database.db, bus, apiKeys, tenantGate),
@@ -140,7 +149,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
 
 /**
  * The background work, in start order: the bus first (everything else may publish), the tenant
- * gate (the suspended set must be read before any call is admitted), the live agent feed, the
+ * gate (the suspended set must be read before any call is admitted), the handshake keys, the live agent feed, the
  * heartbeat flusher, the liveness sweeper, the rollout verifier and the retention sweeper (which
  * also removes expired challenges).
  * The gateway starts them before it listens and stops them in reverse after it stopped taking
@@ -150,6 +159,7 @@ export function backgroundWorkers(app: AppContext): Worker[] {
   return [
     app.bus,
     app.tenantGate,
+    app.handshakeKeys,
     ...(app.config.agentAuth !== "session" ? [app.denyList] : []),
     app.agentWatch,
     app.heartbeats,

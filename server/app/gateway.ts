@@ -13,6 +13,7 @@ import { corsForAdmin } from "../http/cors.js";
 import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
+import { requestValidator } from "../validation/request-validator.js";
 import { StreamCaps, streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
 import { withWireControlStream } from "../control/wire-control-stream.js";
 import { apiKeyAuthenticator, type AuthFailureLimit, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
@@ -121,7 +122,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         tenantGateInterceptor(context.tenantGate),
         streamCapInterceptor(streamCaps),
         storableInputInterceptor(),
-        createValidateInterceptor(),
+        createValidateInterceptor({ validator: requestValidator() }),
       ],
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,

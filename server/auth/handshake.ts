@@ -1,12 +1,14 @@
-import { randomBytes, randomUUID } from "node:crypto";
-import { getAgentById } from "../agents/agent-store.js";
+import { randomUUID } from "node:crypto";
+import type { Bus } from "../bus/bus.js";
 import type { Executor } from "../db/database.js";
 import type { AgentStateName } from "../db/schema.js";
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from "../errors/errors.js";
+import { tenantSuspendedError } from "../tenancy/tenant-gate.js";
 import { verifyEd25519 } from "../../client/protocol/ed25519.js";
 import { constantTimeEqual, newSecret } from "../../client/protocol/secrets.js";
 import { authTranscript } from "../../client/protocol/transcript.js";
-import { consumeChallenge, insertChallengeForActiveAgent, upsertSessionForActiveAgent } from "./session-store.js";
+import { challengeNonce, keyThatTagged, type MacKey, mintChallengeId, parseChallengeId, type ParsedChallengeId } from "./challenge-mac.js";
+import { findHandshakeAgent, issueSessionForChallenge, recordChallengeUse } from "./session-store.js";
 
 /** A challenge handed to an agent. */
 export interface Challenge {
@@ -22,58 +24,124 @@ export interface IssuedSession {
   tenantId: string;
   token: string;
   expiresAt: Date;
+  /** It replaced a session row of the agent, and `session_changed` was announced. */
+  replacedPrevious: boolean;
 }
 
-/**
- * Issues a single-use challenge bound to the agent. One round trip on the happy path: the
- * challenge is stored only for an ACTIVE agent holding that key; the reason for a refusal is
- * looked up only when there is one.
- */
-export async function beginHandshake(
-  db: Executor,
-  input: { agentId: string; identityPublicKey: Uint8Array; ttlMs: number },
-): Promise<Challenge> {
-  const challengeId = randomUUID();
-  const nonce = new Uint8Array(randomBytes(32));
-  const expiresAt = await insertChallengeForActiveAgent(db, { challengeId, agentId: input.agentId, identityPublicKey: input.identityPublicKey, nonce, ttlMs: input.ttlMs });
-  if (expiresAt) return { challengeId, nonce, expiresAt };
-  const agent = await getAgentById(db, input.agentId);
-  if (!agent || !constantTimeEqual(agent.identityPublicKey, input.identityPublicKey)) {
-    throw new NotFoundError("no agent with that id and identity key");
-  }
-  throw stateRefusal(agent.state);
+/** What the handshake needs from the rest of the gateway. */
+export interface HandshakeDeps {
+  keys: { signing(): MacKey; verifying(): readonly MacKey[] };
+  tenantGate: { isSuspended(tenantId: string): boolean };
+  bus: Pick<Bus, "publish" | "statementNotification" | "deliverLocal">;
 }
 
+/** An agent's immutable facts (its key and tenant never change for its id). */
+interface AgentFacts {
+  identityPublicKey: Uint8Array;
+  tenantId: string;
+}
+
+const UNKNOWN = "challenge is unknown or was already used: begin a new handshake";
+const OTHER_AGENT = "challenge is unknown or was issued to another agent: begin a new handshake";
+const EXPIRED = "challenge has expired: begin a new handshake";
+const BAD_SIGNATURE = "signature does not verify: sign the auth transcript with the identity key";
+
 /**
- * Verifies the signed challenge and issues a session. The challenge is consumed before anything
- * else is checked, so it can be tried once, whatever the outcome. Issuing a session replaces
- * (fences out) the agent's previous one.
+ * The challenge–response handshake with stateless challenges (server/auth/challenge-mac.ts):
+ * Begin reads the agent (one SELECT) and writes nothing; Complete verifies the signature over
+ * the recomputed nonce and then records the challenge's single use, issues the session and (if
+ * it replaced one) announces `session_changed`, in ONE statement. Refusals, in this order: unknown or another agent's id, expired, already
+ * used, bad signature, agent state, suspended tenant. Each refused Complete for the id's own
+ * agent uses the challenge up, like a successful one.
  */
-export async function completeHandshake(
-  db: Executor,
-  input: { challengeId: string; agentId: string; signature: Uint8Array; sessionTtlMs: number },
-): Promise<IssuedSession> {
-  const challenge = await consumeChallenge(db, input.challengeId);
-  if (!challenge) throw new UnauthenticatedError("challenge is unknown or was already used: begin a new handshake");
-  if (challenge.agentId !== input.agentId) throw new UnauthenticatedError("challenge was issued to another agent");
-  if (!challenge.fresh) throw new UnauthenticatedError("challenge has expired: begin a new handshake");
-  const transcript = authTranscript({
-    challengeId: input.challengeId,
-    nonce: challenge.nonce,
-    agentId: input.agentId,
-    publicKey: challenge.identityPublicKey,
-  });
-  if (!verifyEd25519(challenge.identityPublicKey, transcript, input.signature)) {
-    throw new UnauthenticatedError("signature does not verify: sign the auth transcript with the identity key");
+export class HandshakeService {
+  /** Key and tenant per agent id, so Complete needs no read first (bounded; cleared when full). */
+  private readonly facts = new Map<string, AgentFacts>();
+
+  constructor(
+    private readonly db: Executor,
+    private readonly deps: HandshakeDeps,
+    private readonly maxCachedAgents = 50_000,
+  ) {}
+
+  /** Issues a single-use challenge bound to the agent, if it is ACTIVE and holds this key. */
+  async begin(input: { agentId: string; identityPublicKey: Uint8Array; ttlMs: number }): Promise<Challenge> {
+    const agent = await findHandshakeAgent(this.db, input.agentId);
+    if (!agent || !constantTimeEqual(agent.identityPublicKey, input.identityPublicKey)) {
+      throw new NotFoundError("no agent with that id and identity key");
+    }
+    if (agent.state !== "ACTIVE") throw stateRefusal(agent.state);
+    this.remember(input.agentId, agent);
+    const key = this.deps.keys.signing();
+    const expiresAtMs = Math.floor(agent.nowMs) + input.ttlMs;
+    const id = mintChallengeId(key, input.agentId, expiresAtMs);
+    return { challengeId: id.text, nonce: challengeNonce(key, id, input.agentId, agent.identityPublicKey), expiresAt: new Date(expiresAtMs) };
   }
-  if (challenge.agentState !== "ACTIVE") throw stateRefusal(challenge.agentState);
-  const minted = newSecret("session");
-  const sessionId = randomUUID();
-  // Only an agent that is still ACTIVE gets the session: a revocation committed between the
-  // challenge's consumption and this statement must win.
-  const expiresAt = await upsertSessionForActiveAgent(db, { sessionId, agentId: input.agentId, tokenHash: minted.hash, ttlMs: input.sessionTtlMs });
-  if (!expiresAt) throw new PermissionDeniedError("this agent is revoked", "AGENT_REVOKED");
-  return { sessionId, agentId: input.agentId, tenantId: challenge.tenantId, token: minted.secret, expiresAt };
+
+  /**
+   * Verifies the signed challenge and issues a session, replacing (fencing out) the agent's
+   * previous one. A forged id, or one minted for another agent, is refused before any database
+   * work and writes nothing.
+   */
+  async complete(input: { challengeId: string; agentId: string; signature: Uint8Array; sessionTtlMs: number }): Promise<IssuedSession> {
+    const id = parseChallengeId(input.challengeId);
+    if (!id) throw new UnauthenticatedError(UNKNOWN);
+    const key = keyThatTagged(this.deps.keys.verifying(), id, input.agentId);
+    if (!key) throw new UnauthenticatedError(OTHER_AGENT);
+    const facts = this.facts.get(input.agentId) ?? (await this.load(input.agentId));
+    if (!facts) throw new UnauthenticatedError(UNKNOWN);
+    const use = { challengeId: id.text, challengeExpiresAt: new Date(id.expiresAtMs), agentId: input.agentId };
+    const transcript = authTranscript({ challengeId: id.text, nonce: challengeNonce(key, id, input.agentId, facts.identityPublicKey), agentId: input.agentId, publicKey: facts.identityPublicKey });
+    if (!verifyEd25519(facts.identityPublicKey, transcript, input.signature)) {
+      const refused = await recordChallengeUse(this.db, use);
+      if (refused && !refused.fresh) throw new UnauthenticatedError(EXPIRED);
+      if (refused?.usedBefore) throw new UnauthenticatedError(UNKNOWN);
+      throw new UnauthenticatedError(BAD_SIGNATURE);
+    }
+    const minted = newSecret("session");
+    const sessionId = randomUUID();
+    // The in-memory gate spares a suspended tenant's agent the write; the statement checks the
+    // tenant again, so a suspension this replica has not heard of yet wins too.
+    if (!this.deps.tenantGate.isSuspended(facts.tenantId)) {
+      // Other replicas may hold the previous session in cache or a stream opened with it: the
+      // statement announces the replacement itself (NOTIFY on commit, no extra round trip). With
+      // no previous session row there is nothing to fence, and nothing is announced.
+      const notify = this.deps.bus.statementNotification("session_changed", input.agentId);
+      const issued = await issueSessionForChallenge(this.db, { ...use, sessionId, tokenHash: minted.hash, ttlMs: input.sessionTtlMs, notifyIfReplaced: notify });
+      if (issued) {
+        if (issued.replaced) {
+          if (notify) this.deps.bus.deliverLocal("session_changed", input.agentId);
+          else await this.deps.bus.publish("session_changed", input.agentId);
+        }
+        return { sessionId, agentId: input.agentId, tenantId: facts.tenantId, token: minted.secret, expiresAt: issued.expiresAt, replacedPrevious: issued.replaced };
+      }
+    }
+    throw await this.refusal(id, use, facts);
+  }
+
+  /** Why a signed challenge got no session (recording its use); the error to answer. */
+  private async refusal(id: ParsedChallengeId, use: { challengeId: string; challengeExpiresAt: Date; agentId: string }, facts: AgentFacts): Promise<Error> {
+    const refused = await recordChallengeUse(this.db, use);
+    if (!refused) return new UnauthenticatedError(UNKNOWN);
+    if (!refused.fresh) return new UnauthenticatedError(EXPIRED);
+    if (refused.usedBefore) return new UnauthenticatedError(UNKNOWN);
+    if (refused.agentState !== "ACTIVE") return stateRefusal(refused.agentState);
+    if (refused.tenantSuspended || this.deps.tenantGate.isSuspended(facts.tenantId)) return tenantSuspendedError();
+    // Only a race (e.g. revoked and un-revoked while this ran) gets here.
+    return new UnauthenticatedError(`challenge ${id.text} could not be answered: begin a new handshake`);
+  }
+
+  private async load(agentId: string): Promise<AgentFacts | undefined> {
+    const agent = await findHandshakeAgent(this.db, agentId);
+    if (agent) this.remember(agentId, agent);
+    return agent;
+  }
+
+  private remember(agentId: string, agent: AgentFacts): void {
+    if (this.facts.has(agentId)) return;
+    if (this.facts.size >= this.maxCachedAgents) this.facts.clear();
+    this.facts.set(agentId, { identityPublicKey: agent.identityPublicKey, tenantId: agent.tenantId });
+  }
 }
 
 /** The error for an agent whose state does not allow a handshake. */

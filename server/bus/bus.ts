@@ -11,6 +11,21 @@ export type { BusTopic, BusTopics, CommandsQueued } from "./topics.js";
 export interface Bus extends Worker {
   publish<T extends BusTopic>(topic: T, payload: BusTopics[T]): Promise<void>;
   subscribe<T extends BusTopic>(topic: T, listener: (payload: BusTopics[T]) => void): () => void;
+  /**
+   * For a notification that must go out exactly when a statement commits, without a round trip
+   * of its own: the arguments of a `pg_notify(channel, text)` to run inside that statement, or
+   * undefined when this bus does not go through PostgreSQL. After the commit, call
+   * `deliverLocal()` either way (for undefined, that is the whole publish).
+   */
+  statementNotification<T extends BusTopic>(topic: T, payload: BusTopics[T]): StatementNotification | undefined;
+  /** Delivers to this process's listeners only (the local half of a publish). */
+  deliverLocal<T extends BusTopic>(topic: T, payload: BusTopics[T]): void;
+}
+
+/** A NOTIFY to run inside a statement (see Bus.statementNotification). */
+export interface StatementNotification {
+  channel: string;
+  text: string;
 }
 
 type AnyListener = (payload: BusTopics[BusTopic]) => void;
@@ -23,6 +38,14 @@ export class MemoryBus implements Bus {
   start(): void {}
 
   async publish<T extends BusTopic>(topic: T, payload: BusTopics[T]): Promise<void> {
+    this.deliver({ topic, payload } as BusMessage);
+  }
+
+  statementNotification(): undefined {
+    return undefined;
+  }
+
+  deliverLocal<T extends BusTopic>(topic: T, payload: BusTopics[T]): void {
     this.deliver({ topic, payload } as BusMessage);
   }
 

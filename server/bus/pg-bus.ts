@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Logger } from "pino";
-import { type Bus, MemoryBus } from "./bus.js";
+import { type Bus, MemoryBus, type StatementNotification } from "./bus.js";
 import { type BusTopic, type BusTopics, decodeMessage, encodeMessage } from "./topics.js";
 
 const CHANNEL = "agentgateway_events";
@@ -75,6 +75,14 @@ export class PgBus implements Bus {
         this.sending = false;
         this.sendOutbox();
       });
+  }
+
+  statementNotification<T extends BusTopic>(topic: T, payload: BusTopics[T]): StatementNotification {
+    return { channel: CHANNEL, text: encodeMessage(topic, payload) };
+  }
+
+  deliverLocal<T extends BusTopic>(topic: T, payload: BusTopics[T]): void {
+    void this.local.publish(topic, payload);
   }
 
   subscribe<T extends BusTopic>(topic: T, listener: (payload: BusTopics[T]) => void): () => void {

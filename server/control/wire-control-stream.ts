@@ -1,4 +1,4 @@
-import type { Http2ServerRequest, Http2ServerResponse, OutgoingHttpHeaders } from "node:http2";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type OutgoingHttpHeaders } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
@@ -39,6 +39,8 @@ const METHOD = AgentGatewayService.method.controlStream;
 const PATH = `/${SERVICE}/${METHOD.name}`;
 /** Bytes a stream may hold unsent for an agent that does not read before the stream is closed. */
 const MAX_UNREAD_BYTES = 1 << 20;
+/** How long a stream whose response ended may stay open before it is reset (its client never ended its side). */
+const LINGER_AFTER_END_MS = 1000;
 /** Messages the agent may send after its hello while the stream is being registered. */
 const MAX_EARLY_MESSAGES = 64;
 
@@ -262,6 +264,16 @@ class WireControlCall implements StreamSink {
         this.res.addTrailers(trailers);
         this.res.end();
       }
+      // The response is complete; a client that keeps its side open would hold the stream (and
+      // a slot of its connection) for nothing. Reset it with NO_ERROR, as RFC 9113 §8.1 allows
+      // after a complete response — a moment later, because a reset submitted at once makes
+      // nghttp2 drop the trailers still queued behind the last DATA frame.
+      const stream = this.res.stream;
+      stream.once("finish", () => {
+        setTimeout(() => {
+          if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        }, LINGER_AFTER_END_MS).unref();
+      });
     }
     this.release();
   }

@@ -4,6 +4,7 @@ import { type Dialect, Kysely, Migrator, PostgresDialect, sql, type Transaction 
 import pg from "pg";
 import type { Logger } from "pino";
 import { migrationProvider } from "../../migrations/index.js";
+import { nameMarkedStatements } from "./named-statements.js";
 import { tracedDialect } from "../observability/db-tracing.js";
 import type { Schema } from "./schema.js";
 
@@ -49,6 +50,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize });
     // A dropped connection must not crash the process; the pool replaces it.
     pool.on("error", (err) => options.logger.warn({ err }, "idle PostgreSQL connection failed"));
+    nameMarkedStatements(pool);
     const db = new Kysely<Schema>({ dialect: traceable(new PostgresDialect({ pool }), options.tracer) });
     const counts = (): PoolCounts => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolSize });
     return { db, kind: "postgres", url: options.databaseUrl, close: () => db.destroy(), pool: counts };

@@ -151,6 +151,21 @@ export interface AuthChallengeTable {
   expires_at: Timestamp;
 }
 
+/** A MAC key for stateless challenges (0013); the newest signs, all verify. */
+export interface HandshakeKeyTable {
+  id: number;
+  secret: Uint8Array;
+  created_at: Generated<Date>;
+}
+
+/** An answered challenge, kept until retention removes it after its expiry (single use). */
+export interface UsedChallengeTable {
+  id: string;
+  tenant_id: string;
+  agent_id: string;
+  expires_at: Timestamp;
+}
+
 export interface SessionTable {
   agent_id: string;
   id: string;
@@ -295,6 +310,8 @@ export interface Schema {
   enrollment_tokens: EnrollmentTokenTable;
   agents: AgentTable;
   auth_challenges: AuthChallengeTable;
+  handshake_keys: HandshakeKeyTable;
+  used_challenges: UsedChallengeTable;
   sessions: SessionTable;
   audit_events: AuditEventTable;
   agent_commands: AgentCommandTable;

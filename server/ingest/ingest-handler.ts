@@ -9,7 +9,7 @@ import { agentOf } from "../identity/principal.js";
 import { InvalidInputError } from "../errors/errors.js";
 import { metrics } from "../observability/metrics.js";
 import type { EventInput, PointInput } from "./ingest-store.js";
-import { timestampToSql } from "./timestamps.js";
+import { type Instant, timestampToInstant } from "./timestamps.js";
 import { storeEvents, storePoints } from "./uploads.js";
 
 /**
@@ -67,8 +67,8 @@ function toEventInput(e: Event, i: number): EventInput {
   };
 }
 
-function instant(field: string, ts: Timestamp | undefined): string {
-  const literal = ts ? timestampToSql(ts) : undefined;
+function instant(field: string, ts: Timestamp | undefined): Instant {
+  const literal = ts ? timestampToInstant(ts) : undefined;
   if (literal === undefined) throw new InvalidInputError(`${field}: must be a valid timestamp between 0001-01-01 and 9999-12-31`);
   return literal;
 }

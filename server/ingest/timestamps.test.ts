@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { microsToSql, timestampFromMicros, timestampMicros, timestampToSql } from "./timestamps.js";
+import { microsToSql, timestampFromMicros, timestampMicros, timestampToInstant, timestampToSql } from "./timestamps.js";
 
 const ts = (seconds: bigint, nanos = 0) => create(TimestampSchema, { seconds, nanos });
 
@@ -19,6 +19,17 @@ describe("ingest timestamps", () => {
     expect(timestampToSql(ts(0n, -1))).toBeUndefined();
     expect(timestampToSql(ts(0n, 1_000_000_000))).toBeUndefined();
     expect(timestampMicros(ts(253_402_300_800n))).toBeUndefined();
+    expect(timestampToInstant(ts(253_402_300_800n))).toBeUndefined();
+    expect(timestampToInstant(ts(-62_135_596_801n))).toBeUndefined();
+    expect(timestampToInstant(ts(0n, -1))).toBeUndefined();
+    expect(timestampToInstant(ts(0n, 1_000_000_000))).toBeUndefined();
+  });
+
+  it("splits instants into whole seconds and microseconds, truncating nanoseconds", () => {
+    expect(timestampToInstant(ts(1_700_000_000n, 123_456_789))).toEqual({ seconds: 1_700_000_000, micros: 123_456 });
+    expect(timestampToInstant(ts(-1n, 1000))).toEqual({ seconds: -1, micros: 1 });
+    expect(timestampToInstant(ts(-62_135_596_800n))).toEqual({ seconds: -62_135_596_800, micros: 0 });
+    expect(timestampToInstant(ts(253_402_300_799n, 999_999_999))).toEqual({ seconds: 253_402_300_799, micros: 999_999 });
   });
 
   it("round-trips microseconds (page tokens) exactly, before and after the epoch", () => {

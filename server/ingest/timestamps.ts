@@ -28,6 +28,23 @@ export function timestampToSql(ts: Timestamp): string | undefined {
   return `${iso.slice(0, 20)}${micros >= 100_000 ? micros : String(micros).padStart(6, "0")}Z`;
 }
 
+/** An instant as the upload statements take it: whole seconds since the epoch and the microseconds after them. */
+export interface Instant {
+  seconds: number;
+  /** 0 to 999999. */
+  micros: number;
+}
+
+/**
+ * A Timestamp as an Instant (nanoseconds truncated to microseconds), or undefined when it is
+ * outside the valid range. Plain numbers: seconds of the valid range are exact in a double.
+ */
+export function timestampToInstant(ts: Timestamp): Instant | undefined {
+  const seconds = Number(ts.seconds);
+  if (!(seconds >= MIN_SECONDS_N && seconds <= MAX_SECONDS_N) || !(ts.nanos >= 0 && ts.nanos <= 999_999_999)) return undefined;
+  return { seconds, micros: Math.floor(ts.nanos / 1000) };
+}
+
 const MIN_SECONDS_N = Number(MIN_SECONDS);
 const MAX_SECONDS_N = Number(MAX_SECONDS);
 

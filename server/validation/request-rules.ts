@@ -1,6 +1,7 @@
 import type { DescMessage, Message } from "@bufbuild/protobuf";
-import { createValidator, violationsToProto } from "@bufbuild/protovalidate";
+import { violationsToProto } from "@bufbuild/protovalidate";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { requestValidator } from "./request-validator.js";
 import { assertStorable } from "./storable-interceptor.js";
 
 /**
@@ -11,7 +12,7 @@ import { assertStorable } from "./storable-interceptor.js";
  * detail).
  */
 export function requestRules(): (schema: DescMessage, message: Message) => void {
-  const validator = createValidator();
+  const validator = requestValidator();
   return (schema, message) => {
     assertStorable(schema, message);
     const result = validator.validate(schema, message);

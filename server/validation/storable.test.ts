@@ -22,6 +22,15 @@ describe("findUnstorable", () => {
     expect(JSON.stringify(found)).not.toContain("secret");
   });
 
+  it("refuses an unpaired surrogate (a JSON request can carry one; it has no UTF-8 form), accepts a paired one", () => {
+    const lone = create(UploadEventsRequestSchema, { events: [{ id: "e", type: "a\ud800b" }] });
+    expect(findUnstorable(UploadEventsRequestSchema, lone)).toEqual({ path: "events[0].type", problem: "must be valid Unicode (no unpaired surrogates)" });
+    const low = create(UploadEventsRequestSchema, { events: [{ id: "e", attributes: { k: "\udc00" } }] });
+    expect(findUnstorable(UploadEventsRequestSchema, low)?.path).toBe('events[0].attributes["k"]');
+    const paired = create(UploadEventsRequestSchema, { events: [{ id: "e", message: "\ud83d\udc22" }] });
+    expect(findUnstorable(UploadEventsRequestSchema, paired)).toBeUndefined();
+  });
+
   it("finds a NUL deep inside a google.protobuf.Struct (jsonb cannot hold it)", () => {
     const data = create(StructSchema, {
       fields: { a: create(ValueSchema, { kind: { case: "structValue", value: create(StructSchema, { fields: { b: create(ValueSchema, { kind: { case: "stringValue", value: "x\u0000" } }) } }) } }) },

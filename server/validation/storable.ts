@@ -8,7 +8,7 @@ import { isReflectMessage, reflect, type ReflectMessage } from "@bufbuild/protob
  * the field. protovalidate rules in the protos say what a field means; this says what any field
  * of its type can never be, so a new field or RPC is covered without a new rule.
  *
- * - strings: no NUL (text and jsonb cannot hold U+0000);
+ * - strings: no NUL (text and jsonb cannot hold U+0000), no unpaired surrogate (no UTF-8 form);
  * - unsigned 32-bit integers: at most 2^31 - 1 (PostgreSQL `integer`), unsigned 64-bit at most
  *   2^63 - 1 (`bigint`);
  * - doubles and floats: finite (jsonb has no NaN or infinities, and they are never meaningful);
@@ -22,6 +22,9 @@ export interface Unstorable {
   path: string;
   problem: string;
 }
+
+/** String.prototype.isWellFormed (ES2024, Node 20) is newer than the compiler's lib. */
+type WellFormedCheck = string & { isWellFormed(): boolean };
 
 const MAX_INT4 = 2 ** 31 - 1;
 const MAX_INT8 = 2n ** 63n - 1n;
@@ -98,7 +101,10 @@ function checkField(msg: ReflectMessage, field: DescField, at: string, depth: nu
 function scalar(type: ScalarType, value: unknown, at: string): Unstorable | undefined {
   switch (type) {
     case ScalarType.STRING:
-      return typeof value === "string" && value.includes("\u0000") ? { path: at, problem: "must not contain NUL characters" } : undefined;
+      if (typeof value !== "string") return undefined;
+      if (value.includes("\u0000")) return { path: at, problem: "must not contain NUL characters" };
+      // A lone surrogate (possible from a JSON request) has no UTF-8 form: jsonb refuses it, text would store U+FFFD.
+      return (value as WellFormedCheck).isWellFormed() ? undefined : { path: at, problem: "must be valid Unicode (no unpaired surrogates)" };
     case ScalarType.UINT32:
     case ScalarType.FIXED32:
       return (value as number) > MAX_INT4 ? { path: at, problem: `must be at most ${MAX_INT4}` } : undefined;

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { deleteChallengesExpiredBefore, deleteSessionsExpiredBefore } from "../auth/session-store.js";
+import { deleteChallengesExpiredBefore, deleteSessionsExpiredBefore, deleteUsedChallengesExpiredBefore } from "../auth/session-store.js";
 import type { RetentionConfig } from "../config/config.js";
 import { deleteAckedBefore } from "../control/command-store.js";
 import { advisoryUnlock, tryAdvisoryLock } from "../db/advisory-lock.js";
@@ -65,6 +65,7 @@ export class RetentionSweeper implements Worker {
       { table: "agent_events", ageMs: config.eventsMs, deleteBatch: deleteEventsReceivedBefore },
       { table: "agent_commands", ageMs: config.commandsMs, deleteBatch: deleteAckedBefore },
       { table: "sessions", ageMs: config.sessionsMs, deleteBatch: deleteSessionsExpiredBefore },
+      { table: "used_challenges", ageMs: config.sessionsMs, deleteBatch: deleteUsedChallengesExpiredBefore },
       { table: "auth_challenges", ageMs: config.sessionsMs, deleteBatch: deleteChallengesExpiredBefore },
     ].filter((s) => s.ageMs > 0);
   }
