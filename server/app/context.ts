@@ -101,7 +101,7 @@ export function createAppContext(config: Config, logger: Logger, database: Datab
     ca: parts.ca,
     denyList,
     certificateGate: new ClientCertificateGate(config.ca?.trustDomain ?? "", denyList),
-    sessions: new SessionResolver(database.db, bus),
+    sessions: new SessionResolver(database.db, bus, config.sessionCacheMs),
     handshakeKeys,
     handshakes: new HandshakeService(database.db, { keys: handshakeKeys, tenantGate, bus }),
     apiKeys,

@@ -24,7 +24,7 @@ export class SessionResolver {
   constructor(
     private readonly db: Executor,
     bus: Bus,
-    private readonly cacheMs = 5_000,
+    private readonly cacheMs = 60_000,
     private readonly maxEntries = 100_000,
   ) {
     const drop = (agentId: string) => this.forgetAgent(agentId);

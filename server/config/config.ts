@@ -19,6 +19,7 @@ export interface Config {
   logLevel: string;
   replicaId: string;
   sessionTtlMs: number;
+  sessionCacheMs: number;
   challengeTtlMs: number;
   enrollmentTokenTtlMs: number;
   heartbeatIntervalMs: number;
@@ -135,6 +136,7 @@ export function loadConfig(
     logLevel: parseLogLevel(raw.logLevel),
     replicaId: raw.replicaId || `${hostname()}-${process.pid}`,
     sessionTtlMs: durationMs("sessionTtl", raw.sessionTtl),
+    sessionCacheMs: durationMs("sessionCache", raw.sessionCache),
     challengeTtlMs: durationMs("challengeTtl", raw.challengeTtl),
     enrollmentTokenTtlMs: durationMs("enrollmentTokenTtl", raw.enrollmentTokenTtl),
     heartbeatIntervalMs: durationMs("heartbeatInterval", raw.heartbeatInterval),

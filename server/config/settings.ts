@@ -21,6 +21,7 @@ export const SETTINGS = [
   setting("logLevel", "AGW_LOG_LEVEL", "info", "pino level: trace, debug, info, warn, error, fatal, silent."),
   setting("replicaId", "AGW_REPLICA_ID", "", "Name of this gateway process in logs and stream welcomes (default: hostname-pid)."),
   setting("sessionTtl", "AGW_SESSION_TTL", "1h", "Lifetime of an agent session token."),
+  setting("sessionCache", "AGW_SESSION_CACHE", "60s", "How long a replica keeps a resolved session token in memory. Revocations and new handshakes drop it at once on every replica (bus), and a lost bus connection drops all of it, so this bounds only a notification lost while the bus stayed up. Agents heartbeat every AGW_HEARTBEAT_INTERVAL: a cache shorter than that makes every heartbeat a session lookup in PostgreSQL."),
   setting("challengeTtl", "AGW_CHALLENGE_TTL", "30s", "Lifetime of a handshake challenge."),
   setting("enrollmentTokenTtl", "AGW_ENROLLMENT_TOKEN_TTL", "1h", "Default lifetime of an enrollment token when the request names none."),
   setting("heartbeatInterval", "AGW_HEARTBEAT_INTERVAL", "30s", "How often agents are asked to send heartbeats."),
