@@ -13,7 +13,7 @@
  * BENCH_HS_MAX_PAIRS per mode (30000), BENCH_HS_AGENTS pre-enrolled agents (128),
  * BENCH_CONNECTIONS HTTP/2 connections (4), BENCH_MAX_LOAD wait for load below this (1.5).
  */
-import { runClosedLoop } from "./lib/closed-loop.js";
+import { type ClosedLoopResult, runClosedLoop } from "./lib/closed-loop.js";
 import { createPrivateKey, type KeyObject, sign as nodeSign } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -35,7 +35,7 @@ import { SessionPool, unary } from "./lib/lean-client.js";
 import { ActivitySampler, type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
 import { loadAverages, waitForQuietMachine } from "./lib/proc.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
-import { fmt, int, type summarize, table } from "./lib/stats.js";
+import { fmt, int, table } from "./lib/stats.js";
 
 const LEVELS = (process.env.BENCH_HS_CONCURRENCY ?? "1,16,64")
   .split(",")
@@ -74,21 +74,8 @@ interface PoolAgent {
   signingKey: KeyObject;
 }
 
-interface ModeResult {
-  mode: string;
-  concurrency: number;
-  ops: number;
-  errors: number;
-  firstError: string | undefined;
-  seconds: number;
-  latency: ReturnType<typeof summarize>;
-  gatewayCpuUs: number;
-  postgresCpuUs: number;
-  clientCpuUs: number;
-  /** Share of the machine's CPU used by other processes during the mode (contamination). */
-  otherShare: number;
-  load: number;
-}
+/** One closed-loop run of one mode; the measured server is the gateway. */
+type ModeResult = ClosedLoopResult & { mode: string; gatewayCpuUs: number };
 
 // PKCS#8 DER header of an ed25519 private key (RFC 8410): the 32-byte seed follows.
 const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");

@@ -16,7 +16,7 @@
  * BENCH_MAX_LOAD / BENCH_QUIET_TIMEOUT (wait up to that many seconds for the 1-minute load to
  * fall below it before each level; 1.5 / 300), BENCH_NO_WRITE=1 to only print.
  */
-import { runClosedLoop } from "./lib/closed-loop.js";
+import { type ClosedLoopResult, runClosedLoop } from "./lib/closed-loop.js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -31,7 +31,7 @@ import { grpcUnaryBytes, SessionPool, unaryBytes } from "./lib/lean-client.js";
 import { type BenchDatabase, type BenchPostgres, startPostgres } from "./lib/postgres.js";
 import { loadAverages, waitForQuietMachine } from "./lib/proc.js";
 import { commandLine, machineFacts, writeSection } from "./lib/results.js";
-import { fmt, int, type summarize, table } from "./lib/stats.js";
+import { fmt, int, table } from "./lib/stats.js";
 
 const LEVELS = list("BENCH_HB_CONCURRENCY", "1,16,64").map(Number).filter((n) => n > 0);
 const PROTOCOLS = list("BENCH_HB_PROTOCOLS", "grpc,connect").filter((p): p is Protocol => p === "grpc" || p === "connect");
@@ -56,21 +56,8 @@ const TARGET_NAMES: Record<Target, string> = { bare: "bare node:http2 echo", "co
 /** One call; worker `w` makes its `i`-th call. */
 type Call = (w: number, i: number) => Promise<Uint8Array>;
 
-interface ModeResult {
-  target: Target;
-  protocol: Protocol;
-  concurrency: number;
-  calls: number;
-  errors: number;
-  firstError: string | undefined;
-  seconds: number;
-  latency: ReturnType<typeof summarize>;
-  serverCpuUs: number;
-  postgresCpuUs: number;
-  clientCpuUs: number;
-  otherShare: number;
-  load: number;
-}
+/** One closed-loop run against one server and protocol. */
+type ModeResult = ClosedLoopResult & { target: Target; protocol: Protocol; calls: number };
 
 const INTRO = `\`UploadHeartbeat\` calls per second on the real gateway (own process, 127.0.0.1, real PostgreSQL,
 agents enrolled through Register and a real handshake: one session each, every call authenticated
