@@ -187,6 +187,40 @@ export function ConfirmDialog(props: {
   );
 }
 
+/** The mutation a RevokeDialog runs: a connect-query mutation of a `Revoke…({ id })` RPC. */
+interface RevokeMutation {
+  mutate(input: { id: string }, options: { onSuccess: () => void }): void;
+  reset(): void;
+  error: unknown;
+  isPending: boolean;
+}
+
+/**
+ * Confirms revoking `target` (a token, an API key, a release key): open while there is one,
+ * runs `revoke` with its id, and calls `onClose` when revoked or cancelled (the mutation's
+ * error is cleared on cancel).
+ */
+export function RevokeDialog<T extends { id: string }>(props: { target: T | undefined; title: string; revoke: RevokeMutation; onClose: () => void; children?: ReactNode }) {
+  const { target, revoke, onClose } = props;
+  return (
+    <ConfirmDialog
+      open={target !== undefined}
+      title={props.title}
+      confirmLabel="Revoke"
+      danger
+      error={revoke.error}
+      busy={revoke.isPending}
+      onConfirm={() => target && revoke.mutate({ id: target.id }, { onSuccess: onClose })}
+      onClose={() => {
+        onClose();
+        revoke.reset();
+      }}
+    >
+      {props.children}
+    </ConfirmDialog>
+  );
+}
+
 /** A labelled checkbox for a card's header (e.g. "show revoked" on the key lists). */
 export function CheckToggle({ checked, onChange, label }: { checked: boolean; onChange: (checked: boolean) => void; label: string }) {
   return (

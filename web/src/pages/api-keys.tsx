@@ -5,7 +5,7 @@ import { roleAllows, roleName } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { ago, dateTime } from "../lib/format.js";
 import { useNow } from "../lib/live.js";
-import { Badge, Card, CheckToggle, ConfirmDialog, ErrorNote, ShownOnce } from "../lib/ui.js";
+import { Badge, Card, CheckToggle, RevokeDialog, ErrorNote, ShownOnce } from "../lib/ui.js";
 
 const ROLE_TONE: Record<Role, string> = { [Role.UNSPECIFIED]: "grey", [Role.VIEWER]: "grey", [Role.EDITOR]: "blue", [Role.ADMIN]: "amber" };
 const ROLES = [Role.VIEWER, Role.EDITOR, Role.ADMIN];
@@ -124,24 +124,12 @@ export function ApiKeysPage() {
         </table>
         <p className="muted small">A key cannot revoke itself, so the tenant is never locked out by accident.</p>
       </Card>
-      <ConfirmDialog
-        open={revoking !== undefined}
-        title="Revoke API key"
-        confirmLabel="Revoke"
-        danger
-        error={revoke.error}
-        busy={revoke.isPending}
-        onConfirm={() => revoking && revoke.mutate({ id: revoking.id }, { onSuccess: () => setRevoking(undefined) })}
-        onClose={() => {
-          setRevoking(undefined);
-          revoke.reset();
-        }}
-      >
+      <RevokeDialog target={revoking} title="Revoke API key" revoke={revoke} onClose={() => setRevoking(undefined)}>
         <p>
           Key <code>{revoking?.name}</code> ({revoking?.displayPrefix}, role {roleName(revoking?.role ?? Role.UNSPECIFIED)}) stops working at once: every request with it answers
           UNAUTHENTICATED, also consoles and scripts signed in with it.
         </p>
-      </ConfirmDialog>
+      </RevokeDialog>
     </div>
   );
 }

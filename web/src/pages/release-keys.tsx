@@ -5,7 +5,7 @@ import { roleAllows } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { ago, dateTime, hex } from "../lib/format.js";
 import { useNow } from "../lib/live.js";
-import { Badge, Card, CheckToggle, ConfirmDialog, CopyButton, ErrorNote } from "../lib/ui.js";
+import { Badge, Card, CheckToggle, RevokeDialog, CopyButton, ErrorNote } from "../lib/ui.js";
 
 /** 64 hex digits → 32 bytes, or undefined (spaces and a 0x prefix are tolerated). */
 export function publicKeyFromHex(text: string): Uint8Array | undefined {
@@ -115,23 +115,11 @@ export function ReleaseKeysPage() {
           </tbody>
         </table>
       </Card>
-      <ConfirmDialog
-        open={revoking !== undefined}
-        title="Revoke release key"
-        confirmLabel="Revoke"
-        danger
-        error={revoke.error}
-        busy={revoke.isPending}
-        onConfirm={() => revoking && revoke.mutate({ id: revoking.id }, { onSuccess: () => setRevoking(undefined) })}
-        onClose={() => {
-          setRevoking(undefined);
-          revoke.reset();
-        }}
-      >
+      <RevokeDialog target={revoking} title="Revoke release key" revoke={revoke} onClose={() => setRevoking(undefined)}>
         <p>
           Manifests signed with <code>{revoking?.name}</code> are no longer accepted for new rollouts (plan and create refuse them). Rollouts created before are not stopped: halt or cancel them if the key leaked.
         </p>
-      </ConfirmDialog>
+      </RevokeDialog>
     </div>
   );
 }

@@ -6,7 +6,7 @@ import { roleAllows } from "../lib/access.js";
 import { useMe } from "../lib/auth.js";
 import { dateTime, enumLabel, relative } from "../lib/format.js";
 import { useNow } from "../lib/live.js";
-import { Badge, Card, ConfirmDialog, ErrorNote, ShownOnce } from "../lib/ui.js";
+import { Badge, Card, RevokeDialog, ErrorNote, ShownOnce } from "../lib/ui.js";
 
 const STATE_TONE: Record<EnrollmentTokenState, string> = {
   [EnrollmentTokenState.UNSPECIFIED]: "grey",
@@ -199,23 +199,11 @@ export function TokensPage() {
           </button>
         </nav>
       </Card>
-      <ConfirmDialog
-        open={revoking !== undefined}
-        title="Revoke enrollment token"
-        confirmLabel="Revoke"
-        danger
-        error={revoke.error}
-        busy={revoke.isPending}
-        onConfirm={() => revoking && revoke.mutate({ id: revoking.id }, { onSuccess: () => setRevoking(undefined) })}
-        onClose={() => {
-          setRevoking(undefined);
-          revoke.reset();
-        }}
-      >
+      <RevokeDialog target={revoking} title="Revoke enrollment token" revoke={revoke} onClose={() => setRevoking(undefined)}>
         <p>
           Token <code>{revoking?.displayPrefix}</code> can no longer be redeemed. Agents that already enrolled with it are not affected.
         </p>
-      </ConfirmDialog>
+      </RevokeDialog>
     </div>
   );
 }
