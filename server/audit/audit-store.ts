@@ -1,8 +1,7 @@
 import type { Executor } from "../db/database.js";
 
-/** One stored audit record, as the services see it. */
-export interface AuditRecord {
-  tenantId: string;
+/** One record of a hash chain (a tenant's, or the provider's), as the chain walk reads it. */
+export interface ChainRecord {
   seq: number;
   actor: string;
   action: string;
@@ -11,6 +10,11 @@ export interface AuditRecord {
   createdAt: Date;
   prevHash: Uint8Array;
   hash: Uint8Array;
+}
+
+/** One stored audit record of a tenant's chain, as the services see it. */
+export interface AuditRecord extends ChainRecord {
+  tenantId: string;
 }
 
 /** Stores records of the chain in one statement. */

@@ -1,5 +1,5 @@
 import type { Executor } from "../db/database.js";
-import { auditRecordsFrom } from "./audit-store.js";
+import { auditRecordsFrom, type ChainRecord } from "./audit-store.js";
 import { auditRecordHash, GENESIS_HASH } from "../../client/protocol/audit-chain.js";
 
 /** Outcome of walking a tenant's audit chain. */
@@ -10,17 +10,6 @@ export interface ChainVerification {
   message: string;
 }
 
-/** What a chain walk reads of each record. */
-export interface ChainRecord {
-  seq: number;
-  actor: string;
-  action: string;
-  target: string;
-  data: Record<string, unknown>;
-  createdAt: Date;
-  prevHash: Uint8Array;
-  hash: Uint8Array;
-}
 
 const BATCH = 1000;
 

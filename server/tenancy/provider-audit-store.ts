@@ -1,17 +1,9 @@
 import { sql } from "kysely";
+import type { ChainRecord } from "../audit/audit-store.js";
 import type { Executor } from "../db/database.js";
 
 /** One record of the provider audit chain (no tenant: the chain belongs to the provider). */
-export interface ProviderAuditRecord {
-  seq: number;
-  actor: string;
-  action: string;
-  target: string;
-  data: Record<string, unknown>;
-  createdAt: Date;
-  prevHash: Uint8Array;
-  hash: Uint8Array;
-}
+export type ProviderAuditRecord = ChainRecord;
 
 /**
  * Takes the next sequence number of the provider chain with the current head. The UPDATE
