@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type ProviderAuditService,
@@ -13,6 +13,7 @@ import type { AppContext } from "../app/context.js";
 import { createdPageToken, decodeCreatedPageToken, pageSize } from "../admin/pagination.js";
 import { NotFoundError, UnauthenticatedError } from "../errors/errors.js";
 import { systemOf } from "../identity/principal.js";
+import { auditEventOf } from "../audit/audit-event.js";
 import { verifyProviderAuditChain } from "./provider-audit.js";
 import { listProviderAuditRecords } from "./provider-audit-store.js";
 import { getLiveSystemKey, type SystemKeyRecord } from "./system-key-store.js";
@@ -82,17 +83,7 @@ export function providerAuditService(app: AppContext): ServiceImpl<typeof Provid
       const rows = await listProviderAuditRecords(db, Number(req.afterSeq), limit);
       const last = rows.at(-1);
       return {
-        events: rows.map((r) => ({
-          seq: BigInt(r.seq),
-          tenantId: "",
-          actor: r.actor,
-          action: r.action,
-          target: r.target,
-          data: r.data as JsonObject,
-          createdAt: timestampFromDate(r.createdAt),
-          prevHash: r.prevHash,
-          hash: r.hash,
-        })),
+        events: rows.map((r) => auditEventOf(r, "")),
         nextAfterSeq: rows.length === limit && last ? BigInt(last.seq) : 0n,
       };
     },
