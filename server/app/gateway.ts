@@ -15,7 +15,10 @@ import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { requestValidator } from "../validation/request-validator.js";
 import { StreamCaps, streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
-import { withWireControlStream } from "../control/wire-control-stream.js";
+import { WireControlStream } from "../control/wire-control-stream.js";
+import { WireUnary, wireUnaryMethods } from "../wire/wire-unary.js";
+import { withWirePaths } from "./wire-paths.js";
+import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import { apiKeyAuthenticator, type AuthFailureLimit, identityInterceptor, sessionAuthenticator } from "../identity/identity-interceptor.js";
 import { certificateBoundSessions } from "../ca/cert-auth.js";
 import { openCa, listenerTls, renewServingCertificate, SERVING_CERT_TTL_MS } from "../ca/ca-setup.js";
@@ -31,7 +34,7 @@ import { type RunningWorkers, startWorkers } from "../workers/worker.js";
 import { type AppContext, backgroundWorkers, createAppContext } from "./context.js";
 import { peerAddressKey, peerContextValues } from "./peer.js";
 import { readinessChecks } from "./readiness.js";
-import { accessPolicy, registerRoutes } from "./routes.js";
+import { accessPolicy, agentGatewayImpl, registerRoutes, WIRE_UNARY_METHODS } from "./routes.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 
 /** A running gateway. */
@@ -105,9 +108,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       system: [systemKeyAuthenticator(database.db, context.apiKeys, authFailures)],
     });
     const streamCaps = new StreamCaps(config.maxStreamsPerCredential);
+    const gatewayImpl = agentGatewayImpl(context);
     const connectHandler = connectNodeAdapter({
       routes: (router) => {
-        registerRoutes(router, context);
+        registerRoutes(router, context, gatewayImpl);
         access.assertCovers(router.handlers.map((h) => h.method));
       },
       // Order: telemetry is outermost (request id and log context for everything inside, the
@@ -127,11 +131,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       readMaxBytes: config.maxMessageBytes,
       contextValues: peerContextValues,
     });
-    // Idle ControlStreams in bulk are served beneath connect-node (wire-control-stream.ts says
-    // why and which); with tracing on, every call goes through the interceptors for its span.
+    // The agents' hot calls are served beneath connect-node (wire-paths.ts says which); with
+    // tracing on, every call goes through the interceptors for its span.
+    const wire = { app: context, access, agents, maxMessageBytes: config.maxMessageBytes };
     const rpcAndControl = tracing
       ? connectHandler
-      : withWireControlStream({ app: context, access, agents, caps: streamCaps, maxMessageBytes: config.maxMessageBytes }, connectHandler);
+      : withWirePaths(
+          {
+            controlStream: new WireControlStream({ ...wire, caps: streamCaps }),
+            unary: new WireUnary(wire, wireUnaryMethods(AgentGatewayService, gatewayImpl, WIRE_UNARY_METHODS)),
+          },
+          connectHandler,
+        );
     // HTTP /healthz and /readyz for probes and load balancers, beside grpc.health.v1.
     const withHealth = withHealthEndpoints(rpcAndControl, {
       draining: () => context.health.isShutDown,

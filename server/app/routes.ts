@@ -56,19 +56,29 @@ export function accessPolicy(): AccessPolicy {
   );
 }
 
-/**
- * Registers every service. RPCs whose capability has not landed are left out of the partial
- * implementations, and Connect answers them with UNIMPLEMENTED.
- */
-export function registerRoutes(router: ConnectRouter, app: AppContext): void {
-  router.service(AgentGatewayService, {
+/** The agent-facing service's implementation (also served, in part, by the wire path: wire-unary.ts). */
+export type AgentGatewayImpl = Partial<ServiceImpl<typeof AgentGatewayService>>;
+
+export function agentGatewayImpl(app: AppContext): AgentGatewayImpl {
+  return {
     ...registerHandler(app),
     ...handshakeHandlers(app),
     ...heartbeatHandler(app),
     ...ingestHandlers(app),
     ...controlStreamHandler(app),
     ...certificateHandler(app),
-  } satisfies Partial<ServiceImpl<typeof AgentGatewayService>>);
+  };
+}
+
+/** The unary calls agents make all the time: the wire path serves them in their common form. */
+export const WIRE_UNARY_METHODS = ["beginAuthHandshake", "completeAuthHandshake", "uploadHeartbeat", "uploadTelemetry", "uploadEvents"] as const;
+
+/**
+ * Registers every service. RPCs whose capability has not landed are left out of the partial
+ * implementations, and Connect answers them with UNIMPLEMENTED.
+ */
+export function registerRoutes(router: ConnectRouter, app: AppContext, gateway: AgentGatewayImpl = agentGatewayImpl(app)): void {
+  router.service(AgentGatewayService, gateway);
   router.service(EnrollmentTokenService, enrollmentTokenService(app));
   router.service(ApiKeyService, apiKeyService(app));
   router.service(AgentService, { ...agentService(app), ...ingestAdminHandlers(app), ...agentWatchHandler(app), ...agentCommandsHandler(app) });

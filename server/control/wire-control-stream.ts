@@ -1,8 +1,7 @@
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type OutgoingHttpHeaders } from "node:http2";
+import type { Http2ServerRequest, Http2ServerResponse, OutgoingHttpHeaders } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { type ControlStreamRequest, ControlStreamRequestSchema, ControlStreamResponseSchema } from "../../gen/agentgateway/v1/control_pb.js";
 import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
@@ -10,7 +9,6 @@ import type { AppContext } from "../app/context.js";
 import { peerContextValues } from "../app/peer.js";
 import { toConnectError } from "../errors/connect-errors.js";
 import { InvalidInputError, UnauthenticatedError } from "../errors/errors.js";
-import type { NodeRequestHandler } from "../http/listener.js";
 import type { AccessPolicy } from "../identity/access-policy.js";
 import { type Authenticator, firstIdentity } from "../identity/identity-interceptor.js";
 import { type AgentIdentity, principalKey } from "../identity/principal.js";
@@ -21,7 +19,9 @@ import { tenantSuspendedError } from "../tenancy/tenant-gate.js";
 import { requestRules } from "../validation/request-rules.js";
 import type { AgentConnection, Outgoing, StreamSink } from "./connection.js";
 import { HELLO_TIMEOUT_MS, handleControlRequest, helloRequired, openControlSession } from "./control-session.js";
-import { EnvelopeReader, envelope, FLAG_END_STREAM } from "./envelope.js";
+import { EnvelopeReader, envelope, FLAG_END_STREAM } from "../wire/envelope.js";
+import { headersOf, type WireProtocol } from "../wire/wire-request.js";
+import { closeAfterResponse, grpcTrailers } from "../wire/wire-status.js";
 
 // Why this exists: an idle ControlStream through connect-node costs ~45 KiB of heap in the
 // library's async-iterable pipeline (generators, promises and closures per stream) before the
@@ -36,15 +36,13 @@ import { EnvelopeReader, envelope, FLAG_END_STREAM } from "./envelope.js";
 
 const SERVICE = AgentGatewayService.typeName;
 const METHOD = AgentGatewayService.method.controlStream;
-const PATH = `/${SERVICE}/${METHOD.name}`;
+/** The request path of the ControlStream. */
+export const CONTROL_STREAM_PATH = `/${SERVICE}/${METHOD.name}`;
+const PATH = CONTROL_STREAM_PATH;
 /** Bytes a stream may hold unsent for an agent that does not read before the stream is closed. */
 const MAX_UNREAD_BYTES = 1 << 20;
-/** How long a stream whose response ended may stay open before it is reset (its client never ended its side). */
-const LINGER_AFTER_END_MS = 1000;
 /** Messages the agent may send after its hello while the stream is being registered. */
 const MAX_EARLY_MESSAGES = 64;
-
-type WireProtocol = "connect" | "grpc";
 
 /** What the wire path needs from the gateway. */
 export interface WireControlStreamOptions {
@@ -56,34 +54,18 @@ export interface WireControlStreamOptions {
   maxMessageBytes: number;
 }
 
-/** Serves the ControlStream calls it can in front of `fallback` (connect-node), and passes every other request on. */
-export function withWireControlStream(options: WireControlStreamOptions, fallback: NodeRequestHandler): NodeRequestHandler {
-  // ControlStream is for agents; if its declared access ever changes, this path must not serve it.
-  if (options.access.get(METHOD)?.caller !== "agent") throw new Error(`${PATH} is not declared CALLER_AGENT: the wire ControlStream would skip its access rule`);
-  const rules = requestRules();
-  return (req, res) => {
-    const protocol = wireProtocolOf(req as Http2ServerRequest);
-    if (protocol === undefined) {
-      fallback(req, res);
-      return;
-    }
-    new WireControlCall(options, rules, protocol, req as Http2ServerRequest, res as Http2ServerResponse).start();
-  };
-}
+/** Serves ControlStream calls; the caller checked the protocol (wire-request.ts). */
+export class WireControlStream {
+  private readonly rules = requestRules();
 
-/** The protocol of a ControlStream request this path serves, or undefined to leave it to connect-node. */
-export function wireProtocolOf(req: Http2ServerRequest): WireProtocol | undefined {
-  if (req.httpVersionMajor !== 2 || req.method !== "POST" || req.url !== PATH) return undefined;
-  const h = req.headers;
-  if (h["connect-timeout-ms"] !== undefined || h["grpc-timeout"] !== undefined) return undefined;
-  const type = h["content-type"];
-  if (type === "application/connect+proto") return isIdentity(h["connect-content-encoding"]) ? "connect" : undefined;
-  if (type === "application/grpc" || type === "application/grpc+proto") return isIdentity(h["grpc-encoding"]) ? "grpc" : undefined;
-  return undefined;
-}
+  constructor(private readonly options: WireControlStreamOptions) {
+    // ControlStream is for agents; if its declared access ever changes, this path must not serve it.
+    if (options.access.get(METHOD)?.caller !== "agent") throw new Error(`${PATH} is not declared CALLER_AGENT: the wire ControlStream would skip its access rule`);
+  }
 
-function isIdentity(encoding: string | string[] | undefined): boolean {
-  return encoding === undefined || encoding === "identity";
+  serve(protocol: WireProtocol, req: Http2ServerRequest, res: Http2ServerResponse): void {
+    new WireControlCall(this.options, this.rules, protocol, req, res).start();
+  }
 }
 
 /** Each message's envelope, encoded once: a tenant-wide notice is the same object for every stream. */
@@ -254,26 +236,10 @@ class WireControlCall implements StreamSink {
         const json = endStreamToJson(error?.metadata ?? new Headers(), error, undefined);
         this.res.end(envelope(FLAG_END_STREAM, Buffer.from(JSON.stringify(json))));
       } else {
-        const trailers: Record<string, string> = {};
-        setTrailerStatus(new Headers(), error).forEach((value, key) => {
-          trailers[key] = value;
-        });
-        error?.metadata.forEach((value, key) => {
-          trailers[key] ??= value;
-        });
-        this.res.addTrailers(trailers);
+        this.res.addTrailers(grpcTrailers(error));
         this.res.end();
       }
-      // The response is complete; a client that keeps its side open would hold the stream (and
-      // a slot of its connection) for nothing. Reset it with NO_ERROR, as RFC 9113 §8.1 allows
-      // after a complete response — a moment later, because a reset submitted at once makes
-      // nghttp2 drop the trailers still queued behind the last DATA frame.
-      const stream = this.res.stream;
-      stream.once("finish", () => {
-        setTimeout(() => {
-          if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-        }, LINGER_AFTER_END_MS).unref();
-      });
+      closeAfterResponse(this.res.stream);
     }
     this.release();
   }
@@ -303,15 +269,4 @@ function decode(data: Buffer): ControlStreamRequest {
   } catch (err) {
     throw new InvalidInputError(`the message is not a ControlStreamRequest: ${err instanceof Error ? err.message : String(err)}`);
   }
-}
-
-/** The request's headers as a fetch Headers (what the authenticators read), without HTTP/2 pseudo-headers. */
-function headersOf(req: Http2ServerRequest): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-    else headers.append(name, value);
-  }
-  return headers;
 }

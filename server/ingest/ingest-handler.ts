@@ -1,7 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
-import { toBinary } from "@bufbuild/protobuf";
 import { type Event, type MetricPoint, UploadEventsRequestSchema, UploadTelemetryRequestSchema } from "../../gen/agentgateway/v1/ingest_pb.js";
 import { admit } from "../ratelimit/admit.js";
 import type { AppContext } from "../app/context.js";
@@ -11,6 +10,7 @@ import { metrics } from "../observability/metrics.js";
 import type { EventInput, PointInput } from "./ingest-store.js";
 import { type Instant, timestampToInstant } from "./timestamps.js";
 import { storeEvents, storePoints } from "./uploads.js";
+import { requestBytesOf } from "../wire/request-bytes.js";
 
 /**
  * AgentGatewayService.UploadTelemetry and UploadEvents. Shape and size limits are enforced by
@@ -22,13 +22,13 @@ export function ingestHandlers(app: AppContext): Pick<ServiceImpl<typeof AgentGa
   return {
     async uploadTelemetry(req, ctx) {
       const agent = agentOf(ctx);
-      chargeUpload(app, agent.agentId, req.points.length, toBinary(UploadTelemetryRequestSchema, req).byteLength);
+      chargeUpload(app, agent.agentId, req.points.length, requestBytesOf(ctx, UploadTelemetryRequestSchema, req));
       const points = req.points.map(toPointInput);
       return counted("telemetry", await storePoints(db, agent, points));
     },
     async uploadEvents(req, ctx) {
       const agent = agentOf(ctx);
-      chargeUpload(app, agent.agentId, req.events.length, toBinary(UploadEventsRequestSchema, req).byteLength);
+      chargeUpload(app, agent.agentId, req.events.length, requestBytesOf(ctx, UploadEventsRequestSchema, req));
       const events = req.events.map(toEventInput);
       return counted("events", await storeEvents(db, agent, events));
     },

@@ -24,6 +24,11 @@ export class EnvelopeReader {
 
   constructor(private readonly maxBytes: number) {}
 
+  /** Bytes of an incomplete envelope are buffered (the stream ended mid-message if it ends now). */
+  get pending(): boolean {
+    return this.buffer !== undefined;
+  }
+
   /** Feeds a chunk; calls `onEnvelope` for every complete envelope. Throws on an oversized message. */
   push(chunk: Buffer, onEnvelope: (flags: number, data: Buffer) => void): void {
     const data = this.buffer ? Buffer.concat([this.buffer, chunk]) : chunk;

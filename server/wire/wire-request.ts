@@ -1,0 +1,42 @@
+import type { Http2ServerRequest } from "node:http2";
+
+// Which requests the wire paths (beneath connect-node) serve, decided from the headers alone:
+// binary protobuf, no compression, no deadline, over HTTP/2 — what agents send. Everything else
+// (JSON, compression, deadlines, gRPC-Web, HTTP/1.1) stays with connect-node, which implements
+// the whole protocol; the wire paths only ever take the common case.
+
+/** The protocol of a request a wire path serves. */
+export type WireProtocol = "connect" | "grpc";
+
+/** Whether the method streams (Connect's enveloped `application/connect+proto`) or is unary (`application/proto`). */
+export type WireShape = "stream" | "unary";
+
+const CONNECT_TYPE: Record<WireShape, string> = { stream: "application/connect+proto", unary: "application/proto" };
+/** Connect names the body's encoding differently for streams and unary calls. */
+const CONNECT_ENCODING: Record<WireShape, string> = { stream: "connect-content-encoding", unary: "content-encoding" };
+
+/** The protocol of a request the wire path for `shape` serves, or undefined to leave it to connect-node. */
+export function wireProtocolOf(req: Http2ServerRequest, shape: WireShape): WireProtocol | undefined {
+  if (req.httpVersionMajor !== 2 || req.method !== "POST") return undefined;
+  const h = req.headers;
+  if (h["connect-timeout-ms"] !== undefined || h["grpc-timeout"] !== undefined) return undefined;
+  const type = h["content-type"];
+  if (type === CONNECT_TYPE[shape]) return isIdentity(h[CONNECT_ENCODING[shape]]) ? "connect" : undefined;
+  if (type === "application/grpc" || type === "application/grpc+proto") return isIdentity(h["grpc-encoding"]) ? "grpc" : undefined;
+  return undefined;
+}
+
+function isIdentity(encoding: string | string[] | undefined): boolean {
+  return encoding === undefined || encoding === "identity";
+}
+
+/** The request's headers as a fetch Headers (what the authenticators read), without HTTP/2 pseudo-headers. */
+export function headersOf(req: Http2ServerRequest): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.append(name, value);
+  }
+  return headers;
+}
