@@ -12,6 +12,7 @@ import * as m0010 from "./0010-ca-certificates.js";
 import * as m0011 from "./0011-tenancy.js";
 import * as m0012 from "./0012-tenant-commands.js";
 import * as m0013 from "./0013-stateless-challenges.js";
+import * as m0014 from "./0014-withdrawn-commands.js";
 
 /** All migrations in order. Names sort lexically; append, never rename. */
 export const migrations: Record<string, Migration> = {
@@ -28,6 +29,7 @@ export const migrations: Record<string, Migration> = {
   "0011-tenancy": m0011,
   "0012-tenant-commands": m0012,
   "0013-stateless-challenges": m0013,
+  "0014-withdrawn-commands": m0014,
 };
 
 /** A provider for Kysely's Migrator that needs no file-system scanning (works under tsx and bundles). */

@@ -19,6 +19,7 @@ const STATE_STYLE: Record<number, Style> = {
   [AgentCommandState.APPLIED]: "good",
   [AgentCommandState.FAILED]: "bad",
   [AgentCommandState.UNSUPPORTED]: "bad",
+  [AgentCommandState.WITHDRAWN]: "dim",
 };
 
 export const COMMAND_HEADERS = ["SEQ", "KIND", "STATE", "QUEUED", "ACKED", "WHAT", "REASON"];

@@ -15,6 +15,7 @@ const STATE: Record<AckStatusName, AgentCommandState> = {
   OK: AgentCommandState.APPLIED,
   FAILED: AgentCommandState.FAILED,
   UNSUPPORTED: AgentCommandState.UNSUPPORTED,
+  WITHDRAWN: AgentCommandState.WITHDRAWN,
 };
 
 const INVALID = "page_token is not valid: pass next_page_token from a previous response unchanged";

@@ -1,7 +1,7 @@
 import type { Worker } from "../workers/worker.js";
 import type { BusMessage, BusTopic, BusTopics } from "./topics.js";
 
-export type { BusTopic, BusTopics, CommandsQueued } from "./topics.js";
+export type { BusTopic, BusTopics, CommandsQueued, CommandsWithdrawn } from "./topics.js";
 
 /**
  * Fan-out of small notifications between the parts of one gateway and, with the PostgreSQL

@@ -9,6 +9,12 @@ export interface BusTopics {
   session_changed: string;
   /** New commands were persisted for these agents' streams. */
   commands_queued: CommandsQueued;
+  /**
+   * Commands of one kind and ref, up to a sequence, were withdrawn (a halted or cancelled
+   * rollout): every replica drops them from what it has not handed to a stream's transport yet.
+   * One notice per withdrawal, whatever the number of agents.
+   */
+  commands_withdrawn: CommandsWithdrawn;
   /** A stream of the agent opened on some replica; any other stream of it must close. */
   stream_opened: { agentId: string; connectionId: string };
   /** A rollout or its members changed: the rollout id. */
@@ -24,6 +30,14 @@ export interface BusTopics {
 
 /** Whose streams have new commands. */
 export type CommandsQueued = { scope: "all" } | { scope: "tenant"; tenantId: string };
+
+/** Which commands were withdrawn: the tenant's commands of `kind` and `ref` with a sequence up to `throughSequence`. */
+export interface CommandsWithdrawn {
+  tenantId: string;
+  kind: string;
+  ref: string;
+  throughSequence: number;
+}
 
 export type BusTopic = keyof BusTopics;
 
@@ -57,6 +71,15 @@ const CODECS: { [T in BusTopic]: Codec<BusTopics[T]> } = {
       if (text === "all") return { scope: "all" };
       if (text.startsWith("tenant:") && text.length > "tenant:".length) return { scope: "tenant", tenantId: text.slice("tenant:".length) };
       return undefined;
+    },
+  },
+  commands_withdrawn: {
+    encode: (v) => `${v.tenantId}|${v.kind}|${v.ref}|${v.throughSequence}`,
+    decode: (text) => {
+      const [tenantId, kind, ref, through, ...rest] = text.split("|");
+      const throughSequence = Number(through);
+      if (rest.length > 0 || !tenantId || !kind || !ref || !Number.isSafeInteger(throughSequence) || throughSequence <= 0) return undefined;
+      return { tenantId, kind, ref, throughSequence };
     },
   },
   agents_updated: {

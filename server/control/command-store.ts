@@ -14,6 +14,9 @@ export interface StoredCommand {
   createdAt: Date;
   /** A tenant-wide notice (one row for the whole tenant), not a command of this agent alone. */
   shared: boolean;
+  /** What it is ("rollout", "peer_revoked") and what it belongs to (a rollout id): what a withdrawal names. */
+  kind: string;
+  ref: string | null;
 }
 
 /**
@@ -74,16 +77,16 @@ export async function pendingCommands(db: Executor, cursors: Array<{ agentId: st
   if (cursors.length === 0) return [];
   const ids = cursors.map((c) => c.agentId);
   const afters = cursors.map((c) => String(c.after));
-  const result = await sql<{ agent_id: string; sequence: string; command_id: string; body: Uint8Array | null; created_at: Date; shared: boolean }>`
-    select t.agent_id, c.sequence, c.command_id, c.body, c.created_at, c.shared
+  const result = await sql<{ agent_id: string; sequence: string; command_id: string; body: Uint8Array | null; created_at: Date; shared: boolean; kind: string; ref: string | null }>`
+    select t.agent_id, c.sequence, c.command_id, c.body, c.created_at, c.shared, c.kind, c.ref
     from unnest(${ids}::uuid[], ${afters}::bigint[]) as t(agent_id, after)
     join agents a on a.id = t.agent_id
     cross join lateral (
-      (select sequence, command_id, body, created_at, false as shared from agent_commands
+      (select sequence, command_id, body, created_at, false as shared, kind, ref from agent_commands
        where agent_id = t.agent_id and sequence > t.after and acked_at is null
        order by sequence limit ${limitPerAgent})
       union all
-      (select n.sequence, n.command_id, null::bytea, n.created_at, true from tenant_commands n
+      (select n.sequence, n.command_id, null::bytea, n.created_at, true, n.kind, n.ref from tenant_commands n
        where n.tenant_id = a.tenant_id and n.sequence > t.after and n.created_at >= a.created_at
          and n.except_agent_id is distinct from t.agent_id
          and not exists (select 1 from tenant_command_acks k where k.agent_id = t.agent_id and k.sequence = n.sequence)
@@ -98,6 +101,8 @@ export async function pendingCommands(db: Executor, cursors: Array<{ agentId: st
     body: r.body ? new Uint8Array(r.body) : undefined,
     createdAt: r.created_at,
     shared: r.shared,
+    kind: r.kind,
+    ref: r.ref,
   }));
 }
 
@@ -154,16 +159,30 @@ export async function ackThrough(db: Executor, applied: ReadonlyMap<string, numb
     where c.agent_id = h.agent_id and c.sequence <= h.sequence and c.acked_at is null`.execute(db);
 }
 
-/** Withdraws commands that no agent has acknowledged yet (e.g. directives of a cancelled rollout). */
-export async function withdrawUnacked(db: Executor, input: { tenantId: string; kind: string; ref: string; reason: string }): Promise<void> {
-  await db
+/** What withdrawUnacked took back: whose commands, and the highest sequence among them (0 for none). */
+export interface Withdrawal {
+  agentIds: string[];
+  throughSequence: number;
+}
+
+/**
+ * Withdraws commands of this kind and ref that their agent has not acknowledged yet (directives
+ * of a halted or cancelled rollout), only those of `agentIds` when given: they are recorded as
+ * WITHDRAWN with the reason, and are no longer delivered. A command already written to a stream
+ * is not unsent; the agent's later ack of it changes nothing.
+ */
+export async function withdrawUnacked(db: Executor, input: { tenantId: string; kind: string; ref: string; reason: string; agentIds?: string[] }): Promise<Withdrawal> {
+  if (input.agentIds?.length === 0) return { agentIds: [], throughSequence: 0 };
+  let query = db
     .updateTable("agent_commands")
-    .set({ acked_at: new Date(), ack_status: "FAILED", ack_reason: input.reason })
+    .set({ acked_at: new Date(), ack_status: "WITHDRAWN", ack_reason: input.reason })
     .where("tenant_id", "=", input.tenantId)
     .where("kind", "=", input.kind)
     .where("ref", "=", input.ref)
-    .where("acked_at", "is", null)
-    .execute();
+    .where("acked_at", "is", null);
+  if (input.agentIds) query = query.where("agent_id", "=", sql<string>`any(${input.agentIds}::uuid[])`);
+  const rows = await query.returning(["agent_id", "sequence"]).execute();
+  return { agentIds: [...new Set(rows.map((r) => r.agent_id))], throughSequence: rows.reduce((max, r) => Math.max(max, Number(r.sequence)), 0) };
 }
 
 /**

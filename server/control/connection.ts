@@ -13,6 +13,12 @@ export interface StreamSink {
   write(message: Outgoing): void;
   /** Ends the stream normally after what was written. */
   end(): void;
+  /**
+   * Drops the messages written but not handed to the transport yet that `drop` selects (the
+   * directives of a halted rollout); returns how many. A sink that writes straight to its
+   * transport has nothing to drop and leaves it out: what reached a transport is not unsent.
+   */
+  withdraw?(drop: (message: Outgoing) => boolean): number;
 }
 
 /**
@@ -49,6 +55,17 @@ export class AgentConnection {
     if (this.closed) return;
     if (this.held) this.held.push(message);
     else this.sink.write(message);
+  }
+
+  /** Drops the selected messages this stream has not handed to its transport yet (held, or queued in the sink); returns how many. */
+  withdraw(drop: (message: Outgoing) => boolean): number {
+    let dropped = 0;
+    if (this.held) {
+      const before = this.held.length;
+      this.held = this.held.filter((m) => !drop(m));
+      dropped += before - this.held.length;
+    }
+    return dropped + (this.sink.withdraw?.(drop) ?? 0);
   }
 
   /** Sends a last message (usually a GoAway), then ends the stream. */
@@ -91,6 +108,15 @@ export class QueueSink implements StreamSink {
   end(): void {
     this.ended = true;
     this.wakeUp();
+  }
+
+  withdraw(drop: (message: Outgoing) => boolean): number {
+    // Compacted in place: messages() keeps no position in the queue, it shifts from the front.
+    let kept = 0;
+    for (const message of this.queue) if (!drop(message)) this.queue[kept++] = message;
+    const dropped = this.queue.length - kept;
+    this.queue.length = kept;
+    return dropped;
   }
 
   /** Ends the stream with an error (after what was written), e.g. a refused request message. */

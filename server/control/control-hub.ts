@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { GoAwayReason } from "../../gen/agentgateway/v1/control_pb.js";
 import { streamStandings } from "../agents/agent-store.js";
 import type { AgentIdentity } from "../identity/principal.js";
-import type { Bus, CommandsQueued } from "../bus/bus.js";
+import type { Bus, CommandsQueued, CommandsWithdrawn } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
 import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import { metrics } from "../observability/metrics.js";
@@ -12,6 +12,7 @@ import { type Ack, ackThrough, pendingCommands, recordAcks, type StoredCommand, 
 import { Batcher } from "./batcher.js";
 import { toWireCommand } from "./commands.js";
 import { Admission } from "./admission.js";
+import { Withdrawals } from "./withdrawals.js";
 import { AgentConnection, type Outgoing, type StreamSink } from "./connection.js";
 
 /** Timing knobs of the hub (from config; tests shrink them). */
@@ -50,8 +51,11 @@ export class ControlHub {
   private acks: Ack[] = [];
   /** Tenant-wide notices, decoded once (command id → the message every stream is given). */
   private readonly shared = new Map<string, Outgoing>();
+  private readonly withdrawals = new Withdrawals();
   /** Acks the database refused on their own (dropped), and acks shed while the buffer was full. */
   readonly ackStats = { rejected: 0, shed: 0 };
+  /** Withdrawn commands this replica dropped before they reached a stream's transport. */
+  readonly withdrawStats = { dropped: 0 };
   private readonly ticker: NodeJS.Timeout;
   private readonly ackTimer: NodeJS.Timeout;
   private readonly unsubscribe: Array<() => void>;
@@ -78,6 +82,7 @@ export class ControlHub {
     this.ackTimer.unref();
     this.unsubscribe = [
       bus.subscribe("commands_queued", (payload) => this.onCommandsQueued(payload)),
+      bus.subscribe("commands_withdrawn", (payload) => this.onCommandsWithdrawn(payload)),
       bus.subscribe("agent_changed", (agentId) => void this.recheckAgents([agentId])),
       bus.subscribe("session_changed", (agentId) => void this.recheckAgents([agentId])),
       bus.subscribe("stream_opened", (payload) => this.onStreamOpened(payload)),
@@ -221,6 +226,19 @@ export class ControlHub {
     this.scheduleDelivery();
   }
 
+  /**
+   * Drops the withdrawn commands this replica still holds for its streams (held while a stream
+   * registers, or queued in its sink), and remembers the withdrawal for a delivery whose read of
+   * the table began before it committed. One walk over the tenant's local streams per withdrawal.
+   */
+  private onCommandsWithdrawn(withdrawn: CommandsWithdrawn): void {
+    this.withdrawals.record(withdrawn);
+    let dropped = 0;
+    for (const conn of this.byAgent.values()) if (conn.tenantId === withdrawn.tenantId) dropped += conn.withdraw(this.withdrawals.drop);
+    this.withdrawStats.dropped += dropped;
+    if (dropped > 0) this.logger.info({ ...withdrawn, dropped }, "withdrawn commands dropped before they reached their streams");
+  }
+
   private onStreamOpened(opened: { agentId: string; connectionId: string }): void {
     const conn = this.byAgent.get(opened.agentId);
     if (conn && conn.id !== opened.connectionId) {
@@ -295,7 +313,19 @@ export class ControlHub {
         for (const stored of commands) {
           const conn = this.byAgent.get(stored.agentId);
           if (!conn || stored.sequence <= conn.lastSent) continue;
-          const message = stored.shared ? this.shared.get(stored.commandId) : { kind: { case: "command" as const, value: toWireCommand(stored) } };
+          let message: Outgoing | undefined;
+          if (stored.shared) {
+            message = this.shared.get(stored.commandId);
+          } else {
+            const origin = { tenantId: conn.tenantId, kind: stored.kind, ref: stored.ref, sequence: stored.sequence };
+            // Withdrawn after this read began (a rollout halted meanwhile): its row is no longer pending.
+            if (this.withdrawals.isWithdrawn(origin)) {
+              this.withdrawStats.dropped++;
+              continue;
+            }
+            message = { kind: { case: "command" as const, value: toWireCommand(stored) } };
+            this.withdrawals.tag(message, origin);
+          }
           // A notice whose row went between the two queries (retention) cannot be sent.
           if (!message) continue;
           conn.send(message);

@@ -187,7 +187,8 @@ export interface AuditEventTable {
   hash: Uint8Array;
 }
 
-export type AckStatusName = "OK" | "FAILED" | "UNSUPPORTED";
+/** WITHDRAWN: the gateway took the command back before the agent acknowledged it (agent_commands only). */
+export type AckStatusName = "OK" | "FAILED" | "UNSUPPORTED" | "WITHDRAWN";
 
 export interface AgentCommandTable {
   agent_id: string;

@@ -18,6 +18,7 @@ const COMMAND_TONE: Record<AgentCommandState, string> = {
   [AgentCommandState.APPLIED]: "green",
   [AgentCommandState.FAILED]: "red",
   [AgentCommandState.UNSUPPORTED]: "red",
+  [AgentCommandState.WITHDRAWN]: "grey",
 };
 
 const PAGE_SIZE = 10;
