@@ -1,9 +1,10 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { SignedReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
-import { enqueueForAgents } from "../control/command-store.js";
+import type { CommandsWithdrawn } from "../bus/bus.js";
+import { enqueueForAgents, withdrawUnacked } from "../control/command-store.js";
 import { rolloutDirectiveBody } from "../control/commands.js";
 import type { Executor } from "../db/database.js";
-import { directWaveMembers, getWave, type RolloutRecord, updateRollout, updateWave, waveMemberIds } from "./rollout-store.js";
+import { directWaveMembers, getWave, parkMembers, type RolloutRecord, updateRollout, updateWave, waveMemberIds } from "./rollout-store.js";
 
 // Releasing a wave is shared by the operator's start/advance (rollout-service.ts) and the
 // verifier's automatic advance (rollout-verifier.ts), so both release it the same way.
@@ -25,4 +26,21 @@ export async function directAgents(trx: Executor, rollout: RolloutRecord, wave: 
   const signedManifest = fromBinary(SignedReleaseManifestSchema, rollout.signedManifest);
   const body = rolloutDirectiveBody({ rolloutId: rollout.id, wave, signedManifest });
   await enqueueForAgents(trx, { tenantId: rollout.tenantId, agentIds, kind: "rollout", ref: rollout.id, body });
+}
+
+/** The ack reason of a directive a halt withdrew (AgentService.ListAgentCommands shows it). */
+export const HALT_WITHDRAWAL_REASON = "withdrawn: rollout halted";
+
+/**
+ * A halt's effect on the current wave (operator's HaltRollout and the verifier's automatic halt
+ * alike, in the transaction that halts): its members' directives not acknowledged yet are
+ * withdrawn, and those members not yet reported go back to PENDING, to be directed again on
+ * resume. Returns the withdrawal to announce after commit (commands_withdrawn), if any.
+ */
+export async function withdrawWaveDirectives(trx: Executor, rollout: RolloutRecord): Promise<{ notice: CommandsWithdrawn | undefined; agents: number }> {
+  const members = await waveMemberIds(trx, rollout.id, rollout.currentWave);
+  const withdrawal = await withdrawUnacked(trx, { tenantId: rollout.tenantId, kind: "rollout", ref: rollout.id, reason: HALT_WITHDRAWAL_REASON, agentIds: members });
+  await parkMembers(trx, { rolloutId: rollout.id, wave: rollout.currentWave, agentIds: withdrawal.agentIds, reason: "directive withdrawn by the halt: resume directs it again" });
+  const notice = withdrawal.throughSequence > 0 ? { tenantId: rollout.tenantId, kind: "rollout", ref: rollout.id, throughSequence: withdrawal.throughSequence } : undefined;
+  return { notice, agents: withdrawal.agentIds.length };
 }

@@ -6,7 +6,7 @@ import { RolloutStage } from "../../gen/agentgateway/v1/control_pb.js";
 import { type SignedReleaseManifest, SignedReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
 import { listRolloutCandidates } from "../agents/agent-store.js";
 import { type Actor, actorString, appendAudit } from "../audit/audit-log.js";
-import type { Bus } from "../bus/bus.js";
+import type { Bus, CommandsWithdrawn } from "../bus/bus.js";
 import { withdrawUnacked } from "../control/command-store.js";
 import type { Executor } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
@@ -14,7 +14,7 @@ import type { RolloutStateName, Schema } from "../db/schema.js";
 import { FailedPreconditionError, InvalidInputError, NotFoundError } from "../errors/errors.js";
 import { verifySignedManifest } from "./manifest.js";
 import { DEFAULT_WAVES, planWaves, type WavePlan, type WaveSpecInput } from "./plan.js";
-import { directAgents, releaseWave } from "./rollout-directives.js";
+import { directAgents, releaseWave, withdrawWaveDirectives } from "./rollout-directives.js";
 import { getRollout, getWave, insertRollout, memberCounts, recordMemberReport, redirectMembers, type RolloutRecord, updateRollout, updateWave, waveMemberIds } from "./rollout-store.js";
 import { RolloutVerifier } from "./rollout-verifier.js";
 
@@ -138,31 +138,51 @@ export class RolloutService {
     });
   }
 
-  /** Stops releasing waves. A halted rollout keeps its first reason. */
+  /**
+   * Stops releasing waves and withdraws the current wave's directives no agent has acknowledged
+   * yet (withdrawWaveDirectives). A halted rollout keeps its first reason.
+   */
   async halt(tenantId: string, actor: Actor, id: string, reason: string): Promise<void> {
-    await this.mutate(tenantId, id, async (trx, rollout) => {
+    await this.mutate(tenantId, id, async (trx, rollout, withdrew) => {
       if (rollout.state === "HALTED") return;
       if (rollout.state !== "RUNNING") throw new FailedPreconditionError(`cannot halt a rollout in state ${rollout.state}`);
       await updateRollout(trx, id, { state: "HALTED", haltReason: reason });
-      await appendAudit(trx, { tenantId, actor, action: "rollout.halted", target: `rollout:${id}`, data: { reason } });
+      const withdrawn = await withdrawWaveDirectives(trx, rollout);
+      await appendAudit(trx, { tenantId, actor, action: "rollout.halted", target: `rollout:${id}`, data: { reason, withdrawn_directives: withdrawn.agents } });
+      withdrew(withdrawn.notice);
     });
   }
 
   /**
    * Moves past a halt with a recorded note: the halted wave's current failures are accepted (they
-   * no longer count against its budget), and the rollout runs again.
+   * no longer count against its budget), the members whose directive the halt withdrew (PENDING,
+   * nothing reported since) are directed again with a fresh verify window, and the rollout runs again.
    */
   async resume(tenantId: string, actor: Actor, id: string, note: string): Promise<void> {
     if (!note.trim()) throw new InvalidInputError("a resume needs a note saying why it is safe to go on");
     await this.mutate(tenantId, id, async (trx, rollout) => {
       if (rollout.state !== "HALTED") throw new FailedPreconditionError(`cannot resume a rollout in state ${rollout.state}`);
+      const wave = await getWave(trx, id, rollout.currentWave);
+      if (!wave) throw new Error(`rollout ${id} has no wave ${rollout.currentWave}`);
+      const withdrawn = await waveMemberIds(trx, id, rollout.currentWave, "PENDING");
+      if (withdrawn.length > 0) {
+        await redirectMembers(trx, id, withdrawn);
+        await directAgents(trx, rollout, rollout.currentWave, withdrawn);
+      }
       const counts = await memberCounts(trx, id, rollout.currentWave);
       await updateWave(trx, id, rollout.currentWave, {
         acceptedFailures: counts.failed,
         ...(counts.open === 0 ? { state: "SUCCEEDED", completedAt: new Date() } : { state: "IN_PROGRESS" }),
+        ...(withdrawn.length > 0 ? { verifyDeadline: new Date(Date.now() + wave.verifyWindowMs) } : {}),
       });
       await updateRollout(trx, id, { state: "RUNNING", haltReason: null, appendResumeNote: note });
-      await appendAudit(trx, { tenantId, actor, action: "rollout.resumed", target: `rollout:${id}`, data: { note, accepted_failures: counts.failed } });
+      await appendAudit(trx, {
+        tenantId,
+        actor,
+        action: "rollout.resumed",
+        target: `rollout:${id}`,
+        data: { note, accepted_failures: counts.failed, redirected_members: withdrawn.length },
+      });
     });
     // The verifier decides what follows (complete a finished last wave, or go on verifying): now,
     // not at its next tick.
@@ -171,11 +191,12 @@ export class RolloutService {
 
   /** Stops the rollout for good and withdraws directives no agent has received yet. */
   async cancel(tenantId: string, actor: Actor, id: string, reason: string): Promise<void> {
-    await this.mutate(tenantId, id, async (trx, rollout) => {
+    await this.mutate(tenantId, id, async (trx, rollout, withdrew) => {
       if (TERMINAL.includes(rollout.state)) throw new FailedPreconditionError(`rollout is already ${rollout.state}`);
       await updateRollout(trx, id, { state: "CANCELLED" });
-      await withdrawUnacked(trx, { tenantId, kind: "rollout", ref: id, reason: "rollout cancelled" });
+      const withdrawal = await withdrawUnacked(trx, { tenantId, kind: "rollout", ref: id, reason: "withdrawn: rollout cancelled" });
       await appendAudit(trx, { tenantId, actor, action: "rollout.cancelled", target: `rollout:${id}`, data: { reason } });
+      if (withdrawal.throughSequence > 0) withdrew({ tenantId, kind: "rollout", ref: id, throughSequence: withdrawal.throughSequence });
     });
   }
 
@@ -210,13 +231,24 @@ export class RolloutService {
     }
   }
 
-  /** Locks the rollout row for the change, runs it, and announces it after commit. */
-  private async mutate(tenantId: string, id: string, change: (trx: Executor, rollout: RolloutRecord) => Promise<void>): Promise<void> {
+  /**
+   * Locks the rollout row for the change, runs it, and announces it after commit: first the
+   * commands it withdrew, if any (so every replica stops delivering them at once), then the rest.
+   */
+  private async mutate(
+    tenantId: string,
+    id: string,
+    change: (trx: Executor, rollout: RolloutRecord, withdrew: (notice: CommandsWithdrawn | undefined) => void) => Promise<void>,
+  ): Promise<void> {
+    let withdrawn: CommandsWithdrawn | undefined;
     await this.db.transaction().execute(async (trx) => {
       const rollout = await getRollout(trx, tenantId, id, true);
       if (!rollout) throw new NotFoundError(`no rollout ${id}`);
-      await change(trx, rollout);
+      await change(trx, rollout, (notice) => {
+        withdrawn = notice;
+      });
     });
+    if (withdrawn) await this.bus.publish("commands_withdrawn", withdrawn);
     await this.bus.publish("rollout_changed", id);
     await this.bus.publish("commands_queued", { scope: "tenant", tenantId });
   }

@@ -222,7 +222,29 @@ export async function redirectMembers(trx: Executor, rolloutId: string, agentIds
     .execute();
 }
 
-/** Records an agent's own report (APPLYING or FAILED) on an open membership; returns whether a row changed. */
+/**
+ * Puts these members of the wave back to PENDING with a reason, those still DIRECTED (not yet
+ * reported): their directive was withdrawn by a halt, so they neither count as failures nor
+ * fail as stragglers; resume directs them again. Returns how many.
+ */
+export async function parkMembers(trx: Executor, input: { rolloutId: string; wave: number; agentIds: string[]; reason: string }): Promise<number> {
+  if (input.agentIds.length === 0) return 0;
+  const result = await trx
+    .updateTable("rollout_members")
+    .set({ state: "PENDING", reason: input.reason, updated_at: new Date() })
+    .where("rollout_id", "=", input.rolloutId)
+    .where("wave", "=", input.wave)
+    .where("state", "=", "DIRECTED")
+    .where("agent_id", "=", sql<string>`any(${input.agentIds}::uuid[])`)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/**
+ * Records an agent's own report (APPLYING or FAILED) on an open membership; returns whether a row
+ * changed. A PENDING member of the current wave counts as open: its directive was withdrawn by a
+ * halt after it may already have reached the agent, which then reports on it.
+ */
 export async function recordMemberReport(
   db: Executor,
   input: { tenantId: string; agentId: string; rolloutId: string; state: "APPLYING" | "FAILED"; reason: string },
@@ -233,7 +255,12 @@ export async function recordMemberReport(
     .where("rollout_id", "=", input.rolloutId)
     .where("agent_id", "=", input.agentId)
     .where("tenant_id", "=", input.tenantId)
-    .where("state", "in", ["DIRECTED", "APPLYING"])
+    .where((eb) =>
+      eb.or([
+        eb("state", "in", ["DIRECTED", "APPLYING"]),
+        eb.and([eb("state", "=", "PENDING"), eb("wave", "=", eb.selectFrom("rollouts").select("current_wave").where("id", "=", input.rolloutId))]),
+      ]),
+    )
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }
@@ -242,24 +269,28 @@ export async function recordMemberReport(
  * Marks SUCCEEDED the wave's members whose agent reported the target version in a heartbeat
  * since the wave started. Reads agents in the same statement: the verdict comes from the
  * heartbeat columns, never from the agent's claim, and one statement keeps it one round trip.
+ * PENDING members count too: a halt withdrew their directive, possibly after it reached them.
  */
 export async function markMembersAtVersion(trx: Executor, input: { rolloutId: string; wave: number; targetVersion: string; since: Date }): Promise<number> {
   const result = await sql`
     update rollout_members m set state = 'SUCCEEDED', reason = '', updated_at = now()
     from agents a
-    where m.rollout_id = ${input.rolloutId} and m.wave = ${input.wave} and m.state in ('DIRECTED', 'APPLYING')
+    where m.rollout_id = ${input.rolloutId} and m.wave = ${input.wave} and m.state in ('PENDING', 'DIRECTED', 'APPLYING')
       and a.id = m.agent_id and a.agent_version = ${input.targetVersion} and a.last_seen_at >= ${input.since}`.execute(trx);
   return Number(result.numAffectedRows ?? 0);
 }
 
-/** Fails the wave's still-open members as stragglers; returns how many. */
+/**
+ * Fails the wave's directed members that have not reached the version as stragglers; returns
+ * how many. PENDING ones are left alone: a halt withdrew their directive, it is not their failure.
+ */
 export async function failOpenMembers(trx: Executor, input: { rolloutId: string; wave: number; reason: string }): Promise<number> {
   const result = await trx
     .updateTable("rollout_members")
     .set({ state: "FAILED", straggler: true, reason: input.reason, updated_at: new Date() })
     .where("rollout_id", "=", input.rolloutId)
     .where("wave", "=", input.wave)
-    .where("state", "in", [...OPEN_MEMBER_STATES])
+    .where("state", "in", ["DIRECTED", "APPLYING"])
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }

@@ -1,10 +1,10 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { appendAudit } from "../audit/audit-log.js";
-import type { Bus } from "../bus/bus.js";
+import type { Bus, CommandsWithdrawn } from "../bus/bus.js";
 import type { Executor } from "../db/database.js";
 import type { Schema } from "../db/schema.js";
-import { releaseWave } from "./rollout-directives.js";
+import { releaseWave, withdrawWaveDirectives } from "./rollout-directives.js";
 import {
   failedMembers,
   failOpenMembers,
@@ -62,6 +62,7 @@ export class RolloutVerifier {
    * advisory lock evaluates; the others skip this round.
    */
   private async evaluate(): Promise<void> {
+    const withdrawals: CommandsWithdrawn[] = [];
     const changed = await this.db.transaction().execute(async (trx) => {
       if (!(await tryLockVerifier(trx))) return [];
       // Halted rollouts are evaluated too, so their members' outcomes stay current while an
@@ -74,16 +75,19 @@ export class RolloutVerifier {
         // never undone and no wave is released for a rollout that is no longer RUNNING.
         const rollout = await lockRolloutById(trx, id);
         if (!rollout || (rollout.state !== "RUNNING" && rollout.state !== "HALTED")) continue;
-        if (await evaluateRollout(trx, rollout)) touched.push(rollout.id);
+        if (await evaluateRollout(trx, rollout, withdrawals)) touched.push(rollout.id);
       }
       return touched;
     });
+    // The halts' withdrawals first: every replica stops delivering those directives at once.
+    for (const withdrawn of withdrawals) await this.bus.publish("commands_withdrawn", withdrawn);
     for (const id of changed) await this.bus.publish("rollout_changed", id);
     if (changed.length > 0) await this.bus.publish("commands_queued", { scope: "all" });
   }
 }
 
-async function evaluateRollout(trx: Executor, rollout: RolloutRecord): Promise<boolean> {
+/** One rollout's pass; a halt's withdrawal is added to `withdrawals`, to be announced after commit. */
+async function evaluateRollout(trx: Executor, rollout: RolloutRecord, withdrawals: CommandsWithdrawn[]): Promise<boolean> {
   const wave = await getWave(trx, rollout.id, rollout.currentWave);
   if (!wave) return false;
   const now = new Date();
@@ -110,7 +114,15 @@ async function evaluateRollout(trx: Executor, rollout: RolloutRecord): Promise<b
       const reason = `wave ${wave.name}: ${counts.failed} member(s) failed, budget ${wave.failureBudget}: ${failures.map((f) => `${f.agentId} (${f.reason})`).join("; ")}${counts.failed > failures.length ? "; …" : ""}`;
       await updateWave(trx, rollout.id, wave.index, { state: "FAILED" });
       await updateRollout(trx, rollout.id, { state: "HALTED", haltReason: reason });
-      await appendAudit(trx, { tenantId: rollout.tenantId, actor: { kind: "system" }, action: "rollout.halted", target: `rollout:${rollout.id}`, data: { reason } });
+      const withdrawn = await withdrawWaveDirectives(trx, rollout);
+      if (withdrawn.notice) withdrawals.push(withdrawn.notice);
+      await appendAudit(trx, {
+        tenantId: rollout.tenantId,
+        actor: { kind: "system" },
+        action: "rollout.halted",
+        target: `rollout:${rollout.id}`,
+        data: { reason, withdrawn_directives: withdrawn.agents },
+      });
       return true;
     }
     if (counts.open === 0) {
