@@ -11,10 +11,13 @@ describe("bus topics on the wire", () => {
     expect(decodeMessage("commands_queued|tenant:t1")).toEqual({ topic: "commands_queued", payload: { scope: "tenant", tenantId: "t1" } });
     expect(decodeMessage("stream_opened|a1|c1")).toEqual({ topic: "stream_opened", payload: { agentId: "a1", connectionId: "c1" } });
     expect(decodeMessage("rollout_changed|r1")).toEqual({ topic: "rollout_changed", payload: "r1" });
+    const withdrawn = { tenantId: "t1", kind: "rollout", ref: "r1", throughSequence: 42 };
+    expect(encodeMessage("commands_withdrawn", withdrawn)).toBe("commands_withdrawn|t1|rollout|r1|42");
+    expect(decodeMessage("commands_withdrawn|t1|rollout|r1|42")).toEqual({ topic: "commands_withdrawn", payload: withdrawn });
   });
 
   it("drops unknown topics and malformed payloads instead of delivering them", () => {
-    for (const text of ["", "|x", "agent_changed|", "nope|a1", "constructor|x", "commands_queued|agent:a1", "commands_queued|tenant:", "stream_opened|a1", "stream_opened||c1", `agent_changed|${"x".repeat(8000)}`]) {
+    for (const text of ["", "|x", "agent_changed|", "nope|a1", "constructor|x", "commands_queued|agent:a1", "commands_queued|tenant:", "stream_opened|a1", "stream_opened||c1", "commands_withdrawn|t1|rollout|r1", "commands_withdrawn|t1|rollout|r1|0", "commands_withdrawn|t1|rollout|r1|x", "commands_withdrawn|t1|rollout|r1|1|2", `agent_changed|${"x".repeat(8000)}`]) {
       expect(decodeMessage(text), text.slice(0, 40)).toBeUndefined();
     }
   });

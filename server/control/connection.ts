@@ -100,6 +100,11 @@ export class QueueSink implements StreamSink {
   private failure: { error: unknown } | undefined;
   private wake: (() => void) | undefined;
 
+  /** Messages written and not taken by the transport yet. */
+  get size(): number {
+    return this.queue.length;
+  }
+
   write(message: Outgoing): void {
     this.queue.push(message);
     this.wakeUp();
