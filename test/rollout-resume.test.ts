@@ -102,11 +102,15 @@ describe("resuming a halted rollout", () => {
     started.push(id);
     await rollouts.startRollout({ id });
     await rollouts.haltRollout({ id, reason: "looking at something" });
-    // While halted the verifier still records the members' outcomes (failed: window over).
+    // The halt withdrew both directives (neither agent ever connected): their members wait
+    // instead of failing when the window closes.
     await passAfterWindow();
     expect(await stateOf(id)).toEqual({ state: "HALTED", currentWave: 0, waves: ["IN_PROGRESS"] });
+    expect((await gw.admin(RolloutService).getRollout({ id })).rollout?.waves[0]).toMatchObject({ pending: 2, failed: 0 });
+    // Resume directs them again with a fresh window; when it closes they fail (within the budget)
+    // and the rollout completes.
     await rollouts.resumeRollout({ id, note: "nothing wrong" });
-    await gw.gateway.context.rollouts.evaluateSoon();
+    await passAfterWindow();
     expect(await stateOf(id)).toEqual({ state: "COMPLETED", currentWave: 0, waves: ["SUCCEEDED"] });
   });
 });
