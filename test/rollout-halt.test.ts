@@ -163,6 +163,12 @@ describe("the verifier's halt", () => {
     expect(halted.waves[0]?.failed).toBe(1);
     expect(halted.failures.map((f) => f.agentId)).toEqual([failing.id]);
     expect((await rolloutCommands(offline.id, id)).map((c) => [AgentCommandState[c.state], c.ackReason])).toEqual([["WITHDRAWN", "withdrawn: rollout halted"]]);
+    // The failing agent had reported: its directive was not withdrawn, and its own ack stands.
+    const own = await until("the failing agent's own ack", async () => {
+      const [command] = await rolloutCommands(failing.id, id);
+      return command?.state === AgentCommandState.FAILED ? command : undefined;
+    });
+    expect(own.ackReason).toBe("update hook failed");
 
     await rollouts.resumeRollout({ id, note: "that host is being replaced" });
     expect((await rolloutCommands(offline.id, id)).map((c) => AgentCommandState[c.state])).toEqual(["PENDING", "WITHDRAWN"]);

@@ -33,12 +33,14 @@ export const HALT_WITHDRAWAL_REASON = "withdrawn: rollout halted";
 
 /**
  * A halt's effect on the current wave (operator's HaltRollout and the verifier's automatic halt
- * alike, in the transaction that halts): its members' directives not acknowledged yet are
- * withdrawn, and those members not yet reported go back to PENDING, to be directed again on
- * resume. Returns the withdrawal to announce after commit (commands_withdrawn), if any.
+ * alike, in the transaction that halts): the directives not acknowledged yet of its members that
+ * have reported nothing (DIRECTED) are withdrawn, and those members go back to PENDING, to be
+ * directed again on resume. A member that reported (applying, failed, succeeded) has its
+ * directive already, and keeps its own ack. Returns the withdrawal to announce after commit
+ * (commands_withdrawn), if any.
  */
 export async function withdrawWaveDirectives(trx: Executor, rollout: RolloutRecord): Promise<{ notice: CommandsWithdrawn | undefined; agents: number }> {
-  const members = await waveMemberIds(trx, rollout.id, rollout.currentWave);
+  const members = await waveMemberIds(trx, rollout.id, rollout.currentWave, "DIRECTED");
   const withdrawal = await withdrawUnacked(trx, { tenantId: rollout.tenantId, kind: "rollout", ref: rollout.id, reason: HALT_WITHDRAWAL_REASON, agentIds: members });
   await parkMembers(trx, { rolloutId: rollout.id, wave: rollout.currentWave, agentIds: withdrawal.agentIds, reason: "directive withdrawn by the halt: resume directs it again" });
   const notice = withdrawal.throughSequence > 0 ? { tenantId: rollout.tenantId, kind: "rollout", ref: rollout.id, throughSequence: withdrawal.throughSequence } : undefined;
