@@ -31,8 +31,9 @@ import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { AgentService } from "../../gen/agentgateway/admin/v1/agents_pb.js";
+import { AuditService } from "../../gen/agentgateway/admin/v1/audit_pb.js";
 import { EnrollmentTokenService } from "../../gen/agentgateway/admin/v1/enrollment_tokens_pb.js";
 import { ReleaseKeyService } from "../../gen/agentgateway/admin/v1/release_keys_pb.js";
 import { RolloutService, RolloutState } from "../../gen/agentgateway/admin/v1/rollouts_pb.js";
@@ -318,6 +319,7 @@ async function rollout(gateway: BenchGateway, workers: Worker[], fleet: number, 
       return { ...w, failureBudget: budgetFor(size), verifyWindow: durationFromMs(120_000) };
     });
     const directivesBefore = sum(workers, (s) => s.rolloutDirectives);
+    for (const w of workers) w.send({ type: "reset" });
     const t0 = performance.now();
     const { rollout: created } = await rollouts.createRollout({ spec: { manifest: manifest(version), waves, autoAdvanceAfter: durationFromMs(1000), targetSelector: { fleet: "sim" } } });
     if (!created) throw new Error("no rollout");
@@ -346,10 +348,13 @@ async function rollout(gateway: BenchGateway, workers: Worker[], fleet: number, 
     const doneS = (performance.now() - t0) / 1000;
     let lateDirectives = 0;
     if (!Number.isNaN(haltedAt)) {
-      // Directives that still arrive more than 1 s after the halt was visible.
-      const atHalt = sum(workers, (s) => s.rolloutDirectives);
-      await sleep(3000);
-      lateDirectives = sum(workers, (s) => s.rolloutDirectives) - atHalt;
+      // Directives arriving more than 1 s after the halt committed (its audit record's time, on
+      // this machine's clock like the workers' receipt times), counted over the 3 s after it.
+      const { events } = await adminClient(AuditService, gateway.url, gateway.adminKey).listAuditEvents({ action: "rollout.halted", target: `rollout:${created.id}` });
+      const haltMs = events[0]?.createdAt ? timestampMs(events[0].createdAt) : epochMs();
+      await sleep(Math.max(0, haltMs + 3000 - epochMs()));
+      const arrivals = (await collectAll(workers)).flatMap((c) => c.rolloutDirectiveAt);
+      lateDirectives = arrivals.filter((t) => t > haltMs + 1000).length;
       await rollouts.cancelRollout({ id: created.id, reason: "fleet-sim: halted as expected" }).catch(() => {});
     }
     const directives = sum(workers, (s) => s.rolloutDirectives) - directivesBefore;

@@ -77,7 +77,12 @@ export interface Collected {
   streamingAt: Array<[number, number]>;
   /** index → the version the agent reports. */
   versions: Array<[number, string]>;
+  /** Epoch ms of each rollout directive received since reset (the first MAX_DIRECTIVE_TIMES). */
+  rolloutDirectiveAt: number[];
 }
+
+/** Receipt times of rollout directives kept per worker between resets. */
+export const MAX_DIRECTIVE_TIMES = 200_000;
 
 export type FromWorker =
   | { type: "ready" }

@@ -31,7 +31,7 @@ import { AgentStatus, UploadHeartbeatRequestSchema, UploadTelemetryRequestSchema
 import { ReleaseManifestSchema } from "../../gen/agentgateway/v1/release_pb.js";
 import { authTranscript, registerTranscript } from "../../client/protocol/transcript.js";
 import { type BidiStream, bidi, connectSession, LeanConnectError, unaryBytes } from "../lib/lean-client.js";
-import { type AgentSpec, type Collected, epochMs, type FromWorker, STATS_EVERY_MS, type ToWorker, type WorkerConfig, type WorkerStats } from "./protocol.js";
+import { type AgentSpec, type Collected, epochMs, MAX_DIRECTIVE_TIMES, type FromWorker, STATS_EVERY_MS, type ToWorker, type WorkerConfig, type WorkerStats } from "./protocol.js";
 
 const SERVICE = "/agentgateway.v1.AgentGatewayService";
 const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
@@ -147,6 +147,8 @@ let heartbeatCursor = 0;
 let uploadCursor = 0;
 let ticker: NodeJS.Timeout | undefined;
 let statsTimer: NodeJS.Timeout | undefined;
+/** When each rollout directive arrived since the last reset (what "after the halt" is measured on). */
+let rolloutDirectiveAt: number[] = [];
 const startedAt = Date.now();
 
 function send(message: FromWorker): void {
@@ -345,6 +347,7 @@ function onMessage(agent: SimAgent, message: ControlStreamResponse): void {
           agent.peerRevokedAt = epochMs();
         } else if (command.payload.case === "rollout") {
           stats.rolloutDirectives++;
+          if (rolloutDirectiveAt.length < MAX_DIRECTIVE_TIMES) rolloutDirectiveAt.push(epochMs());
           const directive = command.payload.value;
           const version = directive.manifest ? fromBinary(ReleaseManifestSchema, directive.manifest.manifest).version : "";
           reply(agent, { kind: { case: "rolloutProgress", value: { rolloutId: directive.rolloutId, stage: RolloutStage.RECEIVED, message: "" } } });
@@ -508,6 +511,7 @@ function collect(): Collected {
     revokedAt: pick((a) => a.revokedAt),
     streamingAt: pick((a) => a.streamingAt),
     versions: agents.map((a) => [a.index, a.version]),
+    rolloutDirectiveAt,
   };
 }
 
@@ -550,6 +554,7 @@ process.on("message", (raw) => {
           a.revokedAt = Number.NaN;
           a.streamingAt = Number.NaN;
         }
+        rolloutDirectiveAt = [];
         break;
       case "collect":
         send({ type: "collected", collected: collect(), stats: snapshot() });
