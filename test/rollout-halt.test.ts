@@ -48,12 +48,12 @@ async function rolloutCommands(agentId: string, rolloutId: string): Promise<Agen
   return commands.filter((c) => c.kind === "rollout" && c.ref === rolloutId);
 }
 
-/** Registers a stream for the agent straight on the gateway's hub, with a sink nobody reads. */
-async function unreadStream(agent: EnrolledAgent): Promise<{ conn: AgentConnection; sink: QueueSink }> {
-  const { db } = gw.gateway.context.database;
+/** Registers a stream for the agent straight on a replica's hub, with a sink nobody reads. */
+async function unreadStream(replica: TestGateway, agent: EnrolledAgent): Promise<{ conn: AgentConnection; sink: QueueSink }> {
+  const { db } = replica.gateway.context.database;
   const session = await db.selectFrom("sessions").select(["id", "tenant_id", "expires_at"]).where("agent_id", "=", agent.registration.agentId).executeTakeFirstOrThrow();
   const sink = new QueueSink();
-  const conn = await gw.gateway.context.control.open({ agentId: agent.registration.agentId, tenantId: session.tenant_id, sessionId: session.id, expiresAt: session.expires_at }, 0, sink);
+  const conn = await replica.gateway.context.control.open({ agentId: agent.registration.agentId, tenantId: session.tenant_id, sessionId: session.id, expiresAt: session.expires_at }, 0, sink);
   return { conn, sink };
 }
 
@@ -184,17 +184,20 @@ describe("the verifier's halt", () => {
 });
 
 describe("directives already in a stream's memory", () => {
-  it("are dropped by the halt before the stream's transport takes them, whether queued in the sink or held while the stream registers", async () => {
+  it("are dropped by the halt on every replica before the stream's transport takes them, whether queued in the sink or held while the stream registers", async () => {
     const rollouts = gw.admin(RolloutService);
     const queued = await enrollAgent(gw, "halt-queued");
     const held = await enrollAgent(gw, "halt-held");
     const { rollout } = await rollouts.createRollout({ spec: { manifest: manifest("4.0.0"), waves: oneWave } });
     const id = rollout?.id ?? "";
     started.push(id);
-    const q = await unreadStream(queued);
-    q.conn.start(gw.gateway.context.control.welcome());
-    const h = await unreadStream(held); // not started: what the hub sends it is held
-    const droppedBefore = gw.gateway.context.control.withdrawStats.dropped;
+    // The queued stream is on another replica of the same database: the halt reaches it only
+    // through the bus.
+    const other = await startTestGateway({ rolloutVerifyInterval: "1h" }, gw.database);
+    const q = await unreadStream(other, queued);
+    q.conn.start(other.gateway.context.control.welcome());
+    const h = await unreadStream(gw, held); // not started: what the hub sends it is held
+    const droppedBefore = { here: gw.gateway.context.control.withdrawStats.dropped, there: other.gateway.context.control.withdrawStats.dropped };
 
     await rollouts.startRollout({ id });
     for (const [agent, conn] of [
@@ -209,15 +212,16 @@ describe("directives already in a stream's memory", () => {
     expect(q.sink.size).toBe(2); // the welcome and the directive, not taken by any transport
 
     await rollouts.haltRollout({ id, reason: "stop now" });
-    await until("the withdrawal notice to reach the hub", () => gw.gateway.context.control.withdrawStats.dropped >= droppedBefore + 2);
+    await until("the withdrawal notice to reach both hubs", () => gw.gateway.context.control.withdrawStats.dropped > droppedBefore.here && other.gateway.context.control.withdrawStats.dropped > droppedBefore.there);
     const fromQueue = await drain(q.sink);
     expect(fromQueue.map((m) => m.kind?.case)).toEqual(["welcome"]);
     h.conn.start(gw.gateway.context.control.welcome());
     const fromHeld = await drain(h.sink);
     expect(fromHeld.map((m) => m.kind?.case)).toEqual(["welcome"]);
     expect(directivesIn([...fromQueue, ...fromHeld])).toEqual([]);
-    gw.gateway.context.control.remove(q.conn);
+    other.gateway.context.control.remove(q.conn);
     gw.gateway.context.control.remove(h.conn);
+    await other.stop();
     await rollouts.cancelRollout({ id, reason: "test over" });
   });
 });
