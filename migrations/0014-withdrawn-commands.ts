@@ -9,6 +9,6 @@ import { type Kysely, sql } from "kysely";
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
     alter table agent_commands
-      drop constraint if exists agent_commands_ack_status_check,
+      drop constraint agent_commands_ack_status_check,
       add constraint agent_commands_ack_status_check check (ack_status in ('OK', 'FAILED', 'UNSUPPORTED', 'WITHDRAWN'))`.execute(db);
 }
