@@ -6,9 +6,9 @@ import { streamStandings } from "../agents/agent-store.js";
 import type { AgentIdentity } from "../identity/principal.js";
 import type { Bus, CommandsQueued, CommandsWithdrawn } from "../bus/bus.js";
 import type { Schema } from "../db/schema.js";
-import { writeIsolatingBadRows } from "../db/isolating-write.js";
 import { metrics } from "../observability/metrics.js";
 import { type Ack, ackThrough, pendingCommands, recordAcks, type StoredCommand, tenantCommandBodies } from "./command-store.js";
+import { AckBuffer } from "./ack-buffer.js";
 import { Batcher } from "./batcher.js";
 import { toWireCommand } from "./commands.js";
 import { Admission } from "./admission.js";
@@ -32,8 +32,6 @@ export interface HubOptions {
 const DELIVERY_CHUNK = 1000;
 /** Commands fetched per agent per query; an agent with more gets further pages at once. */
 const COMMANDS_PER_PAGE = 100;
-/** Acks kept while the database is unreachable; a lost ack means a redelivery, not a lost command. */
-const MAX_BUFFERED_ACKS = 100_000;
 /** Tenant-wide notices kept decoded: each is built once and the same message goes to every stream. */
 const SHARED_CACHE = 1024;
 
@@ -48,12 +46,12 @@ export class ControlHub {
   private readonly dirty = new Set<string>();
   private deliveryRunning = false;
   private deliveryScheduled = false;
-  private acks: Ack[] = [];
   /** Tenant-wide notices, decoded once (command id → the message every stream is given). */
   private readonly shared = new Map<string, Outgoing>();
   private readonly withdrawals = new Withdrawals();
+  private readonly acks: AckBuffer;
   /** Acks the database refused on their own (dropped), and acks shed while the buffer was full. */
-  readonly ackStats = { rejected: 0, shed: 0 };
+  readonly ackStats: AckBuffer["stats"];
   /** Withdrawn commands this replica dropped before they reached a stream's transport. */
   readonly withdrawStats = { dropped: 0 };
   private readonly ticker: NodeJS.Timeout;
@@ -73,6 +71,8 @@ export class ControlHub {
     private readonly logger: Logger,
     private readonly options: HubOptions,
   ) {
+    this.acks = new AckBuffer((rows) => recordAcks(db, rows), logger);
+    this.ackStats = this.acks.stats;
     const caps = options.admission ?? { handshakes: 0, streamOpens: 0, retrySpreadMs: 0 };
     const retry = { minMs: 1000, spreadMs: caps.retrySpreadMs };
     this.admission = { handshakes: new Admission("handshakes", caps.handshakes, retry), streamOpens: new Admission("stream openings", caps.streamOpens, retry) };
@@ -153,7 +153,6 @@ export class ControlHub {
     if (ack.sequence > conn.lastSent) return false;
     this.acks.push({ agentId: conn.agentId, tenantId: conn.tenantId, ...ack });
     metrics.commandsAcked.add(1, { status: ack.status });
-    if (this.acks.length >= 500) void this.flushAcks();
     return true;
   }
 
@@ -189,32 +188,9 @@ export class ControlHub {
     await this.flushAcks();
   }
 
-  /**
-   * Writes buffered acks in one statement. An ack the database refuses on its own is dropped
-   * and counted (its command stays unacked and is redelivered, which agents handle), never
-   * retried, so it cannot block the others. On any other failure the batch is kept for the next
-   * flush, up to MAX_BUFFERED_ACKS: past that the oldest are shed and counted, with the same
-   * consequence — redelivery, never loss of a command.
-   */
-  async flushAcks(): Promise<void> {
-    if (this.acks.length === 0) return;
-    const batch = this.acks;
-    this.acks = [];
-    try {
-      const result = await writeIsolatingBadRows(batch, (rows) => recordAcks(this.db, [...rows]));
-      if (result.rejected.length > 0) {
-        this.ackStats.rejected += result.rejected.length;
-        this.logger.warn({ agentIds: result.rejected.map((a) => a.agentId).slice(0, 20), count: result.rejected.length }, "acks refused by the database were dropped");
-      }
-    } catch (err) {
-      this.logger.warn({ err, count: batch.length }, "recording acks failed; will retry");
-      this.acks = batch.concat(this.acks);
-      const excess = this.acks.length - MAX_BUFFERED_ACKS;
-      if (excess > 0) {
-        this.acks.splice(0, excess);
-        this.ackStats.shed += excess;
-      }
-    }
+  /** Writes the buffered acks (ack-buffer.ts). */
+  flushAcks(): Promise<void> {
+    return this.acks.flush();
   }
 
   private goAway(reason: GoAwayReason, reconnectAfterMs: number, message: string) {
