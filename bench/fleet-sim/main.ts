@@ -277,6 +277,8 @@ async function revokeOne(gateway: BenchGateway, workers: Worker[], targets: Arra
   for (const target of targets) {
     for (const w of workers) w.send({ type: "reset" });
     await sleep(100);
+    const peers = sum(workers, (s) => s.streaming) - 1;
+    const noticesBefore = sum(workers, (s) => s.peerRevoked);
     const t0 = epochMs();
     await agents.revokeAgent({ id: target.agentId, reason: "fleet-sim revoke-one" });
     calls.push(epochMs() - t0);
@@ -291,8 +293,11 @@ async function revokeOne(gateway: BenchGateway, workers: Worker[], targets: Arra
       if (Date.now() > deadline) break;
       await sleep(20);
     }
-    // Let the peer notice of this revocation settle before the next one.
-    await sleep(300);
+    // Let the peer notice of this revocation reach every other stream (and its acks come back)
+    // before the next one: each revocation is measured with 10,000 streams open, not in the
+    // middle of the previous one's broadcast.
+    await waitFor(() => sum(workers, (s) => s.peerRevoked) - noticesBefore >= peers, 30_000);
+    await sleep(500);
   }
   const l = summarize(latencies);
   const c = summarize(calls);
