@@ -6,7 +6,6 @@ import type { Logger } from "pino";
 import { type ControlStreamRequest, ControlStreamRequestSchema, ControlStreamResponseSchema } from "../../gen/agentgateway/v1/control_pb.js";
 import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
 import type { AppContext } from "../app/context.js";
-import { peerContextValues } from "../app/peer.js";
 import { toConnectError } from "../errors/connect-errors.js";
 import { InvalidInputError, UnauthenticatedError } from "../errors/errors.js";
 import type { AccessPolicy } from "../identity/access-policy.js";
@@ -14,13 +13,13 @@ import { type Authenticator, firstIdentity } from "../identity/identity-intercep
 import { type AgentIdentity, principalKey } from "../identity/principal.js";
 import type { StreamCaps } from "../identity/stream-cap-interceptor.js";
 import { type CallLogContext, runInCall } from "../observability/log-context.js";
-import { REQUEST_ID_HEADER, recordCallEnd, requestIdFor } from "../observability/rpc-telemetry.js";
+import { REQUEST_ID_HEADER, recordCallEnd, } from "../observability/rpc-telemetry.js";
 import { tenantSuspendedError } from "../tenancy/tenant-gate.js";
 import { requestRules } from "../validation/request-rules.js";
 import type { AgentConnection, Outgoing, StreamSink } from "./connection.js";
 import { HELLO_TIMEOUT_MS, handleControlRequest, helloRequired, openControlSession } from "./control-session.js";
 import { EnvelopeReader, envelope, FLAG_END_STREAM } from "../wire/envelope.js";
-import { headersOf, type WireProtocol } from "../wire/wire-request.js";
+import { headersOf, type WireProtocol, wireCallContext } from "../wire/wire-request.js";
 import { closeAfterResponse, grpcTrailers } from "../wire/wire-status.js";
 
 // Why this exists: an idle ControlStream through connect-node costs ~45 KiB of heap in the
@@ -107,8 +106,7 @@ class WireControlCall implements StreamSink {
     private readonly req: Http2ServerRequest,
     private readonly res: Http2ServerResponse,
   ) {
-    const offered = req.headers[REQUEST_ID_HEADER];
-    this.call = { requestId: requestIdFor(typeof offered === "string" ? offered : undefined), rpc: `${SERVICE}/${METHOD.name}`, contextValues: peerContextValues(req) };
+    this.call = wireCallContext(req, `${SERVICE}/${METHOD.name}`);
     this.reader = new EnvelopeReader(options.maxMessageBytes);
     this.logger = options.app.logger;
   }

@@ -1,4 +1,7 @@
 import type { Http2ServerRequest } from "node:http2";
+import { peerContextValues } from "../app/peer.js";
+import type { CallLogContext } from "../observability/log-context.js";
+import { REQUEST_ID_HEADER, requestIdFor } from "../observability/rpc-telemetry.js";
 
 // Which requests the wire paths (beneath connect-node) serve, decided from the headers alone:
 // binary protobuf, no compression, no deadline, over HTTP/2 — what agents send. Everything else
@@ -39,4 +42,10 @@ export function headersOf(req: Http2ServerRequest): Headers {
     else headers.append(name, value);
   }
   return headers;
+}
+
+/** A wire-path call's log and metric context, as the telemetry interceptor makes it: the caller's request id (or a new one), the RPC, the peer. */
+export function wireCallContext(req: Http2ServerRequest, rpc: string): CallLogContext {
+  const offered = req.headers[REQUEST_ID_HEADER];
+  return { requestId: requestIdFor(typeof offered === "string" ? offered : undefined), rpc, contextValues: peerContextValues(req) };
 }

@@ -13,18 +13,17 @@ import { Code, ConnectError, type ContextValues, type HandlerContext, type Servi
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import type { AppContext } from "../app/context.js";
-import { peerContextValues } from "../app/peer.js";
 import { toConnectError } from "../errors/connect-errors.js";
 import { InvalidInputError, UnauthenticatedError } from "../errors/errors.js";
 import type { AccessPolicy } from "../identity/access-policy.js";
 import { type Authenticator, firstIdentity } from "../identity/identity-interceptor.js";
 import { type AgentIdentity, principalKey } from "../identity/principal.js";
 import { type CallLogContext, runInCall } from "../observability/log-context.js";
-import { REQUEST_ID_HEADER, recordCallEnd, requestIdFor } from "../observability/rpc-telemetry.js";
+import { REQUEST_ID_HEADER, recordCallEnd, } from "../observability/rpc-telemetry.js";
 import { requestRules } from "../validation/request-rules.js";
 import { EnvelopeReader, envelope } from "./envelope.js";
 import { requestBytesKey } from "./request-bytes.js";
-import { headersOf, type WireProtocol } from "./wire-request.js";
+import { headersOf, type WireProtocol, wireCallContext } from "./wire-request.js";
 import { closeAfterResponse, grpcTrailers } from "./wire-status.js";
 
 // Why this exists: through connect-node a unary call costs ~0.4–0.8 ms of gateway CPU before
@@ -130,12 +129,7 @@ class WireUnaryCall {
     private readonly req: Http2ServerRequest,
     private readonly res: Http2ServerResponse,
   ) {
-    const offered = req.headers[REQUEST_ID_HEADER];
-    this.call = {
-      requestId: requestIdFor(typeof offered === "string" ? offered : undefined),
-      rpc: `${route.service}/${route.method.name}`,
-      contextValues: peerContextValues(req),
-    };
+    this.call = wireCallContext(req, `${route.service}/${route.method.name}`);
     this.logger = options.app.logger;
     this.reader = protocol === "grpc" ? new EnvelopeReader(options.maxMessageBytes) : undefined;
   }
