@@ -23,6 +23,7 @@
  * Flags: --agents N (2000) --workers W (2) --per-connection S (100) --seconds T (20)
  *   --heartbeat-ms (10000) --upload-ms (30000) --points (10) --revokes (20) --broadcasts (2)
  *   --gateway-workers G (AGW_WORKERS for the gateway, 1) --no-write (print only)
+ *   --profile (the gateway under --cpu-prof: top self time per scenario; not with reconnect-storm)
  *   --failing-percent (1) --storm-timeout-s (120)
  * Bounded: every wait has a deadline; workers exit when the coordinator goes. Loopback only.
  */
@@ -43,6 +44,7 @@ import { signReleaseManifest } from "../../cli/release.js";
 import { adminClient } from "../../test/support/admin.js";
 import { freePort } from "../../test/support/free-port.js";
 import { type BenchGateway, ROOT, spawnGateway } from "../lib/child.js";
+import { monotonicMicros, summarizeProfile } from "../lib/cpu-profile.js";
 import { ActivitySampler, startPostgres } from "../lib/postgres.js";
 import { clusterCpuSeconds, loadAverages, rssKiBOf } from "../lib/proc.js";
 import { commandLine, machineFacts, writeSection } from "../lib/results.js";
@@ -64,6 +66,8 @@ const FAILING_PERCENT = args.num("failing-percent", 1);
 const STORM_TIMEOUT_MS = args.int("storm-timeout-s", 120) * 1000;
 const SCENARIOS = args.str("scenario", "steady,broadcast,revoke-one,rollout,reconnect-storm").split(",").filter(Boolean);
 const NO_WRITE = args.flag("no-write") || Boolean(process.env.BENCH_NO_WRITE);
+/** The gateway under `node --cpu-prof`: top self time per scenario (a SIGKILL writes no profile, so not with reconnect-storm). */
+const PROFILE = args.flag("profile");
 const CACHE_DIR = join(ROOT, "bench", ".cache", "fleet-sim");
 const UNLIMITED = "1000000/s:1000000";
 /** Extra agents registered but never connected: one is revoked per broadcast. */
@@ -95,7 +99,10 @@ async function main(): Promise<void> {
     AGW_ROLLOUT_VERIFY_INTERVAL: "500ms",
     AGW_WORKERS: String(GATEWAY_WORKERS),
   };
-  let gateway: BenchGateway | undefined = await spawnGateway(database.url, gatewayEnv);
+  if (PROFILE && SCENARIOS.includes("reconnect-storm")) throw new Error("--profile cannot profile reconnect-storm (its SIGKILL writes no profile): leave it out");
+  let gateway: BenchGateway | undefined = await spawnGateway(database.url, gatewayEnv, PROFILE);
+  /** Each scenario's interval on the profile's clock. */
+  const windows: Array<{ scenario: string; fromUs: number; toUs: number }> = [];
   const workers: Worker[] = [];
   const sections: string[] = [];
   const startLoad = loadAverages();
@@ -166,6 +173,7 @@ async function main(): Promise<void> {
       log(`scenario ${scenario}`);
       const sampler = new ActivitySampler(postgres.adminUrl, database.name, 100);
       await sampler.start();
+      const fromUs = monotonicMicros();
       if (scenario === "steady") sections.push(await steady(gateway, postgres.postmasterPid, workers));
       else if (scenario === "broadcast") sections.push(await broadcast(gateway, workers, identities.slice(N).map((s) => agentIds.get(s.index) ?? "")));
       else if (scenario === "revoke-one") {
@@ -178,11 +186,17 @@ async function main(): Promise<void> {
         gateway = result.gateway;
         sections.push(result.section);
       } else throw new Error(`unknown scenario ${scenario}`);
+      windows.push({ scenario, fromUs, toUs: monotonicMicros() });
       const activity = await sampler.stop();
       const top = activity.rows.slice(0, 6).map((r) => [r.what.replace(/\|/g, "/"), `${fmt(r.share * 100, 1)} %`]);
       if (top.length > 0) sections.push(`PostgreSQL during ${scenario} (pg_stat_activity every 100 ms, ${activity.samples} samples; share of busy backend observations):\n\n${table(["state · wait · query", "share"], top)}`);
     }
 
+    if (PROFILE && gateway) {
+      const profile = await gateway.stop();
+      gateway = undefined;
+      if (profile) for (const w of windows) sections.push(profileSection(profile, w));
+    }
     const report = [
       `### Run ${new Date().toISOString()}`,
       "",
@@ -208,6 +222,19 @@ async function main(): Promise<void> {
     await database.drop().catch(() => {});
     await postgres.stop();
   }
+}
+
+/** The gateway's top self time during one scenario. */
+function profileSection(path: string, w: { scenario: string; fromUs: number; toUs: number }): string {
+  const s = summarizeProfile(path, w, 15);
+  const seconds = (w.toUs - w.fromUs) / 1e6;
+  return [
+    `Gateway CPU profile during ${w.scenario} (\`--profile\`, ${fmt(seconds, 1)} s, ${int(s.totalMs)} ms busy, ${int(s.idleMs)} ms idle):`,
+    "",
+    table(["area (self time)", "ms", "share"], s.areas.slice(0, 10).map((a) => [a.name, int(a.ms), `${fmt(a.share * 100)} %`])),
+    "",
+    table(["function (self time)", "where", "ms", "share"], s.functions.slice(0, 15).map((f) => [f.name, f.where, int(f.ms), `${fmt(f.share * 100)} %`])),
+  ].join("\n");
 }
 
 const INTRO = `N simulated agents speaking the real protocol end to end (bench/fleet-sim/main.ts; scenarios and
