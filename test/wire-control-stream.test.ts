@@ -182,6 +182,17 @@ describe("the wire path against raw HTTP/2 frames", () => {
     await ok.ended;
   });
 
+  it("ends a stream that sends no hello within 10 s with INVALID_ARGUMENT, and closes it", async () => {
+    const agent = await enrollAgent(gw);
+    const started = Date.now();
+    // Authenticated and open, but silent: it must not hold its slot (and the credential's stream cap) for ever.
+    const refused = await rawConnect(agent.session.token, Buffer.alloc(0));
+    expect(refused.error?.code).toBe("invalid_argument");
+    expect(refused.error?.message).toMatch(/hello/);
+    // Not before the hello timeout (control-session.ts HELLO_TIMEOUT_MS).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
+  }, 30_000);
+
   it("sends the ErrorInfo reason in gRPC trailers (a revoked agent's session)", async () => {
     const agent = await enrollAgent(gw);
     await gw.admin(AgentService).revokeAgent({ id: agent.registration.agentId, reason: "test" });
