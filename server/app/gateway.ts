@@ -14,6 +14,7 @@ import { withHealthEndpoints } from "../http/health-endpoints.js";
 import { listen, type Listener } from "../http/listener.js";
 import { storableInputInterceptor } from "../validation/storable-interceptor.js";
 import { requestValidator } from "../validation/request-validator.js";
+import { requestRules } from "../validation/request-rules.js";
 import { StreamCaps, streamCapInterceptor } from "../identity/stream-cap-interceptor.js";
 import { WireControlStream } from "../control/wire-control-stream.js";
 import { WireUnary, wireUnaryMethods } from "../wire/wire-unary.js";
@@ -133,7 +134,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     // The agents' hot calls are served beneath connect-node (wire-paths.ts says which); with
     // tracing on, every call goes through the interceptors for its span.
-    const wire = { app: context, access, agents, maxMessageBytes: config.maxMessageBytes };
+    const wire = { app: context, access, agents, maxMessageBytes: config.maxMessageBytes, rules: requestRules() };
     const rpcAndControl = tracing
       ? connectHandler
       : withWirePaths(

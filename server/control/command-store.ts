@@ -1,4 +1,5 @@
 import { type RawBuilder, sql } from "kysely";
+import type { CommandsWithdrawn } from "../bus/bus.js";
 import { deleteBatchBefore } from "../db/batch-delete.js";
 import type { Executor } from "../db/database.js";
 import type { AckStatusName } from "../db/schema.js";
@@ -159,10 +160,10 @@ export async function ackThrough(db: Executor, applied: ReadonlyMap<string, numb
     where c.agent_id = h.agent_id and c.sequence <= h.sequence and c.acked_at is null`.execute(db);
 }
 
-/** What withdrawUnacked took back: whose commands, and the highest sequence among them (0 for none). */
+/** What withdrawUnacked took back: whose commands, and the notice every replica is told after commit (none when nothing was withdrawn). */
 export interface Withdrawal {
   agentIds: string[];
-  throughSequence: number;
+  notice: CommandsWithdrawn | undefined;
 }
 
 /**
@@ -172,7 +173,7 @@ export interface Withdrawal {
  * is not unsent; the agent's later ack of it changes nothing.
  */
 export async function withdrawUnacked(db: Executor, input: { tenantId: string; kind: string; ref: string; reason: string; agentIds?: string[] }): Promise<Withdrawal> {
-  if (input.agentIds?.length === 0) return { agentIds: [], throughSequence: 0 };
+  if (input.agentIds?.length === 0) return { agentIds: [], notice: undefined };
   let query = db
     .updateTable("agent_commands")
     .set({ acked_at: new Date(), ack_status: "WITHDRAWN", ack_reason: input.reason })
@@ -182,7 +183,11 @@ export async function withdrawUnacked(db: Executor, input: { tenantId: string; k
     .where("acked_at", "is", null);
   if (input.agentIds) query = query.where("agent_id", "=", sql<string>`any(${input.agentIds}::uuid[])`);
   const rows = await query.returning(["agent_id", "sequence"]).execute();
-  return { agentIds: [...new Set(rows.map((r) => r.agent_id))], throughSequence: rows.reduce((max, r) => Math.max(max, Number(r.sequence)), 0) };
+  const throughSequence = rows.reduce((max, r) => Math.max(max, Number(r.sequence)), 0);
+  return {
+    agentIds: [...new Set(rows.map((r) => r.agent_id))],
+    notice: throughSequence > 0 ? { tenantId: input.tenantId, kind: input.kind, ref: input.ref, throughSequence } : undefined,
+  };
 }
 
 /**

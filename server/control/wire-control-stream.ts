@@ -1,25 +1,22 @@
 import type { Http2ServerRequest, Http2ServerResponse, OutgoingHttpHeaders } from "node:http2";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { type ControlStreamRequest, ControlStreamRequestSchema, ControlStreamResponseSchema } from "../../gen/agentgateway/v1/control_pb.js";
 import { AgentGatewayService } from "../../gen/agentgateway/v1/gateway_pb.js";
-import type { AppContext } from "../app/context.js";
 import { toConnectError } from "../errors/connect-errors.js";
-import { InvalidInputError, UnauthenticatedError } from "../errors/errors.js";
-import type { AccessPolicy } from "../identity/access-policy.js";
-import { type Authenticator, firstIdentity } from "../identity/identity-interceptor.js";
-import { type AgentIdentity, principalKey } from "../identity/principal.js";
+import { InvalidInputError } from "../errors/errors.js";
+import { authenticateAgent } from "../identity/identity-interceptor.js";
+import type { AgentIdentity } from "../identity/principal.js";
 import type { StreamCaps } from "../identity/stream-cap-interceptor.js";
 import { type CallLogContext, runInCall } from "../observability/log-context.js";
-import { REQUEST_ID_HEADER, recordCallEnd, } from "../observability/rpc-telemetry.js";
+import { REQUEST_ID_HEADER, recordCallEnd } from "../observability/rpc-telemetry.js";
 import { tenantSuspendedError } from "../tenancy/tenant-gate.js";
-import { requestRules } from "../validation/request-rules.js";
 import type { AgentConnection, Outgoing, StreamSink } from "./connection.js";
 import { HELLO_TIMEOUT_MS, handleControlRequest, helloRequired, openControlSession } from "./control-session.js";
 import { EnvelopeReader, envelope, FLAG_END_STREAM } from "../wire/envelope.js";
-import { headersOf, type WireProtocol, wireCallContext } from "../wire/wire-request.js";
+import { decodeRequest, headersOf, type WireOptions, type WireProtocol, wireCallContext } from "../wire/wire-request.js";
 import { closeAfterResponse, grpcTrailers } from "../wire/wire-status.js";
 
 // Why this exists: an idle ControlStream through connect-node costs ~45 KiB of heap in the
@@ -44,26 +41,19 @@ const MAX_UNREAD_BYTES = 1 << 20;
 const MAX_EARLY_MESSAGES = 64;
 
 /** What the wire path needs from the gateway. */
-export interface WireControlStreamOptions {
-  app: AppContext;
-  access: AccessPolicy;
-  /** The same agent authenticators the identity interceptor uses. */
-  agents: readonly Authenticator<AgentIdentity>[];
+export interface WireControlStreamOptions extends WireOptions {
   caps: StreamCaps;
-  maxMessageBytes: number;
 }
 
 /** Serves ControlStream calls; the caller checked the protocol (wire-request.ts). */
 export class WireControlStream {
-  private readonly rules = requestRules();
-
   constructor(private readonly options: WireControlStreamOptions) {
     // ControlStream is for agents; if its declared access ever changes, this path must not serve it.
     if (options.access.get(METHOD)?.caller !== "agent") throw new Error(`${PATH} is not declared CALLER_AGENT: the wire ControlStream would skip its access rule`);
   }
 
   serve(protocol: WireProtocol, req: Http2ServerRequest, res: Http2ServerResponse): void {
-    new WireControlCall(this.options, this.rules, protocol, req, res).start();
+    new WireControlCall(this.options, protocol, req, res).start();
   }
 }
 
@@ -101,7 +91,6 @@ class WireControlCall implements StreamSink {
 
   constructor(
     private readonly options: WireControlStreamOptions,
-    private readonly rules: ReturnType<typeof requestRules>,
     private readonly protocol: WireProtocol,
     private readonly req: Http2ServerRequest,
     private readonly res: Http2ServerResponse,
@@ -142,10 +131,8 @@ class WireControlCall implements StreamSink {
   private async admit(): Promise<void> {
     const { app } = this.options;
     const header = headersOf(this.req);
-    const identity = await firstIdentity(this.options.agents, { header, contextValues: this.call.contextValues, method: METHOD });
-    if (!identity) throw new UnauthenticatedError("missing or malformed session token: send Authorization: Bearer <session token>");
-    const principal = { kind: "agent" as const, agent: identity };
-    this.call.contextValues.set(principalKey, principal);
+    const principal = await authenticateAgent(this.options.agents, { header, contextValues: this.call.contextValues, method: METHOD });
+    const identity = principal.agent;
     if (this.closed) return;
     app.tenantGate.assertActive(identity.tenantId);
     this.releaseCap = this.options.caps.acquire(principal);
@@ -165,7 +152,7 @@ class WireControlCall implements StreamSink {
     try {
       this.reader.push(chunk, (flags, data) => {
         if (flags !== 0) throw new InvalidInputError("a compressed or flagged message on a stream without an encoding");
-        this.onMessage(decode(data));
+        this.onMessage(decodeRequest(ControlStreamRequestSchema, data));
       });
     } catch (err) {
       this.finish(err);
@@ -174,7 +161,7 @@ class WireControlCall implements StreamSink {
 
   private onMessage(message: ControlStreamRequest): void {
     if (this.ended) return;
-    this.rules(ControlStreamRequestSchema, message);
+    this.options.rules(ControlStreamRequestSchema, message);
     if (this.conn) {
       if (!this.conn.closed && !handleControlRequest(this.options.app, this.conn, message)) this.req.pause();
       return;
@@ -257,14 +244,5 @@ class WireControlCall implements StreamSink {
     this.releaseCap();
     this.releaseTenant();
     if (this.conn) this.options.app.control.remove(this.conn);
-  }
-}
-
-/** A request message, or InvalidArgument for bytes that are not one (as connect-node answers). */
-function decode(data: Buffer): ControlStreamRequest {
-  try {
-    return fromBinary(ControlStreamRequestSchema, data);
-  } catch (err) {
-    throw new InvalidInputError(`the message is not a ControlStreamRequest: ${err instanceof Error ? err.message : String(err)}`);
   }
 }

@@ -6,6 +6,9 @@ import { type AccessPolicy, methodName, roleAllows } from "./access-policy.js";
 import { bearerToken } from "./bearer.js";
 import { type AgentIdentity, type Operator, principalKey, type SystemIdentity } from "./principal.js";
 
+/** The principal of a call made by an agent. */
+type AgentPrincipal = { kind: "agent"; agent: AgentIdentity };
+
 /** What an authenticator may look at: the request headers and the connection's context values (peer, TLS). */
 export interface CallCredentials {
   readonly header: Headers;
@@ -74,6 +77,18 @@ export function sessionAuthenticator(sessions: { resolve(token: string): Promise
   };
 }
 
+/**
+ * The calling agent by its credential, recorded as the call's principal; UNAUTHENTICATED when it
+ * carries none. What the interceptor does for CALLER_AGENT methods, and what the wire paths do.
+ */
+export async function authenticateAgent(authenticators: readonly Authenticator<AgentIdentity>[], call: CallCredentials): Promise<AgentPrincipal> {
+  const agent = await firstIdentity(authenticators, call);
+  if (!agent) throw new UnauthenticatedError("missing or malformed session token: send Authorization: Bearer <session token>");
+  const principal: AgentPrincipal = { kind: "agent", agent };
+  call.contextValues.set(principalKey, principal);
+  return principal;
+}
+
 export async function firstIdentity<Identity>(authenticators: readonly Authenticator<Identity>[], call: CallCredentials): Promise<Identity | undefined> {
   for (const authenticator of authenticators) {
     const identity = await authenticator.authenticate(call);
@@ -97,12 +112,9 @@ export function identityInterceptor(policy: AccessPolicy, sources: IdentitySourc
     switch (access.caller) {
       case "public":
         return next(req);
-      case "agent": {
-        const agent = await firstIdentity(sources.agents, req);
-        if (!agent) throw new UnauthenticatedError("missing or malformed session token: send Authorization: Bearer <session token>");
-        req.contextValues.set(principalKey, { kind: "agent", agent });
+      case "agent":
+        await authenticateAgent(sources.agents, req);
         return next(req);
-      }
       case "operator": {
         const operator = await firstIdentity(sources.operators, req);
         if (!operator) throw new UnauthenticatedError("missing operator API key: send Authorization: Bearer <key>");

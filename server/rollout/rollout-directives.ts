@@ -43,6 +43,5 @@ export async function withdrawWaveDirectives(trx: Executor, rollout: RolloutReco
   const members = await waveMemberIds(trx, rollout.id, rollout.currentWave, "DIRECTED");
   const withdrawal = await withdrawUnacked(trx, { tenantId: rollout.tenantId, kind: "rollout", ref: rollout.id, reason: HALT_WITHDRAWAL_REASON, agentIds: members });
   await parkMembers(trx, { rolloutId: rollout.id, wave: rollout.currentWave, agentIds: withdrawal.agentIds, reason: "directive withdrawn by the halt: resume directs it again" });
-  const notice = withdrawal.throughSequence > 0 ? { tenantId: rollout.tenantId, kind: "rollout", ref: rollout.id, throughSequence: withdrawal.throughSequence } : undefined;
-  return { notice, agents: withdrawal.agentIds.length };
+  return { notice: withdrawal.notice, agents: withdrawal.agentIds.length };
 }

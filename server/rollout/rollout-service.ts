@@ -196,7 +196,7 @@ export class RolloutService {
       await updateRollout(trx, id, { state: "CANCELLED" });
       const withdrawal = await withdrawUnacked(trx, { tenantId, kind: "rollout", ref: id, reason: "withdrawn: rollout cancelled" });
       await appendAudit(trx, { tenantId, actor, action: "rollout.cancelled", target: `rollout:${id}`, data: { reason } });
-      if (withdrawal.throughSequence > 0) withdrew({ tenantId, kind: "rollout", ref: id, throughSequence: withdrawal.throughSequence });
+      withdrew(withdrawal.notice);
     });
   }
 

@@ -45,6 +45,8 @@ export interface MemberRecord {
 
 /** Member states that still wait for an outcome. */
 export const OPEN_MEMBER_STATES = ["PENDING", "DIRECTED", "APPLYING"] as const satisfies readonly MemberStateName[];
+/** Open members whose directive is out (not PENDING: never sent, or withdrawn by a halt). */
+const DIRECTED_MEMBER_STATES = ["DIRECTED", "APPLYING"] as const satisfies readonly MemberStateName[];
 
 /** Stores a PLANNED rollout with its waves and its membership (in chunks, so a big fleet stays under the parameter limit). */
 export async function insertRollout(
@@ -257,7 +259,7 @@ export async function recordMemberReport(
     .where("tenant_id", "=", input.tenantId)
     .where((eb) =>
       eb.or([
-        eb("state", "in", ["DIRECTED", "APPLYING"]),
+        eb("state", "in", DIRECTED_MEMBER_STATES),
         eb.and([eb("state", "=", "PENDING"), eb("wave", "=", eb.selectFrom("rollouts").select("current_wave").where("id", "=", input.rolloutId))]),
       ]),
     )
@@ -290,7 +292,7 @@ export async function failOpenMembers(trx: Executor, input: { rolloutId: string;
     .set({ state: "FAILED", straggler: true, reason: input.reason, updated_at: new Date() })
     .where("rollout_id", "=", input.rolloutId)
     .where("wave", "=", input.wave)
-    .where("state", "in", ["DIRECTED", "APPLYING"])
+    .where("state", "in", DIRECTED_MEMBER_STATES)
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }

@@ -11,7 +11,9 @@ import { assertStorable } from "./storable-interceptor.js";
  * @connectrpc/validate's interceptor refuses them (InvalidArgument with the violations as a
  * detail).
  */
-export function requestRules(): (schema: DescMessage, message: Message) => void {
+export type RequestRules = (schema: DescMessage, message: Message) => void;
+
+export function requestRules(): RequestRules {
   const validator = requestValidator();
   return (schema, message) => {
     assertStorable(schema, message);

@@ -61,9 +61,10 @@ function fieldPath(path: string, field: DescField): string {
 function checkField(msg: ReflectMessage, field: DescField, path: string, depth: number): Unstorable | undefined {
   switch (field.fieldKind) {
     case "scalar":
-      return named(scalar(field.scalar, msg.get(field)), () => fieldPath(path, field));
-    case "enum":
-      return named(enumValue(field.enum.values, msg.get(field) as number), () => fieldPath(path, field));
+    case "enum": {
+      const problem = field.fieldKind === "scalar" ? scalar(field.scalar, msg.get(field)) : enumValue(field.enum.values, msg.get(field) as number);
+      return problem === undefined ? undefined : { path: fieldPath(path, field), problem };
+    }
     case "message":
       return walk(msg.get(field) as ReflectMessage, fieldPath(path, field), depth + 1);
     case "list": {
@@ -85,25 +86,23 @@ function checkField(msg: ReflectMessage, field: DescField, path: string, depth: 
         const keyProblem = scalar(field.mapKey, key);
         // The key itself may be the bad value: never echo it, name the map.
         if (keyProblem) return { path: `${fieldPath(path, field)} (a key)`, problem: keyProblem };
-        const valueAt = () => {
-          const keyText = typeof key === "string" ? JSON.stringify(key) : String(key);
-          return `${fieldPath(path, field)}[${keyText.length <= 64 ? keyText : "…"}]`;
-        };
         if (field.mapKind === "message") {
-          const problem = isReflectMessage(value) ? walk(value, valueAt(), depth + 1) : undefined;
+          const problem = isReflectMessage(value) ? walk(value, mapValuePath(path, field, key), depth + 1) : undefined;
           if (problem) return problem;
           continue;
         }
         const problem = field.mapKind === "scalar" ? scalar(field.scalar, value) : enumValue(field.enum.values, value as number);
-        if (problem) return { path: valueAt(), problem };
+        if (problem) return { path: mapValuePath(path, field, key), problem };
       }
       return undefined;
     }
   }
 }
 
-function named(problem: string | undefined, path: () => string): Unstorable | undefined {
-  return problem === undefined ? undefined : { path: path(), problem };
+/** A map value's path, naming its key unless the key is long. */
+function mapValuePath(path: string, field: DescField, key: unknown): string {
+  const keyText = typeof key === "string" ? JSON.stringify(key) : String(key);
+  return `${fieldPath(path, field)}[${keyText.length <= 64 ? keyText : "…"}]`;
 }
 
 /** What is wrong with a scalar value no column can store, or undefined. */

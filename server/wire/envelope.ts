@@ -36,9 +36,7 @@ export class EnvelopeReader {
     let offset = 0;
     while (data.length - offset >= 5) {
       const length = data.readUInt32BE(offset + 1);
-      if (length > this.maxBytes) {
-        throw new ConnectError(`message size ${length} is larger than the ${this.maxBytes} bytes allowed`, Code.ResourceExhausted);
-      }
+      if (length > this.maxBytes) throw messageTooLarge(length, this.maxBytes);
       if (data.length - offset < 5 + length) break;
       onEnvelope(data.readUInt8(offset), data.subarray(offset + 5, offset + 5 + length));
       offset += 5 + length;
@@ -46,4 +44,9 @@ export class EnvelopeReader {
     // Keep only the incomplete tail (copied, so the chunk it came from can be freed).
     if (offset < data.length) this.buffer = Buffer.from(data.subarray(offset));
   }
+}
+
+/** The refusal of a message past the size limit (RESOURCE_EXHAUSTED, as connect-node refuses it). */
+export function messageTooLarge(size: number, maxBytes: number): ConnectError {
+  return new ConnectError(`message size ${size} is larger than the ${maxBytes} bytes allowed`, Code.ResourceExhausted);
 }

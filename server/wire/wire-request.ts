@@ -1,12 +1,30 @@
 import type { Http2ServerRequest } from "node:http2";
+import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import type { AppContext } from "../app/context.js";
 import { peerContextValues } from "../app/peer.js";
 import type { CallLogContext } from "../observability/log-context.js";
 import { REQUEST_ID_HEADER, requestIdFor } from "../observability/rpc-telemetry.js";
+import { InvalidInputError } from "../errors/errors.js";
+import type { AccessPolicy } from "../identity/access-policy.js";
+import type { Authenticator } from "../identity/identity-interceptor.js";
+import type { AgentIdentity } from "../identity/principal.js";
+import type { RequestRules } from "../validation/request-rules.js";
 
 // Which requests the wire paths (beneath connect-node) serve, decided from the headers alone:
 // binary protobuf, no compression, no deadline, over HTTP/2 — what agents send. Everything else
 // (JSON, compression, deadlines, gRPC-Web, HTTP/1.1) stays with connect-node, which implements
 // the whole protocol; the wire paths only ever take the common case.
+
+/** What both wire paths need from the gateway. */
+export interface WireOptions {
+  app: AppContext;
+  access: AccessPolicy;
+  /** The same agent authenticators the identity interceptor uses. */
+  agents: readonly Authenticator<AgentIdentity>[];
+  maxMessageBytes: number;
+  /** The storable-value and protovalidate checks (validation/request-rules.ts), one instance for both paths. */
+  rules: RequestRules;
+}
 
 /** The protocol of a request a wire path serves. */
 export type WireProtocol = "connect" | "grpc";
@@ -48,4 +66,13 @@ export function headersOf(req: Http2ServerRequest): Headers {
 export function wireCallContext(req: Http2ServerRequest, rpc: string): CallLogContext {
   const offered = req.headers[REQUEST_ID_HEADER];
   return { requestId: requestIdFor(typeof offered === "string" ? offered : undefined), rpc, contextValues: peerContextValues(req) };
+}
+
+/** A request message, or INVALID_ARGUMENT for bytes that are not one (connect-node says INTERNAL: it is the caller's fault). */
+export function decodeRequest<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (err) {
+    throw new InvalidInputError(`the message is not a ${schema.name}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

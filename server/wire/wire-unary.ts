@@ -4,7 +4,6 @@ import {
   type DescMessage,
   type DescMethodUnary,
   type DescService,
-  fromBinary,
   type Message,
   type MessageInitShape,
   toBinary,
@@ -12,18 +11,14 @@ import {
 import { Code, ConnectError, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
-import type { AppContext } from "../app/context.js";
 import { toConnectError } from "../errors/connect-errors.js";
-import { InvalidInputError, UnauthenticatedError } from "../errors/errors.js";
-import type { AccessPolicy } from "../identity/access-policy.js";
-import { type Authenticator, firstIdentity } from "../identity/identity-interceptor.js";
-import { type AgentIdentity, principalKey } from "../identity/principal.js";
+import { InvalidInputError } from "../errors/errors.js";
+import { authenticateAgent } from "../identity/identity-interceptor.js";
 import { type CallLogContext, runInCall } from "../observability/log-context.js";
-import { REQUEST_ID_HEADER, recordCallEnd, } from "../observability/rpc-telemetry.js";
-import { requestRules } from "../validation/request-rules.js";
-import { EnvelopeReader, envelope } from "./envelope.js";
+import { REQUEST_ID_HEADER, recordCallEnd } from "../observability/rpc-telemetry.js";
+import { EnvelopeReader, envelope, messageTooLarge } from "./envelope.js";
 import { requestBytesKey } from "./request-bytes.js";
-import { headersOf, type WireProtocol, wireCallContext } from "./wire-request.js";
+import { decodeRequest, headersOf, type WireOptions, type WireProtocol, wireCallContext } from "./wire-request.js";
 import { closeAfterResponse, grpcTrailers } from "./wire-status.js";
 
 // Why this exists: through connect-node a unary call costs ~0.4–0.8 ms of gateway CPU before
@@ -44,13 +39,7 @@ export interface WireUnaryMethod {
 }
 
 /** What the wire path needs from the gateway. */
-export interface WireUnaryOptions {
-  app: AppContext;
-  access: AccessPolicy;
-  /** The same agent authenticators the identity interceptor uses. */
-  agents: readonly Authenticator<AgentIdentity>[];
-  maxMessageBytes: number;
-}
+export type WireUnaryOptions = WireOptions;
 
 /** The methods `names` of `service`, served by `impl` (which must implement each). */
 export function wireUnaryMethods<S extends DescService>(
@@ -76,7 +65,6 @@ interface Route extends WireUnaryMethod {
 /** The unary calls the wire path serves, by request path. */
 export class WireUnary {
   private readonly routes = new Map<string, Route>();
-  private readonly rules = requestRules();
 
   /** Throws at start-up for a method whose declared access the wire path cannot enforce. */
   constructor(
@@ -99,7 +87,7 @@ export class WireUnary {
 
   /** Serves one call; the caller checked the protocol (wire-request.ts). */
   serve(route: Route, protocol: WireProtocol, req: Http2ServerRequest, res: Http2ServerResponse): void {
-    new WireUnaryCall(this.options, this.rules, route, protocol, req, res).start();
+    new WireUnaryCall(this.options, route, protocol, req, res).start();
   }
 }
 
@@ -116,14 +104,12 @@ class WireUnaryCall {
   /** gRPC only: the request is enveloped, and a unary call carries exactly one. */
   private readonly reader: EnvelopeReader | undefined;
   private message: Buffer | undefined;
-  private messages = 0;
   /** A response (or the error) was sent, or the stream is gone. */
   private done = false;
   private requestEnded = false;
 
   constructor(
     private readonly options: WireUnaryOptions,
-    private readonly rules: ReturnType<typeof requestRules>,
     private readonly route: Route,
     private readonly protocol: WireProtocol,
     private readonly req: Http2ServerRequest,
@@ -145,7 +131,7 @@ class WireUnaryCall {
     this.res.on("error", () => {});
     const declared = Number(this.req.headers["content-length"]);
     if (this.protocol === "connect" && declared > this.options.maxMessageBytes) {
-      this.fail(tooLarge(declared, this.options.maxMessageBytes));
+      this.fail(messageTooLarge(declared, this.options.maxMessageBytes));
       return;
     }
     this.req.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -158,14 +144,13 @@ class WireUnaryCall {
       if (this.reader) {
         this.reader.push(chunk, (flags, data) => {
           if (flags !== 0) throw new InvalidInputError("a compressed or flagged message on a call without an encoding");
-          this.messages += 1;
-          if (this.messages > 1) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
+          if (this.message) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
           this.message = Buffer.from(data);
         });
         return;
       }
       this.size += chunk.length;
-      if (this.size > this.options.maxMessageBytes) throw tooLarge(this.size, this.options.maxMessageBytes);
+      if (this.size > this.options.maxMessageBytes) throw messageTooLarge(this.size, this.options.maxMessageBytes);
       this.chunks.push(chunk);
     } catch (err) {
       this.fail(err);
@@ -194,17 +179,15 @@ class WireUnaryCall {
   /** The checks connect-node's interceptors make, in their order, then the implementation. */
   private async invoke(body: Buffer): Promise<{ body: Uint8Array; ctx: HandlerContext }> {
     const { method, impl } = this.route;
-    const input = decode(method.input, body);
+    const input = decodeRequest(method.input, body);
     const values = this.call.contextValues;
     values.set(requestBytesKey, body.length);
     const header = headersOf(this.req);
     if (this.route.caller === "agent") {
-      const agent = await firstIdentity(this.options.agents, { header, contextValues: values, method });
-      if (!agent) throw new UnauthenticatedError("missing or malformed session token: send Authorization: Bearer <session token>");
-      values.set(principalKey, { kind: "agent", agent });
+      const { agent } = await authenticateAgent(this.options.agents, { header, contextValues: values, method });
       this.options.app.tenantGate.assertActive(agent.tenantId);
     }
-    this.rules(method.input, input);
+    this.options.rules(method.input, input);
     const ctx = handlerContext(method, this.protocol, this.req.url, header, values);
     const output = await impl(input, ctx);
     return { body: toBinary(method.output, create(method.output, output)), ctx };
@@ -290,17 +273,4 @@ function handlerContext(method: DescMethodUnary, protocol: WireProtocol, url: st
     values,
     url,
   };
-}
-
-function decode(schema: DescMessage, body: Buffer): Message {
-  try {
-    return fromBinary(schema, body);
-  } catch (err) {
-    // connect-node says Internal ("parse binary"); bytes that are not the message are the caller's fault.
-    throw new InvalidInputError(`the message is not a ${schema.name}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
-
-function tooLarge(size: number, max: number): ConnectError {
-  return new ConnectError(`message size ${size} is larger than the ${max} bytes allowed`, Code.ResourceExhausted);
 }
